@@ -1,0 +1,278 @@
+//! Turning config text into a checked [`Config`]: substitute variables, parse YAML strictly, validate.
+//! Every error names where it is: the file, the line when known, and the key path.
+
+use crate::env::{self, SubstError};
+use crate::model::{Config, ExporterConfig, QueueLimits};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+
+/// Why a configuration was refused. `Display` gives one line an operator can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{origin}: cannot read: {source}")]
+    Read {
+        origin: String,
+        source: std::io::Error,
+    },
+    #[error("{origin}: {source}")]
+    Env { origin: String, source: SubstErr },
+    #[error("{origin}{}: {path}{}{message}", line.map(|l| format!(":{l}")).unwrap_or_default(), if path.is_empty() { "" } else { ": " })]
+    Parse {
+        origin: String,
+        line: Option<usize>,
+        path: String,
+        message: String,
+    },
+    #[error("{origin}: {path}: {message}")]
+    Invalid {
+        origin: String,
+        path: String,
+        message: String,
+    },
+}
+
+/// Wrapper so [`SubstError`] can be a `thiserror` source.
+#[derive(Debug)]
+pub struct SubstErr(pub SubstError);
+
+impl fmt::Display for SubstErr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+impl std::error::Error for SubstErr {}
+
+/// Reads and checks a config file, substituting variables from the process environment.
+pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        origin: origin.clone(),
+        source,
+    })?;
+    parse(&text, &origin, |k| std::env::var(k).ok())
+}
+
+/// Parses and checks config text; `origin` names it in errors (a path, or `<embedded default>`).
+pub fn parse(
+    text: &str,
+    origin: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let text = env::substitute(text, lookup).map_err(|e| ConfigError::Env {
+        origin: origin.to_string(),
+        source: SubstErr(e),
+    })?;
+    let de = serde_yaml_ng::Deserializer::from_str(&text);
+    let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let line = inner.location().map(|l| l.line());
+        // serde_yaml_ng appends "at line X column Y"; the line is already in front of the message.
+        let message = inner.to_string();
+        let message = match message.find(" at line ") {
+            Some(i) => message[..i].to_string(),
+            None => message,
+        };
+        ConfigError::Parse {
+            origin: origin.to_string(),
+            line,
+            path: if path == "." { String::new() } else { path },
+            message,
+        }
+    })?;
+    validate(&config).map_err(|(path, message)| ConfigError::Invalid {
+        origin: origin.to_string(),
+        path,
+        message,
+    })?;
+    Ok(config)
+}
+
+type Invalid = (String, String);
+
+fn invalid(path: impl Into<String>, message: impl Into<String>) -> Invalid {
+    (path.into(), message.into())
+}
+
+fn validate(c: &Config) -> Result<(), Invalid> {
+    let r = &c.receivers;
+    if !r.grpc.enabled && !r.http.enabled {
+        return Err(invalid("receivers", "at least one of grpc and http must be enabled"));
+    }
+    if r.grpc.enabled {
+        socket_addr("receivers.grpc.endpoint", &r.grpc.endpoint)?;
+        positive("receivers.grpc.max_request_bytes", r.grpc.max_request_bytes.0)?;
+        positive("receivers.grpc.max_concurrent_streams", u64::from(r.grpc.max_concurrent_streams))?;
+    }
+    if r.http.enabled {
+        socket_addr("receivers.http.endpoint", &r.http.endpoint)?;
+        positive("receivers.http.max_request_bytes", r.http.max_request_bytes.0)?;
+        positive("receivers.http.max_decompressed_bytes", r.http.max_decompressed_bytes.0)?;
+        positive("receivers.http.max_concurrent_requests", r.http.max_concurrent_requests as u64)?;
+    }
+    if c.admin.enabled {
+        socket_addr("admin.endpoint", &c.admin.endpoint)?;
+    }
+    queue_limits("pipeline.intake_queue", &c.pipeline.intake_queue)?;
+    if c.exporters.is_empty() {
+        return Err(invalid("exporters", "at least one exporter is required"));
+    }
+    for (name, e) in &c.exporters {
+        exporter(&format!("exporters.{name}"), e)?;
+    }
+    Ok(())
+}
+
+fn exporter(path: &str, e: &ExporterConfig) -> Result<(), Invalid> {
+    let kinds = [e.file.is_some(), e.blackhole.is_some()];
+    match kinds.iter().filter(|k| **k).count() {
+        1 => {}
+        0 => {
+            return Err(invalid(
+                path,
+                "no destination: set exactly one of `file: {path: …}` or `blackhole: {}`",
+            ))
+        }
+        _ => return Err(invalid(path, "set exactly one destination (file or blackhole), not several")),
+    }
+    if let Some(f) = &e.file {
+        if f.path.trim().is_empty() {
+            return Err(invalid(format!("{path}.file.path"), "must not be empty"));
+        }
+        positive(&format!("{path}.file.rotate_bytes"), f.rotate_bytes.0)?;
+    }
+    if let Some(signals) = &e.signals {
+        if signals.is_empty() {
+            return Err(invalid(format!("{path}.signals"), "must list at least one signal"));
+        }
+    }
+    queue_limits(&format!("{path}.queue"), &e.queue.limits())?;
+    positive(&format!("{path}.batch.max_items"), e.batch.max_items as u64)?;
+    positive(&format!("{path}.batch.max_bytes"), e.batch.max_bytes.0)?;
+    positive(&format!("{path}.max_in_flight"), e.max_in_flight as u64)?;
+    if e.retry.initial_backoff.0.is_zero() || e.retry.max_backoff < e.retry.initial_backoff {
+        return Err(invalid(
+            format!("{path}.retry"),
+            "initial_backoff must be > 0 and ≤ max_backoff",
+        ));
+    }
+    if e.timeout.0.is_zero() {
+        return Err(invalid(format!("{path}.timeout"), "must be > 0"));
+    }
+    Ok(())
+}
+
+fn queue_limits(path: &str, q: &QueueLimits) -> Result<(), Invalid> {
+    positive(&format!("{path}.max_items"), q.max_items as u64)?;
+    positive(&format!("{path}.max_bytes"), q.max_bytes.0)
+}
+
+fn positive(path: &str, v: u64) -> Result<(), Invalid> {
+    if v == 0 {
+        Err(invalid(path, "must be greater than 0"))
+    } else {
+        Ok(())
+    }
+}
+
+fn socket_addr(path: &str, v: &str) -> Result<(), Invalid> {
+    v.parse::<SocketAddr>().map(|_| ()).map_err(|_| {
+        invalid(
+            path,
+            format!("`{v}` is not an address:port such as 127.0.0.1:4317 or [::1]:4317"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Overflow;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn err(text: &str) -> String {
+        parse(text, "test.yaml", no_env).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn embedded_default_parses() {
+        let c = parse(crate::DEFAULT_CONFIG_YAML, "<embedded default>", no_env).unwrap();
+        assert_eq!(c.receivers.grpc.endpoint, "127.0.0.1:4317");
+        assert_eq!(c.receivers.http.endpoint, "127.0.0.1:4318");
+        assert_eq!(c.admin.endpoint, "127.0.0.1:8888");
+        let file = c.exporters.values().find_map(|e| e.file.as_ref()).unwrap();
+        assert_eq!(file.path, "./weir-data");
+    }
+
+    #[test]
+    fn embedded_default_reads_the_documented_variables() {
+        let env = |k: &str| match k {
+            "WEIR_GRPC_ADDR" => Some("127.0.0.1:14317".to_string()),
+            "WEIR_HTTP_ADDR" => Some("127.0.0.1:14318".to_string()),
+            "WEIR_ADMIN_ADDR" => Some("127.0.0.1:18888".to_string()),
+            "WEIR_DATA_DIR" => Some("/tmp/w".to_string()),
+            _ => None,
+        };
+        let c = parse(crate::DEFAULT_CONFIG_YAML, "d", env).unwrap();
+        assert_eq!(c.receivers.grpc.endpoint, "127.0.0.1:14317");
+        assert_eq!(c.receivers.http.endpoint, "127.0.0.1:14318");
+        assert_eq!(c.admin.endpoint, "127.0.0.1:18888");
+        assert_eq!(c.exporters.values().find_map(|e| e.file.as_ref()).unwrap().path, "/tmp/w");
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_path() {
+        let e = err("receivers:\n  grpc:\n    endpont: 1.2.3.4:1\nexporters:\n  b:\n    blackhole: {}\n");
+        assert!(e.starts_with("test.yaml:3:"), "{e}");
+        assert!(e.contains("receivers.grpc"), "{e}");
+        assert!(e.contains("unknown field `endpont`"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        let e = err("exporters:\n  f:\n    blackhole: {}\n    queue:\n      max_items: lots\n");
+        assert!(e.contains("exporters.f.queue.max_items"), "{e}");
+        assert!(e.contains(":5"), "{e}");
+    }
+
+    #[test]
+    fn semantic_errors_name_the_key() {
+        assert!(err("exporters:\n  x: {}\n").contains("exporters.x: no destination"));
+        assert!(err("exporters:\n  x:\n    blackhole: {}\n    file: {path: /tmp}\n").contains("exactly one"));
+        assert!(err("receivers:\n  grpc: {endpoint: nowhere}\nexporters:\n  b: {blackhole: {}}\n")
+            .contains("receivers.grpc.endpoint"));
+        assert!(err("exporters: {}\n").contains("at least one exporter"));
+        assert!(err("exporters:\n  b: {blackhole: {}, batch: {max_items: 0}}\n")
+            .contains("exporters.b.batch.max_items: must be greater than 0"));
+    }
+
+    #[test]
+    fn missing_variable_is_reported_with_line() {
+        let e = err("exporters:\n  f:\n    file: {path: ${NOT_SET_ANYWHERE}}\n");
+        assert!(e.contains("line 3") && e.contains("NOT_SET_ANYWHERE"), "{e}");
+    }
+
+    #[test]
+    fn full_exporter_config_parses() {
+        let c = parse(
+            "exporters:\n  f:\n    file: {path: /d, rotate_bytes: 1MiB, max_files: 2}\n    signals: [logs]\n    queue: {max_items: 10, max_bytes: 1KiB, overflow: drop_newest}\n    batch: {max_items: 5, max_bytes: 100, max_age: 50ms}\n    retry: {initial_backoff: 10ms, max_backoff: 1s, max_elapsed: 1m}\n",
+            "t",
+            no_env,
+        )
+        .unwrap();
+        let f = &c.exporters["f"];
+        assert_eq!(f.queue.overflow, Overflow::DropNewest);
+        assert_eq!(f.batch.max_age.0, std::time::Duration::from_millis(50));
+        assert!(f.receives(crate::Signal::Logs) && !f.receives(crate::Signal::Traces));
+    }
+
+    #[test]
+    fn broken_yaml_is_an_error_not_a_panic() {
+        let e = err("exporters: [\n");
+        assert!(e.starts_with("test.yaml"), "{e}");
+    }
+}

@@ -1,0 +1,412 @@
+//! The configuration structs. Every struct rejects unknown keys, and every default here is a product
+//! decision: with no config at all Weir receives on loopback, keeps everything, and bounds its memory.
+
+use crate::units::{ByteSize, Duration};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub receivers: Receivers,
+    #[serde(default)]
+    pub pipeline: PipelineConfig,
+    /// Named exporters; every signal an exporter supports goes to it unless `signals` narrows it.
+    pub exporters: BTreeMap<String, ExporterConfig>,
+    #[serde(default)]
+    pub admin: AdminConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    /// How long a SIGTERM/SIGINT shutdown may take to drain queues and flush exporters.
+    #[serde(default = "defaults::shutdown_timeout")]
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Receivers {
+    #[serde(default)]
+    pub grpc: GrpcReceiver,
+    #[serde(default)]
+    pub http: HttpReceiver,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcReceiver {
+    #[serde(default = "defaults::yes")]
+    pub enabled: bool,
+    #[serde(default = "defaults::grpc_endpoint")]
+    pub endpoint: String,
+    /// Largest accepted message after decompression; tonic stops decompressing past it.
+    #[serde(default = "defaults::max_request_bytes")]
+    pub max_request_bytes: ByteSize,
+    /// HTTP/2 streams one connection may have open at once.
+    #[serde(default = "defaults::max_concurrent_streams")]
+    pub max_concurrent_streams: u32,
+}
+
+impl Default for GrpcReceiver {
+    fn default() -> Self {
+        GrpcReceiver {
+            enabled: true,
+            endpoint: defaults::grpc_endpoint(),
+            max_request_bytes: defaults::max_request_bytes(),
+            max_concurrent_streams: defaults::max_concurrent_streams(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpReceiver {
+    #[serde(default = "defaults::yes")]
+    pub enabled: bool,
+    #[serde(default = "defaults::http_endpoint")]
+    pub endpoint: String,
+    /// Largest accepted body as sent (possibly compressed).
+    #[serde(default = "defaults::max_request_bytes")]
+    pub max_request_bytes: ByteSize,
+    /// Largest body after decompression; a compression bomb stops here with bounded memory.
+    #[serde(default = "defaults::max_decompressed_bytes")]
+    pub max_decompressed_bytes: ByteSize,
+    /// Requests served at once across all connections; more wait for a slot.
+    #[serde(default = "defaults::max_concurrent_requests")]
+    pub max_concurrent_requests: usize,
+}
+
+impl Default for HttpReceiver {
+    fn default() -> Self {
+        HttpReceiver {
+            enabled: true,
+            endpoint: defaults::http_endpoint(),
+            max_request_bytes: defaults::max_request_bytes(),
+            max_decompressed_bytes: defaults::max_decompressed_bytes(),
+            max_concurrent_requests: defaults::max_concurrent_requests(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Stage worker threads per signal; 0 means one per core.
+    #[serde(default)]
+    pub workers: usize,
+    #[serde(default = "defaults::intake_queue")]
+    pub intake_queue: QueueLimits,
+    /// How long a request may wait for room in a full intake queue before the client is told to retry.
+    #[serde(default = "defaults::enqueue_timeout")]
+    pub enqueue_timeout: Duration,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            workers: 0,
+            intake_queue: defaults::intake_queue(),
+            enqueue_timeout: defaults::enqueue_timeout(),
+        }
+    }
+}
+
+/// Capacity of a bounded queue, in telemetry items (spans, log records, data points) and in encoded bytes.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueLimits {
+    pub max_items: usize,
+    pub max_bytes: ByteSize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Signal {
+    Traces,
+    Logs,
+    Metrics,
+}
+
+impl Signal {
+    pub const ALL: [Signal; 3] = [Signal::Traces, Signal::Logs, Signal::Metrics];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signal::Traces => "traces",
+            Signal::Logs => "logs",
+            Signal::Metrics => "metrics",
+        }
+    }
+}
+
+/// One exporter: exactly one destination kind (`file`, `blackhole`) plus delivery settings shared by all.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExporterConfig {
+    pub file: Option<FileExporter>,
+    pub blackhole: Option<BlackholeExporter>,
+    /// Signals this exporter receives; default: all it supports.
+    pub signals: Option<Vec<Signal>>,
+    #[serde(default)]
+    pub queue: ExporterQueue,
+    #[serde(default)]
+    pub batch: BatchConfig,
+    #[serde(default)]
+    pub retry: RetryConfig,
+    /// Requests sent at once by this exporter, per signal.
+    #[serde(default = "defaults::max_in_flight")]
+    pub max_in_flight: usize,
+    /// Limit for one send attempt.
+    #[serde(default = "defaults::send_timeout")]
+    pub timeout: Duration,
+}
+
+/// Which destination an exporter writes to, once validated.
+#[derive(Debug, Clone)]
+pub enum ExporterKind<'a> {
+    File(&'a FileExporter),
+    Blackhole(&'a BlackholeExporter),
+}
+
+impl ExporterConfig {
+    /// The configured destination; `None` when zero or several are set (validation rejects that).
+    pub fn kind(&self) -> Option<ExporterKind<'_>> {
+        match (&self.file, &self.blackhole) {
+            (Some(f), None) => Some(ExporterKind::File(f)),
+            (None, Some(b)) => Some(ExporterKind::Blackhole(b)),
+            _ => None,
+        }
+    }
+
+    pub fn receives(&self, signal: Signal) -> bool {
+        self.signals.as_ref().is_none_or(|s| s.contains(&signal))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileExporter {
+    /// Directory for `traces.jsonl`, `logs.jsonl`, `metrics.jsonl` (OTLP/JSON, one request per line).
+    pub path: String,
+    /// A file is rotated to `<signal>.1.jsonl` … once it reaches this size.
+    #[serde(default = "defaults::rotate_bytes")]
+    pub rotate_bytes: ByteSize,
+    /// Rotated files kept per signal; older ones are deleted so the disk use stays bounded.
+    #[serde(default = "defaults::max_files")]
+    pub max_files: usize,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlackholeExporter {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Overflow {
+    /// Wait for room: backpressure reaches the stage workers, then the intake queue, then clients.
+    Block,
+    /// Drop the incoming batch and count it, so a slow exporter never slows the others.
+    DropNewest,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExporterQueue {
+    #[serde(default = "defaults::exporter_queue_items")]
+    pub max_items: usize,
+    #[serde(default = "defaults::exporter_queue_bytes")]
+    pub max_bytes: ByteSize,
+    #[serde(default = "defaults::overflow")]
+    pub overflow: Overflow,
+}
+
+impl Default for ExporterQueue {
+    fn default() -> Self {
+        ExporterQueue {
+            max_items: defaults::exporter_queue_items(),
+            max_bytes: defaults::exporter_queue_bytes(),
+            overflow: defaults::overflow(),
+        }
+    }
+}
+
+impl ExporterQueue {
+    pub fn limits(&self) -> QueueLimits {
+        QueueLimits {
+            max_items: self.max_items,
+            max_bytes: self.max_bytes,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchConfig {
+    #[serde(default = "defaults::batch_items")]
+    pub max_items: usize,
+    #[serde(default = "defaults::batch_bytes")]
+    pub max_bytes: ByteSize,
+    /// A partial batch is sent once its oldest item has waited this long.
+    #[serde(default = "defaults::batch_age")]
+    pub max_age: Duration,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig {
+            max_items: defaults::batch_items(),
+            max_bytes: defaults::batch_bytes(),
+            max_age: defaults::batch_age(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    #[serde(default = "defaults::initial_backoff")]
+    pub initial_backoff: Duration,
+    #[serde(default = "defaults::max_backoff")]
+    pub max_backoff: Duration,
+    /// Give up on a request after retrying this long (counted as failed, reason `retries_exhausted`).
+    #[serde(default = "defaults::max_elapsed")]
+    pub max_elapsed: Duration,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            initial_backoff: defaults::initial_backoff(),
+            max_backoff: defaults::max_backoff(),
+            max_elapsed: defaults::max_elapsed(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    #[serde(default = "defaults::yes")]
+    pub enabled: bool,
+    #[serde(default = "defaults::admin_endpoint")]
+    pub endpoint: String,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            enabled: true,
+            endpoint: defaults::admin_endpoint(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// A `tracing` filter such as `info` or `weir=debug,tonic=warn`; `RUST_LOG` overrides it.
+    #[serde(default = "defaults::log_level")]
+    pub level: String,
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: defaults::log_level(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// Default values, named so that docs and `examples/default.yaml` can be checked against them.
+pub mod defaults {
+    use super::*;
+
+    pub fn yes() -> bool {
+        true
+    }
+    pub fn grpc_endpoint() -> String {
+        "127.0.0.1:4317".into()
+    }
+    pub fn http_endpoint() -> String {
+        "127.0.0.1:4318".into()
+    }
+    pub fn admin_endpoint() -> String {
+        "127.0.0.1:8888".into()
+    }
+    pub fn max_request_bytes() -> ByteSize {
+        ByteSize::mib(16)
+    }
+    pub fn max_decompressed_bytes() -> ByteSize {
+        ByteSize::mib(64)
+    }
+    pub fn max_concurrent_streams() -> u32 {
+        256
+    }
+    pub fn max_concurrent_requests() -> usize {
+        1024
+    }
+    pub fn intake_queue() -> QueueLimits {
+        QueueLimits {
+            max_items: 200_000,
+            max_bytes: ByteSize::mib(128),
+        }
+    }
+    pub fn enqueue_timeout() -> Duration {
+        Duration::millis(200)
+    }
+    pub fn exporter_queue_items() -> usize {
+        200_000
+    }
+    pub fn exporter_queue_bytes() -> ByteSize {
+        ByteSize::mib(128)
+    }
+    pub fn overflow() -> Overflow {
+        Overflow::Block
+    }
+    pub fn batch_items() -> usize {
+        8192
+    }
+    pub fn batch_bytes() -> ByteSize {
+        ByteSize::mib(8)
+    }
+    pub fn batch_age() -> Duration {
+        Duration::millis(200)
+    }
+    pub fn initial_backoff() -> Duration {
+        Duration::millis(100)
+    }
+    pub fn max_backoff() -> Duration {
+        Duration::secs(30)
+    }
+    pub fn max_elapsed() -> Duration {
+        Duration::secs(300)
+    }
+    pub fn max_in_flight() -> usize {
+        4
+    }
+    pub fn send_timeout() -> Duration {
+        Duration::secs(30)
+    }
+    pub fn rotate_bytes() -> ByteSize {
+        ByteSize::mib(64)
+    }
+    pub fn max_files() -> usize {
+        8
+    }
+    pub fn shutdown_timeout() -> Duration {
+        Duration::secs(30)
+    }
+    pub fn log_level() -> String {
+        "info".into()
+    }
+}
