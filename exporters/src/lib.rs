@@ -1,1 +1,21 @@
-//! placeholder
+//! Where batches go when they leave the pipeline.
+//!
+//! # Layout
+//! - [`exporter`]: the [`Exporter`] trait: pure `encode` (benchable) and one `send` attempt, with errors
+//!   that carry their retry class.
+//! - [`delivery`]: the one delivery loop every exporter shares: batching by items, bytes and age,
+//!   in-flight limit, retries with jittered backoff, metrics.
+//! - [`backoff`]: jittered exponential backoff.
+//! - [`file`]: OTLP/JSON lines on local disk with size-based rotation.
+//! - [`blackhole`]: accepts and discards, for benchmarks and capacity tests.
+
+pub mod backoff;
+pub mod blackhole;
+pub mod delivery;
+pub mod exporter;
+pub mod file;
+
+pub use blackhole::Blackhole;
+pub use delivery::{deliver, DeliveryMetrics, DeliverySettings};
+pub use exporter::{Encoded, ExportError, Exporter, Retry};
+pub use file::FileExporter;

@@ -1,1 +1,25 @@
-//! placeholder
+//! The data path shared by every part of Weir: what a batch is, how it waits, and what may change it.
+//!
+//! # Layout
+//! - [`signal`]: the [`Signal`] trait over traces, logs and metrics, so each pipeline is typed by signal.
+//! - [`batch`]: [`Batch`], OTLP resources plus their item and byte counts.
+//! - [`queue`]: bounded lock-free MPMC queues with capacity in items and bytes.
+//! - [`stage`]: the [`Stage`] trait and the [`Chain`] that worker threads run.
+//! - [`hotswap`]: the one mechanism for replacing a policy while traffic flows.
+//! - [`metrics`]: lock-free counters and histograms rendered as Prometheus text.
+//! - `fixtures` (feature `test-util`): realistic OTLP batches for tests and benchmarks.
+
+pub mod batch;
+#[cfg(any(test, feature = "test-util"))]
+pub mod fixtures;
+pub mod hotswap;
+pub mod metrics;
+pub mod queue;
+pub mod signal;
+pub mod stage;
+
+pub use batch::Batch;
+pub use hotswap::HotSwap;
+pub use queue::{bounded, Receiver, RecvError, SendError, Sender, TrySendError};
+pub use signal::{Logs, Metrics, Signal, Traces};
+pub use stage::{Chain, Pass, Stage};

@@ -1,0 +1,368 @@
+//! The delivery loop every exporter shares: it owns batching (items, bytes, age), the in-flight limit,
+//! retries with jittered backoff, and the exporter metrics. Exporters only encode and send once.
+//!
+//! The loop ends when its queue is closed and drained and every request in flight has finished, which is
+//! how a clean shutdown flushes: close the queue, await the loop (under the caller's deadline).
+
+use crate::backoff::Backoff;
+use crate::exporter::{Encoded, Exporter, Retry};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use weir_config::ExporterConfig;
+use weir_pipeline::metrics::{Counter, Histogram, Registry, ITEM_BUCKETS, SECONDS_BUCKETS};
+use weir_pipeline::{Batch, Receiver, RecvError, Signal};
+
+#[derive(Debug, Clone, Copy)]
+pub struct DeliverySettings {
+    pub max_items: usize,
+    pub max_bytes: usize,
+    pub max_age: Duration,
+    pub max_in_flight: usize,
+    pub timeout: Duration,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    pub max_elapsed: Duration,
+}
+
+impl From<&ExporterConfig> for DeliverySettings {
+    fn from(c: &ExporterConfig) -> Self {
+        DeliverySettings {
+            max_items: c.batch.max_items,
+            max_bytes: c.batch.max_bytes.as_usize(),
+            max_age: c.batch.max_age.0,
+            max_in_flight: c.max_in_flight,
+            timeout: c.timeout.0,
+            initial_backoff: c.retry.initial_backoff.0,
+            max_backoff: c.retry.max_backoff.0,
+            max_elapsed: c.retry.max_elapsed.0,
+        }
+    }
+}
+
+/// Metric handles for one exporter and signal.
+#[derive(Clone)]
+pub struct DeliveryMetrics {
+    pub sent_items: Counter,
+    pub sent_requests: Counter,
+    pub retries: Counter,
+    registry: Arc<Registry>,
+    exporter: String,
+    signal: &'static str,
+    pub batch_items: Histogram,
+    pub latency: Histogram,
+}
+
+impl DeliveryMetrics {
+    pub fn new(registry: &Arc<Registry>, exporter: &str, signal: &'static str) -> Self {
+        let l: &[(&'static str, &str)] = &[("exporter", exporter), ("signal", signal)];
+        DeliveryMetrics {
+            sent_items: registry.counter(
+                "weir_exporter_sent_items_total",
+                "Items the destination accepted.",
+                l,
+            ),
+            sent_requests: registry.counter(
+                "weir_exporter_sent_requests_total",
+                "Requests the destination accepted.",
+                l,
+            ),
+            retries: registry.counter(
+                "weir_exporter_retries_total",
+                "Send attempts that failed and were retried.",
+                l,
+            ),
+            batch_items: registry.histogram(
+                "weir_exporter_batch_items",
+                "Items per request sent to the destination.",
+                l,
+                ITEM_BUCKETS,
+            ),
+            latency: registry.histogram(
+                "weir_exporter_send_duration_seconds",
+                "Time from the first attempt to the destination's acceptance, retries included.",
+                l,
+                SECONDS_BUCKETS,
+            ),
+            registry: registry.clone(),
+            exporter: exporter.to_string(),
+            signal,
+        }
+    }
+
+    /// Items given up on, by reason (`retries_exhausted`, `rejected`, `encode`…).
+    pub fn failed(&self, reason: &str) -> Counter {
+        self.registry.counter(
+            "weir_exporter_failed_items_total",
+            "Items that could not be delivered and were given up on, by reason.",
+            &[("exporter", &self.exporter), ("signal", self.signal), ("reason", reason)],
+        )
+    }
+}
+
+/// Runs until `queue` is closed and drained and all requests in flight have finished.
+pub async fn deliver<S: Signal, E: Exporter<S>>(
+    name: String,
+    exporter: Arc<E>,
+    queue: Receiver<Batch<S>>,
+    settings: DeliverySettings,
+    metrics: DeliveryMetrics,
+) {
+    let permits = Arc::new(Semaphore::new(settings.max_in_flight));
+    let mut in_flight = JoinSet::new();
+    let mut pending: Batch<S> = Batch::default();
+    let mut oldest: Option<Instant> = None;
+    loop {
+        let next = match oldest {
+            None => queue.recv().await.ok_or(RecvError::Closed),
+            Some(t) => {
+                let left = settings.max_age.saturating_sub(t.elapsed());
+                queue.recv_timeout(left).await
+            }
+        };
+        let closed = match next {
+            Ok(batch) => {
+                oldest.get_or_insert_with(Instant::now);
+                pending.append(batch);
+                if pending.items() < settings.max_items && pending.bytes() < settings.max_bytes {
+                    continue;
+                }
+                false
+            }
+            Err(RecvError::Timeout) => false,
+            Err(RecvError::Closed) => true,
+        };
+        if !pending.is_empty() {
+            let batch = std::mem::take(&mut pending);
+            oldest = None;
+            dispatch(&name, &exporter, batch, &settings, &metrics, &permits, &mut in_flight).await;
+        }
+        while in_flight.try_join_next().is_some() {}
+        if closed {
+            break;
+        }
+    }
+    while in_flight.join_next().await.is_some() {}
+    tracing::debug!(exporter = %name, signal = S::KIND.as_str(), "delivery loop finished");
+}
+
+async fn dispatch<S: Signal, E: Exporter<S>>(
+    name: &str,
+    exporter: &Arc<E>,
+    batch: Batch<S>,
+    settings: &DeliverySettings,
+    metrics: &DeliveryMetrics,
+    permits: &Arc<Semaphore>,
+    in_flight: &mut JoinSet<()>,
+) {
+    let items = batch.items();
+    let requests = match exporter.encode(batch) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(exporter = %name, error = %e, items, "cannot encode batch; dropping it");
+            metrics.failed("encode").add(items as u64);
+            return;
+        }
+    };
+    for encoded in requests {
+        // Waiting here is the backpressure: the queue fills while every slot is busy.
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        let exporter = exporter.clone();
+        let metrics = metrics.clone();
+        let settings = *settings;
+        let name = name.to_string();
+        in_flight.spawn(async move {
+            send_with_retry(&name, &*exporter, encoded, &settings, &metrics).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn send_with_retry<S: Signal, E: Exporter<S>>(
+    name: &str,
+    exporter: &E,
+    encoded: Encoded<E::Request>,
+    settings: &DeliverySettings,
+    metrics: &DeliveryMetrics,
+) {
+    let start = Instant::now();
+    let mut backoff = Backoff::new(settings.initial_backoff, settings.max_backoff);
+    let items = encoded.items as u64;
+    loop {
+        let outcome = match tokio::time::timeout(settings.timeout, exporter.send(&encoded.request)).await {
+            Ok(r) => r,
+            Err(_) => Err(crate::ExportError::retryable(
+                "timeout",
+                format!("no answer within {:?}", settings.timeout),
+            )),
+        };
+        let err = match outcome {
+            Ok(()) => {
+                metrics.sent_items.add(items);
+                metrics.sent_requests.inc();
+                metrics.batch_items.observe(items as f64);
+                metrics.latency.observe(start.elapsed().as_secs_f64());
+                return;
+            }
+            Err(e) => e,
+        };
+        let floor = match err.retry {
+            Retry::Never => {
+                tracing::error!(exporter = %name, kind = exporter.kind(), error = %err, items, "destination refused the request; not retrying");
+                metrics.failed(err.reason).add(items);
+                return;
+            }
+            Retry::After(floor) => floor,
+        };
+        let delay = backoff.next_delay(floor);
+        if start.elapsed() + delay > settings.max_elapsed {
+            tracing::error!(exporter = %name, kind = exporter.kind(), error = %err, items, waited = ?start.elapsed(), "giving up after retrying");
+            metrics.failed("retries_exhausted").add(items);
+            return;
+        }
+        tracing::warn!(exporter = %name, kind = exporter.kind(), error = %err, retry_in = ?delay, "send failed; will retry");
+        metrics.retries.inc();
+        tokio::time::sleep(delay).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Encoded, ExportError};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    use weir_pipeline::queue::Limits;
+    use weir_pipeline::{bounded, fixtures, Logs};
+
+    /// Records what it was sent; fails the first `fail_first` attempts with `error`.
+    struct Recorder {
+        sent: Mutex<Vec<usize>>,
+        attempts: AtomicUsize,
+        fail_first: usize,
+        error: ExportError,
+    }
+
+    impl Recorder {
+        fn new(fail_first: usize, error: ExportError) -> Arc<Self> {
+            Arc::new(Recorder {
+                sent: Mutex::new(Vec::new()),
+                attempts: AtomicUsize::new(0),
+                fail_first,
+                error,
+            })
+        }
+    }
+
+    impl Exporter<Logs> for Recorder {
+        type Request = usize;
+        fn kind(&self) -> &'static str {
+            "recorder"
+        }
+        fn encode(&self, batch: Batch<Logs>) -> Result<Vec<Encoded<usize>>, ExportError> {
+            Ok(vec![Encoded {
+                request: batch.items(),
+                items: batch.items(),
+            }])
+        }
+        async fn send(&self, request: &usize) -> Result<(), ExportError> {
+            if self.attempts.fetch_add(1, Ordering::SeqCst) < self.fail_first {
+                return Err(self.error.clone());
+            }
+            self.sent.lock().unwrap().push(*request);
+            Ok(())
+        }
+    }
+
+    fn settings() -> DeliverySettings {
+        DeliverySettings {
+            max_items: 100,
+            max_bytes: usize::MAX,
+            max_age: Duration::from_millis(200),
+            max_in_flight: 2,
+            timeout: Duration::from_secs(5),
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(2),
+            max_elapsed: Duration::from_secs(10),
+        }
+    }
+
+    fn batch(items: usize) -> Batch<Logs> {
+        Batch::measured(fixtures::resource_logs(1, items))
+    }
+
+    fn limits() -> Limits {
+        Limits {
+            max_items: 10_000,
+            max_bytes: usize::MAX,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn batches_by_items_and_flushes_by_age_and_on_close() {
+        let registry = Registry::new();
+        let rec = Recorder::new(0, ExportError::retryable("x", "x"));
+        let (tx, rx) = bounded(limits());
+        let m = DeliveryMetrics::new(&registry, "r", "logs");
+        let task = tokio::spawn(deliver("r".into(), rec.clone(), rx, settings(), m.clone()));
+        for _ in 0..4 {
+            tx.try_send(batch(30)).unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(*rec.sent.lock().unwrap(), vec![120], "flushed when items reached 100");
+        tx.try_send(batch(7)).unwrap();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(rec.sent.lock().unwrap().len(), 1, "young partial batch waits");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(*rec.sent.lock().unwrap(), vec![120, 7], "flushed by age");
+        tx.try_send(batch(3)).unwrap();
+        drop(tx);
+        task.await.unwrap();
+        assert_eq!(*rec.sent.lock().unwrap(), vec![120, 7, 3], "flushed on close");
+        assert_eq!(m.sent_items.get(), 130);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_retryable_errors_then_delivers() {
+        let registry = Registry::new();
+        let rec = Recorder::new(3, ExportError::retryable("io", "disk hiccup"));
+        let (tx, rx) = bounded(limits());
+        let m = DeliveryMetrics::new(&registry, "r", "logs");
+        tx.try_send(batch(5)).unwrap();
+        drop(tx);
+        deliver("r".into(), rec.clone(), rx, settings(), m.clone()).await;
+        assert_eq!(*rec.sent.lock().unwrap(), vec![5]);
+        assert_eq!(m.retries.get(), 3);
+        assert_eq!(m.sent_items.get(), 5);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn permanent_errors_are_counted_not_retried() {
+        let registry = Registry::new();
+        let rec = Recorder::new(usize::MAX, ExportError::permanent("rejected", "bad schema"));
+        let (tx, rx) = bounded(limits());
+        let m = DeliveryMetrics::new(&registry, "r", "logs");
+        tx.try_send(batch(5)).unwrap();
+        drop(tx);
+        deliver("r".into(), rec.clone(), rx, settings(), m.clone()).await;
+        assert_eq!(rec.attempts.load(Ordering::SeqCst), 1);
+        assert_eq!(m.failed("rejected").get(), 5);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn gives_up_after_max_elapsed_and_counts_it() {
+        let registry = Registry::new();
+        let rec = Recorder::new(usize::MAX, ExportError::retryable("io", "down"));
+        let (tx, rx) = bounded(limits());
+        let m = DeliveryMetrics::new(&registry, "r", "logs");
+        tx.try_send(batch(5)).unwrap();
+        drop(tx);
+        deliver("r".into(), rec.clone(), rx, settings(), m.clone()).await;
+        assert_eq!(m.failed("retries_exhausted").get(), 5);
+        assert!(m.retries.get() >= 4, "retried before giving up");
+        assert_eq!(m.sent_items.get(), 0);
+    }
+}

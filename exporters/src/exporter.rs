@@ -1,0 +1,62 @@
+//! The contract between the delivery loop and a destination.
+
+use std::future::Future;
+use std::time::Duration;
+use weir_pipeline::{Batch, Signal};
+
+/// A destination for one signal. Encoding is pure and synchronous so it can be benchmarked alone;
+/// `send` is exactly one attempt, and the delivery loop decides about retries.
+pub trait Exporter<S: Signal>: Send + Sync + 'static {
+    type Request: Send + Sync + 'static;
+
+    /// Short kind name for logs (`file`, `blackhole`, `clickhouse`…).
+    fn kind(&self) -> &'static str;
+
+    /// Turns a batch into the requests to send; an error here is never retried.
+    fn encode(&self, batch: Batch<S>) -> Result<Vec<Encoded<Self::Request>>, ExportError>;
+
+    fn send(&self, request: &Self::Request) -> impl Future<Output = Result<(), ExportError>> + Send;
+}
+
+/// A request ready to send, with the number of telemetry items it carries (for metrics and accounting).
+#[derive(Debug)]
+pub struct Encoded<R> {
+    pub request: R,
+    pub items: usize,
+}
+
+/// Whether a failed attempt is worth repeating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// The destination will refuse this request every time (schema error, 400).
+    Never,
+    /// Worth retrying; `Some` when the destination said how long to wait.
+    After(Option<Duration>),
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct ExportError {
+    pub retry: Retry,
+    /// Low-cardinality cause for the `reason` metric label (`io`, `encode`, `http_5xx`…).
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl ExportError {
+    pub fn permanent(reason: &'static str, message: impl Into<String>) -> Self {
+        ExportError {
+            retry: Retry::Never,
+            reason,
+            message: message.into(),
+        }
+    }
+
+    pub fn retryable(reason: &'static str, message: impl Into<String>) -> Self {
+        ExportError {
+            retry: Retry::After(None),
+            reason,
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,520 @@
+//! Bounded multi-producer multi-consumer queues with capacity in items *and* bytes.
+//!
+//! Storage is crossbeam's lock-free `SegQueue`; the bound is two atomic counters reserved before a push,
+//! so no slot array is allocated up front and a queue sized for 200k spans costs nothing while empty.
+//! Waiting (async for receivers and exporters, blocking for stage worker threads) uses `event-listener`,
+//! whose notify is a single atomic load when nobody waits, so the data path takes no lock.
+//!
+//! One batch is always admitted into an empty queue even when it alone exceeds a limit, so an oversized
+//! batch cannot wedge the pipeline. The queue closes when every [`Sender`] is dropped (receivers then
+//! drain what is left and see `None`) or every [`Receiver`] is dropped (senders get their value back).
+
+use crossbeam_queue::SegQueue;
+use event_listener::{Event, Listener};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What a queue counts against its limits.
+pub trait Weighted {
+    fn items(&self) -> usize;
+    fn bytes(&self) -> usize;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_items: usize,
+    pub max_bytes: usize,
+}
+
+impl From<weir_config::QueueLimits> for Limits {
+    fn from(l: weir_config::QueueLimits) -> Self {
+        Limits {
+            max_items: l.max_items,
+            max_bytes: l.max_bytes.as_usize(),
+        }
+    }
+}
+
+struct Shared<T> {
+    queue: SegQueue<T>,
+    items: AtomicUsize,
+    bytes: AtomicUsize,
+    limits: Limits,
+    closed: AtomicBool,
+    senders: AtomicUsize,
+    receivers: AtomicUsize,
+    not_empty: Event,
+    not_full: Event,
+}
+
+/// Creates a bounded queue.
+pub fn bounded<T: Weighted>(limits: Limits) -> (Sender<T>, Receiver<T>) {
+    let shared = Arc::new(Shared {
+        queue: SegQueue::new(),
+        items: AtomicUsize::new(0),
+        bytes: AtomicUsize::new(0),
+        limits,
+        closed: AtomicBool::new(false),
+        senders: AtomicUsize::new(1),
+        receivers: AtomicUsize::new(1),
+        not_empty: Event::new(),
+        not_full: Event::new(),
+    });
+    (
+        Sender {
+            shared: shared.clone(),
+        },
+        Receiver { shared },
+    )
+}
+
+/// A refused `try_send`, handing the value back.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TrySendError<T> {
+    Full(T),
+    Closed(T),
+}
+
+impl<T> TrySendError<T> {
+    pub fn into_inner(self) -> T {
+        match self {
+            TrySendError::Full(v) | TrySendError::Closed(v) => v,
+        }
+    }
+}
+
+/// A refused blocking or timed send, handing the value back.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SendError<T> {
+    /// Still full when the wait ran out.
+    Timeout(T),
+    Closed(T),
+}
+
+impl<T> SendError<T> {
+    pub fn into_inner(self) -> T {
+        match self {
+            SendError::Timeout(v) | SendError::Closed(v) => v,
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum RecvError {
+    /// Nothing arrived before the deadline.
+    Timeout,
+    /// Closed and drained: nothing will ever arrive.
+    Closed,
+}
+
+pub struct Sender<T> {
+    shared: Arc<Shared<T>>,
+}
+
+pub struct Receiver<T> {
+    shared: Arc<Shared<T>>,
+}
+
+impl<T: Weighted> Shared<T> {
+    fn try_push(&self, value: T) -> Result<(), TrySendError<T>> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(TrySendError::Closed(value));
+        }
+        let (n, b) = (value.items(), value.bytes());
+        let prev_items = self.items.fetch_add(n, Ordering::AcqRel);
+        let prev_bytes = self.bytes.fetch_add(b, Ordering::AcqRel);
+        let empty = prev_items == 0 && prev_bytes == 0;
+        if !empty
+            && (prev_items + n > self.limits.max_items || prev_bytes + b > self.limits.max_bytes)
+        {
+            // Undo without notifying: a refused reservation frees no room anyone waits for, and a
+            // notification here would wake this very sender's listener and spin it.
+            self.items.fetch_sub(n, Ordering::AcqRel);
+            self.bytes.fetch_sub(b, Ordering::AcqRel);
+            return Err(TrySendError::Full(value));
+        }
+        self.queue.push(value);
+        self.not_empty.notify_additional(1);
+        Ok(())
+    }
+
+    fn try_pop(&self) -> Option<T> {
+        let value = self.queue.pop()?;
+        self.release(value.items(), value.bytes());
+        Some(value)
+    }
+
+    fn release(&self, n: usize, b: usize) {
+        self.items.fetch_sub(n, Ordering::AcqRel);
+        self.bytes.fetch_sub(b, Ordering::AcqRel);
+        // Several senders may fit in the room one batch leaves; the ones that do not re-wait.
+        self.not_full.notify(usize::MAX);
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.not_empty.notify(usize::MAX);
+        self.not_full.notify(usize::MAX);
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}
+
+impl<T: Weighted> Sender<T> {
+    /// Enqueues without waiting.
+    pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
+        self.shared.try_push(value)
+    }
+
+    /// Waits (asynchronously) for room, up to `timeout` if given.
+    pub async fn send(&self, value: T, timeout: Option<Duration>) -> Result<(), SendError<T>> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut value = value;
+        loop {
+            match self.shared.try_push(value) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Closed(v)) => return Err(SendError::Closed(v)),
+                Err(TrySendError::Full(v)) => value = v,
+            }
+            let listener = self.shared.not_full.listen();
+            match self.shared.try_push(value) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Closed(v)) => return Err(SendError::Closed(v)),
+                Err(TrySendError::Full(v)) => value = v,
+            }
+            match deadline {
+                None => listener.await,
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() || !wait_async(listener, left).await {
+                        return match self.shared.try_push(value) {
+                            Ok(()) => Ok(()),
+                            Err(TrySendError::Closed(v)) => Err(SendError::Closed(v)),
+                            Err(TrySendError::Full(v)) => Err(SendError::Timeout(v)),
+                        };
+                    }
+                }
+            }
+        }
+    }
+
+    /// Blocks the calling thread until there is room or the queue closes; for stage worker threads.
+    pub fn send_blocking(&self, value: T) -> Result<(), SendError<T>> {
+        let mut value = value;
+        loop {
+            match self.shared.try_push(value) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Closed(v)) => return Err(SendError::Closed(v)),
+                Err(TrySendError::Full(v)) => value = v,
+            }
+            let listener = self.shared.not_full.listen();
+            match self.shared.try_push(value) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Closed(v)) => return Err(SendError::Closed(v)),
+                Err(TrySendError::Full(v)) => value = v,
+            }
+            listener.wait();
+        }
+    }
+
+    /// Closes the queue for everyone, even while other senders are alive.
+    pub fn close(&self) {
+        self.shared.close();
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.shared.is_closed()
+    }
+
+    pub fn stats(&self) -> QueueStats
+    where
+        T: Send + 'static,
+    {
+        QueueStats(self.shared.clone())
+    }
+}
+
+impl<T: Weighted> Receiver<T> {
+    pub fn try_recv(&self) -> Option<T> {
+        self.shared.try_pop()
+    }
+
+    /// Waits for a value; `None` once the queue is closed and drained.
+    pub async fn recv(&self) -> Option<T> {
+        loop {
+            if let Some(v) = self.shared.try_pop() {
+                return Some(v);
+            }
+            if self.shared.is_closed() {
+                return self.shared.try_pop();
+            }
+            let listener = self.shared.not_empty.listen();
+            if let Some(v) = self.shared.try_pop() {
+                return Some(v);
+            }
+            if self.shared.is_closed() {
+                return self.shared.try_pop();
+            }
+            listener.await;
+        }
+    }
+
+    /// Waits up to `timeout` for a value.
+    pub async fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(v) = self.shared.try_pop() {
+                return Ok(v);
+            }
+            if self.shared.is_closed() {
+                return self.shared.try_pop().ok_or(RecvError::Closed);
+            }
+            let listener = self.shared.not_empty.listen();
+            if let Some(v) = self.shared.try_pop() {
+                return Ok(v);
+            }
+            if self.shared.is_closed() {
+                return self.shared.try_pop().ok_or(RecvError::Closed);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || !wait_async(listener, left).await {
+                return self.shared.try_pop().ok_or(RecvError::Timeout);
+            }
+        }
+    }
+
+    /// Blocks the calling thread for a value; `None` once closed and drained. For stage worker threads.
+    pub fn recv_blocking(&self) -> Option<T> {
+        loop {
+            if let Some(v) = self.shared.try_pop() {
+                return Some(v);
+            }
+            if self.shared.is_closed() {
+                return self.shared.try_pop();
+            }
+            let listener = self.shared.not_empty.listen();
+            if let Some(v) = self.shared.try_pop() {
+                return Some(v);
+            }
+            if self.shared.is_closed() {
+                return self.shared.try_pop();
+            }
+            listener.wait();
+        }
+    }
+
+    pub fn stats(&self) -> QueueStats
+    where
+        T: Send + 'static,
+    {
+        QueueStats(self.shared.clone())
+    }
+}
+
+/// Waits for `listener` at most `timeout`; true if it was notified.
+async fn wait_async(listener: event_listener::EventListener, timeout: Duration) -> bool {
+    tokio::time::timeout(timeout, listener).await.is_ok()
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Self {
+        self.shared.senders.fetch_add(1, Ordering::AcqRel);
+        Sender {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        if self.shared.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shared.closed.store(true, Ordering::Release);
+            self.shared.not_empty.notify(usize::MAX);
+        }
+    }
+}
+
+impl<T> Clone for Receiver<T> {
+    fn clone(&self) -> Self {
+        self.shared.receivers.fetch_add(1, Ordering::AcqRel);
+        Receiver {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        if self.shared.receivers.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shared.closed.store(true, Ordering::Release);
+            self.shared.not_full.notify(usize::MAX);
+        }
+    }
+}
+
+/// A read-only view of a queue's fill level, for metrics.
+#[derive(Clone)]
+pub struct QueueStats(Arc<dyn QueueLevel>);
+
+trait QueueLevel: Send + Sync {
+    fn level(&self) -> (usize, usize);
+    fn limits(&self) -> Limits;
+}
+
+impl<T: Send> QueueLevel for Shared<T> {
+    fn level(&self) -> (usize, usize) {
+        (
+            self.items.load(Ordering::Relaxed),
+            self.bytes.load(Ordering::Relaxed),
+        )
+    }
+    fn limits(&self) -> Limits {
+        self.limits
+    }
+}
+
+impl QueueStats {
+    pub fn items(&self) -> usize {
+        self.0.level().0
+    }
+    pub fn bytes(&self) -> usize {
+        self.0.level().1
+    }
+    pub fn limits(&self) -> Limits {
+        self.0.limits()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::thread;
+
+    #[derive(Debug, PartialEq, Eq)]
+    struct Item(usize, usize);
+    impl Weighted for Item {
+        fn items(&self) -> usize {
+            self.0
+        }
+        fn bytes(&self) -> usize {
+            self.1
+        }
+    }
+
+    fn limits(max_items: usize, max_bytes: usize) -> Limits {
+        Limits {
+            max_items,
+            max_bytes,
+        }
+    }
+
+    #[test]
+    fn bounded_by_items_and_by_bytes() {
+        let (tx, rx) = bounded(limits(10, 1000));
+        tx.try_send(Item(6, 10)).unwrap();
+        assert_eq!(tx.try_send(Item(5, 10)), Err(TrySendError::Full(Item(5, 10))));
+        tx.try_send(Item(4, 10)).unwrap();
+        assert_eq!(rx.stats().items(), 10);
+        let _ = rx.try_recv().unwrap();
+        let _ = rx.try_recv().unwrap();
+
+        tx.try_send(Item(1, 900)).unwrap();
+        assert!(matches!(tx.try_send(Item(1, 101)), Err(TrySendError::Full(_))));
+        tx.try_send(Item(1, 100)).unwrap();
+        assert_eq!((rx.stats().items(), rx.stats().bytes()), (2, 1000));
+    }
+
+    #[test]
+    fn oversized_batch_is_admitted_only_into_an_empty_queue() {
+        let (tx, rx) = bounded(limits(10, 100));
+        tx.try_send(Item(50, 5000)).unwrap();
+        assert!(matches!(tx.try_send(Item(1, 1)), Err(TrySendError::Full(_))));
+        assert_eq!(rx.try_recv(), Some(Item(50, 5000)));
+        assert_eq!((rx.stats().items(), rx.stats().bytes()), (0, 0));
+    }
+
+    #[test]
+    fn dropping_all_senders_closes_after_drain() {
+        let (tx, rx) = bounded(limits(10, 100));
+        let tx2 = tx.clone();
+        tx.try_send(Item(1, 1)).unwrap();
+        drop(tx);
+        tx2.try_send(Item(1, 1)).unwrap();
+        drop(tx2);
+        assert!(rx.recv_blocking().is_some());
+        assert!(rx.recv_blocking().is_some());
+        assert_eq!(rx.recv_blocking(), None);
+    }
+
+    #[test]
+    fn dropping_all_receivers_hands_values_back() {
+        let (tx, rx) = bounded::<Item>(limits(10, 100));
+        drop(rx);
+        assert_eq!(tx.try_send(Item(1, 1)), Err(TrySendError::Closed(Item(1, 1))));
+        assert_eq!(tx.send_blocking(Item(2, 1)), Err(SendError::Closed(Item(2, 1))));
+    }
+
+    #[test]
+    fn mpmc_delivers_every_item_exactly_once() {
+        let (tx, rx) = bounded(limits(64, usize::MAX));
+        let producers: Vec<_> = (0..4)
+            .map(|p| {
+                let tx = tx.clone();
+                thread::spawn(move || {
+                    for i in 0..5000 {
+                        tx.send_blocking(Item(1, p * 10_000 + i)).unwrap();
+                    }
+                })
+            })
+            .collect();
+        drop(tx);
+        let consumers: Vec<_> = (0..3)
+            .map(|_| {
+                let rx = rx.clone();
+                thread::spawn(move || {
+                    let mut seen = Vec::new();
+                    while let Some(Item(_, id)) = rx.recv_blocking() {
+                        seen.push(id);
+                    }
+                    seen
+                })
+            })
+            .collect();
+        drop(rx);
+        for p in producers {
+            p.join().unwrap();
+        }
+        let mut all: Vec<usize> = consumers.into_iter().flat_map(|c| c.join().unwrap()).collect();
+        all.sort_unstable();
+        let expected: Vec<usize> = (0..4).flat_map(|p| (0..5000).map(move |i| p * 10_000 + i)).collect();
+        assert_eq!(all, expected);
+    }
+
+    #[tokio::test]
+    async fn async_send_waits_for_room_and_times_out() {
+        let (tx, rx) = bounded(limits(1, 100));
+        tx.try_send(Item(1, 1)).unwrap();
+        let err = tx.send(Item(1, 1), Some(Duration::from_millis(20))).await;
+        assert_eq!(err, Err(SendError::Timeout(Item(1, 1))));
+
+        let waiter = tokio::spawn({
+            let tx = tx.clone();
+            async move { tx.send(Item(1, 2), None).await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(rx.recv().await, Some(Item(1, 1)));
+        waiter.await.unwrap().unwrap();
+        assert_eq!(rx.recv().await, Some(Item(1, 2)));
+    }
+
+    #[tokio::test]
+    async fn recv_timeout_distinguishes_timeout_from_closed() {
+        let (tx, rx) = bounded::<Item>(limits(1, 100));
+        assert_eq!(rx.recv_timeout(Duration::from_millis(10)).await, Err(RecvError::Timeout));
+        drop(tx);
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)).await, Err(RecvError::Closed));
+    }
+}

@@ -1,0 +1,98 @@
+//! One pipeline per signal, generic over [`Signal`]: a stage or exporter written for `Logs` can only ever
+//! receive logs, and generic code (queues, workers, the delivery loop) is written once.
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::logs::v1::ResourceLogs;
+use opentelemetry_proto::tonic::metrics::v1::{metric::Data, Metric, ResourceMetrics};
+use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
+use weir_config::Signal as SignalKind;
+
+/// A telemetry signal and its OTLP types.
+pub trait Signal: Send + Sync + Sized + 'static {
+    const KIND: SignalKind;
+    /// What one item is called in metrics and messages: span, log record, data point.
+    const ITEM: &'static str;
+    type Resource: prost::Message + Default + Clone + PartialEq + serde::Serialize + Send + Sync;
+    type Request: prost::Message + Default + Clone + serde::Serialize + serde::de::DeserializeOwned + Send + Sync;
+
+    fn into_resources(request: Self::Request) -> Vec<Self::Resource>;
+    fn to_request(resources: Vec<Self::Resource>) -> Self::Request;
+    /// Spans, log records or data points under one resource.
+    fn count(resource: &Self::Resource) -> usize;
+}
+
+#[derive(Debug)]
+pub struct Traces;
+#[derive(Debug)]
+pub struct Logs;
+#[derive(Debug)]
+pub struct Metrics;
+
+impl Signal for Traces {
+    const KIND: SignalKind = SignalKind::Traces;
+    const ITEM: &'static str = "span";
+    type Resource = ResourceSpans;
+    type Request = ExportTraceServiceRequest;
+
+    fn into_resources(request: Self::Request) -> Vec<ResourceSpans> {
+        request.resource_spans
+    }
+    fn to_request(resource_spans: Vec<ResourceSpans>) -> Self::Request {
+        ExportTraceServiceRequest { resource_spans }
+    }
+    fn count(r: &ResourceSpans) -> usize {
+        r.scope_spans.iter().map(|s| s.spans.len()).sum()
+    }
+}
+
+impl Signal for Logs {
+    const KIND: SignalKind = SignalKind::Logs;
+    const ITEM: &'static str = "log record";
+    type Resource = ResourceLogs;
+    type Request = ExportLogsServiceRequest;
+
+    fn into_resources(request: Self::Request) -> Vec<ResourceLogs> {
+        request.resource_logs
+    }
+    fn to_request(resource_logs: Vec<ResourceLogs>) -> Self::Request {
+        ExportLogsServiceRequest { resource_logs }
+    }
+    fn count(r: &ResourceLogs) -> usize {
+        r.scope_logs.iter().map(|s| s.log_records.len()).sum()
+    }
+}
+
+impl Signal for Metrics {
+    const KIND: SignalKind = SignalKind::Metrics;
+    const ITEM: &'static str = "data point";
+    type Resource = ResourceMetrics;
+    type Request = ExportMetricsServiceRequest;
+
+    fn into_resources(request: Self::Request) -> Vec<ResourceMetrics> {
+        request.resource_metrics
+    }
+    fn to_request(resource_metrics: Vec<ResourceMetrics>) -> Self::Request {
+        ExportMetricsServiceRequest { resource_metrics }
+    }
+    fn count(r: &ResourceMetrics) -> usize {
+        r.scope_metrics
+            .iter()
+            .flat_map(|s| s.metrics.iter())
+            .map(data_points)
+            .sum()
+    }
+}
+
+/// Data points of one metric; a metric with no data counts as none.
+pub fn data_points(m: &Metric) -> usize {
+    match &m.data {
+        Some(Data::Gauge(g)) => g.data_points.len(),
+        Some(Data::Sum(s)) => s.data_points.len(),
+        Some(Data::Histogram(h)) => h.data_points.len(),
+        Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
+        Some(Data::Summary(s)) => s.data_points.len(),
+        None => 0,
+    }
+}

@@ -1,0 +1,83 @@
+//! Stages: synchronous, in-place transformations of a batch, shared by all worker threads.
+//!
+//! A stage cannot fail: what it removes it counts in metrics with a reason, and the batch moves on.
+//! A stage whose policy can change at run time keeps it in a [`crate::HotSwap`] and loads it once per
+//! batch, so no batch is ever handled by two policy versions.
+
+use crate::batch::Batch;
+use crate::signal::Signal;
+
+pub trait Stage<S: Signal>: Send + Sync {
+    /// Short name used in metrics and logs (`normalize`, `sample`, …).
+    fn name(&self) -> &'static str;
+    fn apply(&self, batch: &mut Batch<S>);
+}
+
+/// Leaves batches unchanged; the chain of a pipeline that has no stages configured.
+#[derive(Debug, Default)]
+pub struct Pass;
+
+impl<S: Signal> Stage<S> for Pass {
+    fn name(&self) -> &'static str {
+        "pass"
+    }
+    fn apply(&self, _batch: &mut Batch<S>) {}
+}
+
+/// Stages applied in order. The item count is refreshed once at the end, not after every stage.
+pub struct Chain<S: Signal> {
+    stages: Vec<Box<dyn Stage<S>>>,
+}
+
+impl<S: Signal> Chain<S> {
+    pub fn new(stages: Vec<Box<dyn Stage<S>>>) -> Self {
+        Chain { stages }
+    }
+
+    pub fn pass() -> Self {
+        Chain::new(vec![Box::new(Pass)])
+    }
+
+    pub fn names(&self) -> Vec<&'static str> {
+        self.stages.iter().map(|s| s.name()).collect()
+    }
+
+    pub fn apply(&self, batch: &mut Batch<S>) {
+        for stage in &self.stages {
+            stage.apply(batch);
+            if batch.resources.is_empty() {
+                break;
+            }
+        }
+        batch.recount();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures;
+    use crate::signal::Logs;
+
+    /// Removes every record of the first resource: stands in for a sampler.
+    struct DropFirstResource;
+    impl Stage<Logs> for DropFirstResource {
+        fn name(&self) -> &'static str {
+            "drop_first"
+        }
+        fn apply(&self, batch: &mut Batch<Logs>) {
+            batch.resources[0].scope_logs.clear();
+        }
+    }
+
+    #[test]
+    fn chain_runs_stages_in_order_and_recounts() {
+        let chain = Chain::<Logs>::new(vec![Box::new(Pass), Box::new(DropFirstResource)]);
+        assert_eq!(chain.names(), ["pass", "drop_first"]);
+        let mut b: Batch<Logs> = Batch::measured(fixtures::resource_logs(2, 4));
+        let before = b.resources[1].clone();
+        chain.apply(&mut b);
+        assert_eq!(b.items(), 4);
+        assert_eq!(b.resources, vec![before]);
+    }
+}
