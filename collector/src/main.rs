@@ -1,1 +1,112 @@
-fn main() {}
+//! `weir`: the OTLP collector binary.
+//!
+//! # Layout
+//! - [`app`]: wiring, run, front-to-back shutdown.
+//! - [`pipeline`] and [`workers`]: one pipeline per signal, stage worker threads, exporter routes.
+//! - [`intake`]: what both receivers share: validation, enqueue with bounded wait, acknowledgement.
+//! - [`grpc`], [`http`], [`decode`], [`wire`]: the OTLP receivers and their per-signal details.
+//! - [`admin`]: `/metrics`, `/healthz`, `/readyz`.
+
+mod admin;
+mod app;
+mod decode;
+mod grpc;
+mod http;
+mod intake;
+mod pipeline;
+mod wire;
+mod workers;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tracing_subscriber::EnvFilter;
+use weir_config::{Config, LogFormat};
+
+#[derive(Parser)]
+#[command(name = "weir", version, about = "High-throughput OTLP collector: receive, normalise, sample, redact, export.")]
+struct Cli {
+    /// YAML config file; without it, the embedded default (see `weir default-config`).
+    #[arg(long, short, global = true, env = "WEIR_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the collector (the default).
+    Run,
+    /// Validate the config and exit: 0 if it is valid, 1 with the reason if not.
+    Check,
+    /// Print the embedded default config.
+    DefaultConfig,
+}
+
+fn load(cli: &Cli) -> Result<Config, weir_config::ConfigError> {
+    match &cli.config {
+        Some(path) => weir_config::load_file(path),
+        None => weir_config::parse(weir_config::DEFAULT_CONFIG_YAML, "<embedded default>", |k| {
+            std::env::var(k).ok()
+        }),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::DefaultConfig) => {
+            print!("{}", weir_config::DEFAULT_CONFIG_YAML);
+            ExitCode::SUCCESS
+        }
+        Some(Command::Check) => match load(&cli) {
+            Ok(c) => {
+                println!(
+                    "config OK: {} exporter(s) [{}], grpc {}, http {}, admin {}",
+                    c.exporters.len(),
+                    c.exporters.keys().cloned().collect::<Vec<_>>().join(", "),
+                    if c.receivers.grpc.enabled { c.receivers.grpc.endpoint.as_str() } else { "off" },
+                    if c.receivers.http.enabled { c.receivers.http.endpoint.as_str() } else { "off" },
+                    if c.admin.enabled { c.admin.endpoint.as_str() } else { "off" },
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("config invalid: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Some(Command::Run) | None => match load(&cli) {
+            Ok(config) => match serve(config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    eprintln!("weir: {e:#}");
+                    ExitCode::FAILURE
+                }
+            },
+            Err(e) => {
+                eprintln!("weir: config invalid: {e}");
+                ExitCode::from(2)
+            }
+        },
+    }
+}
+
+fn serve(config: Config) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&config.log.level))
+        .with_context(|| format!("log.level: invalid filter {:?}", config.log.level))?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("weir-io")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(app::run(config, app::termination()))
+}

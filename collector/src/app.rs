@@ -1,0 +1,166 @@
+//! Wiring and lifecycle: build the pipelines, bind receivers and the admin endpoint, run until told to
+//! stop, then shut down front to back: stop receivers → close intake → drain stages → flush exporters,
+//! all under one deadline.
+
+use crate::admin::{self, AdminState};
+use crate::intake::{Intake, SignalIntake};
+use crate::pipeline::{self, SignalPipeline};
+use crate::wire::Wire;
+use crate::{grpc, http};
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use weir_config::Config;
+use weir_pipeline::metrics::Registry;
+use weir_pipeline::{Logs, Metrics, Traces};
+
+/// Resolves when shutdown begins; cheap to clone into every server.
+#[derive(Clone)]
+pub struct ShutdownSignal(watch::Receiver<bool>);
+
+impl ShutdownSignal {
+    pub fn new() -> (watch::Sender<bool>, Self) {
+        let (tx, rx) = watch::channel(false);
+        (tx, ShutdownSignal(rx))
+    }
+
+    pub async fn wait(mut self) {
+        let _ = self.0.wait_for(|stop| *stop).await;
+    }
+}
+
+/// Runs Weir until `stop` resolves, then shuts down cleanly.
+pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let registry = Registry::new();
+    let workers = match config.pipeline.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let mut pipelines = Vec::new();
+    let intake = Arc::new(Intake {
+        traces: intake_for::<Traces>(&config, &registry, workers, &mut pipelines)?,
+        logs: intake_for::<Logs>(&config, &registry, workers, &mut pipelines)?,
+        metrics: intake_for::<Metrics>(&config, &registry, workers, &mut pipelines)?,
+    });
+
+    let (stop_receivers, receivers_signal) = ShutdownSignal::new();
+    let mut receivers: Vec<JoinHandle<()>> = Vec::new();
+    if config.receivers.grpc.enabled {
+        let (addr, server) = grpc::bind(&config.receivers.grpc, intake.clone(), receivers_signal.clone()).await?;
+        tracing::info!(%addr, "OTLP/gRPC receiver listening");
+        receivers.push(tokio::spawn(server));
+    }
+    if config.receivers.http.enabled {
+        let (addr, server) =
+            http::bind(&config.receivers.http, intake.clone(), registry.clone(), receivers_signal).await?;
+        tracing::info!(%addr, "OTLP/HTTP receiver listening");
+        receivers.push(tokio::spawn(server));
+    }
+    let admin_state = Arc::new(AdminState {
+        registry: registry.clone(),
+        ready: false.into(),
+    });
+    let (stop_admin, admin_signal) = ShutdownSignal::new();
+    let admin = if config.admin.enabled {
+        let (addr, server) = admin::bind(&config.admin.endpoint, admin_state.clone(), admin_signal).await?;
+        tracing::info!(%addr, "admin endpoint listening (/metrics, /healthz, /readyz)");
+        Some(tokio::spawn(server))
+    } else {
+        None
+    };
+    admin_state.ready.store(true, Ordering::Release);
+    tracing::info!(workers, exporters = ?config.exporters.keys().collect::<Vec<_>>(), "weir is ready");
+
+    stop.await;
+    let deadline = tokio::time::Instant::now() + config.shutdown_timeout.0;
+    tracing::info!(timeout = ?config.shutdown_timeout.0, "shutting down: stopping receivers");
+    admin_state.ready.store(false, Ordering::Release);
+    let _ = stop_receivers.send(true);
+    let clean = drain(receivers, &intake, pipelines, deadline).await;
+    let _ = stop_admin.send(true);
+    if let Some(admin) = admin {
+        let _ = admin.await;
+    }
+    if clean {
+        tracing::info!("shutdown complete: every accepted item was handed to its exporters");
+        Ok(())
+    } else {
+        anyhow::bail!("shutdown deadline passed before all queues drained")
+    }
+}
+
+fn intake_for<S: Wire>(
+    config: &Config,
+    registry: &Arc<Registry>,
+    workers: usize,
+    pipelines: &mut Vec<SignalPipeline>,
+) -> anyhow::Result<SignalIntake<S>> {
+    let queue = pipeline::start::<S>(config, registry, workers)?.map(|(tx, p)| {
+        pipelines.push(p);
+        tx
+    });
+    Ok(SignalIntake::new(queue, config.pipeline.enqueue_timeout.0, registry))
+}
+
+/// Front-to-back drain; false if the deadline passed first (what was left is logged).
+async fn drain(
+    receivers: Vec<JoinHandle<()>>,
+    intake: &Intake,
+    pipelines: Vec<SignalPipeline>,
+    deadline: tokio::time::Instant,
+) -> bool {
+    let receivers_done = async {
+        for r in receivers {
+            let _ = r.await;
+        }
+    };
+    if tokio::time::timeout_at(deadline, receivers_done).await.is_err() {
+        tracing::warn!("receivers did not finish open requests before the deadline");
+    }
+    intake.close();
+    tracing::info!("receivers stopped; draining stage workers and flushing exporters");
+    let mut clean = true;
+    for p in pipelines {
+        let SignalPipeline {
+            signal,
+            workers,
+            deliveries,
+            queues,
+        } = p;
+        let finished = async {
+            for w in workers {
+                let _ = tokio::task::spawn_blocking(move || w.join()).await;
+            }
+            for d in deliveries {
+                let _ = d.await;
+            }
+        };
+        if tokio::time::timeout_at(deadline, finished).await.is_err() {
+            clean = false;
+            let left: Vec<_> = queues.iter().map(|(n, q)| format!("{n}={}", q.items())).collect();
+            tracing::error!(signal, queued = ?left, "shutdown deadline passed; these items were not delivered");
+        }
+    }
+    clean
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn termination() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = term => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+}

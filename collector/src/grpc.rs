@@ -1,0 +1,184 @@
+//! OTLP/gRPC receiver (tonic). One generic service serves all three signals.
+//!
+//! It uses its own codec rather than the generated one so that a malformed message is
+//! `INVALID_ARGUMENT` with prost's reason (tonic's default says `INTERNAL`), and so the encoded size of
+//! the request, its weight in the intake queue, comes for free from the frame length.
+
+use crate::intake::{Intake, IntakeFor, Refused, Transport, RETRY_AFTER};
+use crate::wire::Wire;
+use crate::app::ShutdownSignal;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompressionEncodings};
+use tonic::codegen::{http, Body, BoxFuture, Service, StdError};
+use tonic::server::{Grpc, NamedService, UnaryService};
+use tonic::transport::server::TcpIncoming;
+use tonic::{Code, Request, Response, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+use weir_config::GrpcReceiver;
+use weir_pipeline::{Logs, Metrics, Traces};
+
+/// A decoded request and its size on the wire (after decompression).
+pub struct Received<S: Wire> {
+    request: S::Request,
+    bytes: usize,
+}
+
+struct OtlpCodec<S>(PhantomData<S>);
+
+struct OtlpDecoder<S>(PhantomData<S>);
+
+impl<S: Wire> Decoder for OtlpDecoder<S> {
+    type Item = Received<S>;
+    type Error = Status;
+
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<Received<S>>, Status> {
+        let bytes = bytes::Buf::remaining(buf);
+        match <S::Request as prost::Message>::decode(buf) {
+            Ok(request) => Ok(Some(Received { request, bytes })),
+            Err(e) => Err(Status::invalid_argument(format!(
+                "malformed OTLP {} request: {e}",
+                S::KIND.as_str()
+            ))),
+        }
+    }
+}
+
+impl<S: Wire> Codec for OtlpCodec<S> {
+    type Encode = S::Response;
+    type Decode = Received<S>;
+    type Encoder = tonic_prost::ProstEncoder<S::Response>;
+    type Decoder = OtlpDecoder<S>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        tonic_prost::ProstEncoder::default()
+    }
+    fn decoder(&mut self) -> Self::Decoder {
+        OtlpDecoder(PhantomData)
+    }
+}
+
+/// The gRPC service for signal `S`.
+pub struct OtlpService<S> {
+    intake: Arc<Intake>,
+    max_message_bytes: usize,
+    _signal: PhantomData<S>,
+}
+
+impl<S> Clone for OtlpService<S> {
+    fn clone(&self) -> Self {
+        OtlpService {
+            intake: self.intake.clone(),
+            max_message_bytes: self.max_message_bytes,
+            _signal: PhantomData,
+        }
+    }
+}
+
+struct Export<S>(Arc<Intake>, PhantomData<S>);
+
+impl<S: Wire> UnaryService<Received<S>> for Export<S>
+where
+    Intake: IntakeFor<S>,
+{
+    type Response = S::Response;
+    type Future = BoxFuture<Response<S::Response>, Status>;
+
+    fn call(&mut self, request: Request<Received<S>>) -> Self::Future {
+        let intake = self.0.clone();
+        Box::pin(async move {
+            let Received { request, bytes } = request.into_inner();
+            match IntakeFor::<S>::get(&*intake).accept(request, bytes, Transport::Grpc).await {
+                Ok(a) => Ok(Response::new(S::response(a.rejected, a.message))),
+                Err(Refused::Full) => Err(Status::with_error_details(
+                    Code::ResourceExhausted,
+                    "weir intake queue is full; retry after the indicated delay",
+                    ErrorDetails::with_retry_info(Some(RETRY_AFTER)),
+                )),
+                Err(Refused::Closed) => Err(Status::unavailable("weir is shutting down; retry on another instance")),
+                Err(Refused::NoPipeline) => Err(Status::unimplemented(format!(
+                    "no exporter in this weir takes {}",
+                    S::KIND.as_str()
+                ))),
+            }
+        })
+    }
+}
+
+impl<S: Wire, B> Service<http::Request<B>> for OtlpService<S>
+where
+    Intake: IntakeFor<S>,
+    B: Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        if req.uri().path() != S::GRPC_PATH {
+            return Box::pin(async { Ok(Status::unimplemented("unknown method").into_http()) });
+        }
+        let svc = Export::<S>(self.intake.clone(), PhantomData);
+        let max = self.max_message_bytes;
+        Box::pin(async move {
+            let mut accept = EnabledCompressionEncodings::default();
+            accept.enable(CompressionEncoding::Gzip);
+            accept.enable(CompressionEncoding::Zstd);
+            let mut grpc = Grpc::new(OtlpCodec::<S>(PhantomData))
+                .apply_compression_config(accept, EnabledCompressionEncodings::default())
+                .apply_max_message_size_config(Some(max), None);
+            Ok(grpc.unary(svc, req).await)
+        })
+    }
+}
+
+impl NamedService for OtlpService<Traces> {
+    const NAME: &'static str = <Traces as Wire>::GRPC_SERVICE;
+}
+impl NamedService for OtlpService<Logs> {
+    const NAME: &'static str = <Logs as Wire>::GRPC_SERVICE;
+}
+impl NamedService for OtlpService<Metrics> {
+    const NAME: &'static str = <Metrics as Wire>::GRPC_SERVICE;
+}
+
+fn service<S>(intake: &Arc<Intake>, cfg: &GrpcReceiver) -> OtlpService<S> {
+    OtlpService {
+        intake: intake.clone(),
+        max_message_bytes: cfg.max_request_bytes.as_usize(),
+        _signal: PhantomData,
+    }
+}
+
+/// Binds now (so a taken port fails start-up) and returns the server future, which serves until
+/// `shutdown` fires and in-flight requests have been answered.
+pub async fn bind(
+    cfg: &GrpcReceiver,
+    intake: Arc<Intake>,
+    shutdown: ShutdownSignal,
+) -> anyhow::Result<(SocketAddr, impl Future<Output = ()> + Send + 'static)> {
+    let addr: SocketAddr = cfg.endpoint.parse()?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("receivers.grpc: cannot listen on {addr}: {e}"))?;
+    let local = listener.local_addr()?;
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let router = tonic::transport::Server::builder()
+        .max_concurrent_streams(cfg.max_concurrent_streams)
+        .add_service(service::<Traces>(&intake, cfg))
+        .add_service(service::<Logs>(&intake, cfg))
+        .add_service(service::<Metrics>(&intake, cfg));
+    Ok((local, async move {
+        if let Err(e) = router.serve_with_incoming_shutdown(incoming, shutdown.wait()).await {
+            tracing::error!(error = %e, "gRPC receiver failed");
+        }
+    }))
+}

@@ -1,0 +1,168 @@
+//! OTLP/HTTP receiver: `POST /v1/traces|/v1/logs|/v1/metrics` with protobuf or JSON bodies, gzip or zstd.
+//! Responses use the request's content type; errors carry a `google.rpc.Status` body.
+
+use crate::app::ShutdownSignal;
+use crate::decode::{self, BodyError, Format};
+use crate::intake::{Intake, IntakeFor, Refused, Transport, RETRY_AFTER};
+use crate::wire::Wire;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::serve::ListenerExt;
+use axum::Router;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+use weir_config::HttpReceiver;
+use weir_pipeline::metrics::Registry;
+use weir_pipeline::{Logs, Metrics, Traces};
+
+struct HttpState {
+    intake: Arc<Intake>,
+    max_decompressed: usize,
+    slots: Semaphore,
+    registry: Arc<Registry>,
+}
+
+/// Binds now and returns the server future, which stops when `shutdown` fires and open requests finish.
+pub async fn bind(
+    cfg: &HttpReceiver,
+    intake: Arc<Intake>,
+    registry: Arc<Registry>,
+    shutdown: ShutdownSignal,
+) -> anyhow::Result<(SocketAddr, impl Future<Output = ()> + Send + 'static)> {
+    let addr: SocketAddr = cfg.endpoint.parse()?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("receivers.http: cannot listen on {addr}: {e}"))?;
+    let local = listener.local_addr()?;
+    let state = Arc::new(HttpState {
+        intake,
+        max_decompressed: cfg.max_decompressed_bytes.as_usize(),
+        slots: Semaphore::new(cfg.max_concurrent_requests),
+        registry,
+    });
+    let app = Router::new()
+        .route(Traces::HTTP_PATH, post(export::<Traces>))
+        .route(Logs::HTTP_PATH, post(export::<Logs>))
+        .route(Metrics::HTTP_PATH, post(export::<Metrics>))
+        .layer(DefaultBodyLimit::max(cfg.max_request_bytes.as_usize()))
+        .with_state(state);
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    Ok((local, async move {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.wait())
+            .await
+        {
+            tracing::error!(error = %e, "HTTP receiver failed");
+        }
+    }))
+}
+
+async fn export<S: Wire>(State(state): State<Arc<HttpState>>, headers: HeaderMap, body: Bytes) -> Response
+where
+    Intake: IntakeFor<S>,
+{
+    let Ok(_slot) = state.slots.acquire().await else {
+        return unavailable(Format::Protobuf);
+    };
+    let header = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    let format = match decode::format(header(header::CONTENT_TYPE)) {
+        Ok(f) => f,
+        Err(e) => return refuse::<S>(&state, e, Format::Protobuf),
+    };
+    let body = match decode::decompress(header(header::CONTENT_ENCODING), body, state.max_decompressed) {
+        Ok(b) => b,
+        Err(e) => return refuse::<S>(&state, e, format),
+    };
+    let request: S::Request = match decode::request(format, &body, S::KIND.as_str()) {
+        Ok(r) => r,
+        Err(e) => return refuse::<S>(&state, e, format),
+    };
+    match IntakeFor::<S>::get(&*state.intake).accept(request, body.len(), Transport::Http).await {
+        Ok(a) if a.rejected == 0 && format == Format::Json => {
+            // OTLP/JSON omits unset fields; the serde derive would write `"partialSuccess": null`.
+            ([(header::CONTENT_TYPE, format.content_type())], "{}").into_response()
+        }
+        Ok(a) => ok_response(format, &S::response(a.rejected, a.message)),
+        Err(Refused::Full) => {
+            let mut r = status_response(
+                format,
+                StatusCode::TOO_MANY_REQUESTS,
+                8, // RESOURCE_EXHAUSTED
+                "weir intake queue is full; retry after the indicated delay",
+            );
+            r.headers_mut().insert(header::RETRY_AFTER, retry_after());
+            r
+        }
+        Err(Refused::Closed) => unavailable(format),
+        Err(Refused::NoPipeline) => status_response(
+            format,
+            StatusCode::NOT_FOUND,
+            12, // UNIMPLEMENTED
+            &format!("no exporter in this weir takes {}", S::KIND.as_str()),
+        ),
+    }
+}
+
+fn retry_after() -> HeaderValue {
+    HeaderValue::from(RETRY_AFTER.as_secs().max(1))
+}
+
+fn unavailable(format: Format) -> Response {
+    let mut r = status_response(
+        format,
+        StatusCode::SERVICE_UNAVAILABLE,
+        14, // UNAVAILABLE
+        "weir is shutting down; retry on another instance",
+    );
+    r.headers_mut().insert(header::RETRY_AFTER, retry_after());
+    r
+}
+
+fn refuse<S: Wire>(state: &HttpState, e: BodyError, format: Format) -> Response {
+    state
+        .registry
+        .counter(
+            "weir_receiver_refused_requests_total",
+            "Requests refused before decoding finished (bad content type, encoding, size or body), by reason.",
+            &[("signal", S::KIND.as_str()), ("transport", "http"), ("reason", e.reason())],
+        )
+        .inc();
+    let (status, code) = match e {
+        BodyError::UnsupportedMediaType(_) | BodyError::UnsupportedEncoding(_) => {
+            (StatusCode::UNSUPPORTED_MEDIA_TYPE, 3)
+        }
+        BodyError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, 3),
+        BodyError::Malformed(_) => (StatusCode::BAD_REQUEST, 3), // INVALID_ARGUMENT
+    };
+    tracing::debug!(signal = S::KIND.as_str(), reason = e.reason(), "refused OTLP/HTTP request");
+    status_response(format, status, code, &e.message())
+}
+
+fn ok_response<M: prost::Message + serde::Serialize>(format: Format, message: &M) -> Response {
+    let body = match format {
+        Format::Protobuf => message.encode_to_vec(),
+        Format::Json => serde_json::to_vec(message).unwrap_or_else(|_| b"{}".to_vec()),
+    };
+    ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
+}
+
+/// An error response whose body is a `google.rpc.Status`, as OTLP/HTTP asks.
+fn status_response(format: Format, status: StatusCode, code: i32, message: &str) -> Response {
+    let body = match format {
+        Format::Protobuf => prost::Message::encode_to_vec(&tonic_types::Status {
+            code,
+            message: message.to_string(),
+            details: Vec::new(),
+        }),
+        Format::Json => serde_json::to_vec(&serde_json::json!({ "code": code, "message": message }))
+            .unwrap_or_default(),
+    };
+    (status, [(header::CONTENT_TYPE, format.content_type())], body).into_response()
+}

@@ -1,0 +1,191 @@
+//! The front door of a signal's pipeline, shared by the gRPC and HTTP receivers: drop malformed items
+//! (reported in `partial_success`), then enqueue, waiting a bounded time for room. A request is
+//! acknowledged only after its batch is in the intake queue.
+
+use crate::wire::Wire;
+use std::sync::Arc;
+use std::time::Duration;
+use weir_pipeline::metrics::{Counter, Registry};
+use weir_pipeline::{Batch, SendError, Sender};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Grpc,
+    Http,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Grpc => "grpc",
+            Transport::Http => "http",
+        }
+    }
+}
+
+/// What the client is told on success: how many items were refused, and why.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Accepted {
+    pub rejected: usize,
+    pub message: String,
+}
+
+/// Why nothing was accepted; both are retryable for the client.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// The intake queue stayed full for the whole enqueue timeout.
+    Full,
+    /// The pipeline is shutting down.
+    Closed,
+    /// No exporter takes this signal, so nothing would ever deliver it; not retryable.
+    NoPipeline,
+}
+
+/// How long a refused client should wait before retrying; sent as `RetryInfo` / `Retry-After`.
+pub const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+struct TransportCounters {
+    accepted: Counter,
+    rejected_malformed: Counter,
+    refused_full: Counter,
+    refused_closed: Counter,
+    refused_no_pipeline: Counter,
+}
+
+impl TransportCounters {
+    fn new(registry: &Registry, signal: &str, transport: Transport) -> Self {
+        let t = transport.as_str();
+        let refused = |reason| {
+            registry.counter(
+                "weir_receiver_refused_items_total",
+                "Items not accepted by a receiver, by reason; the client was told (retryable or partial_success).",
+                &[("signal", signal), ("transport", t), ("reason", reason)],
+            )
+        };
+        TransportCounters {
+            accepted: registry.counter(
+                "weir_receiver_accepted_items_total",
+                "Items acknowledged to clients: each is in the intake queue.",
+                &[("signal", signal), ("transport", t)],
+            ),
+            rejected_malformed: refused("malformed_id"),
+            refused_full: refused("queue_full"),
+            refused_closed: refused("shutting_down"),
+            refused_no_pipeline: refused("no_exporter"),
+        }
+    }
+}
+
+pub struct SignalIntake<S: Wire> {
+    /// `None` when no exporter takes this signal.
+    queue: Option<Sender<Batch<S>>>,
+    enqueue_timeout: Duration,
+    grpc: TransportCounters,
+    http: TransportCounters,
+}
+
+impl<S: Wire> SignalIntake<S> {
+    pub fn new(queue: Option<Sender<Batch<S>>>, enqueue_timeout: Duration, registry: &Arc<Registry>) -> Self {
+        let signal = S::KIND.as_str();
+        SignalIntake {
+            queue,
+            enqueue_timeout,
+            grpc: TransportCounters::new(registry, signal, Transport::Grpc),
+            http: TransportCounters::new(registry, signal, Transport::Http),
+        }
+    }
+
+    /// Takes one decoded export request of `encoded_bytes` bytes (its weight in the queue).
+    pub async fn accept(
+        &self,
+        request: S::Request,
+        encoded_bytes: usize,
+        transport: Transport,
+    ) -> Result<Accepted, Refused> {
+        let counters = match transport {
+            Transport::Grpc => &self.grpc,
+            Transport::Http => &self.http,
+        };
+        let mut resources = S::into_resources(request);
+        let (rejected, message) = S::drop_malformed(&mut resources);
+        counters.rejected_malformed.add(rejected as u64);
+        let accepted = Accepted {
+            rejected,
+            message: message.unwrap_or_default(),
+        };
+        let batch = Batch::<S>::new(resources, encoded_bytes);
+        if batch.is_empty() {
+            return Ok(accepted);
+        }
+        let items = batch.items() as u64;
+        let Some(queue) = &self.queue else {
+            counters.refused_no_pipeline.add(items);
+            return Err(Refused::NoPipeline);
+        };
+        let sent = if self.enqueue_timeout.is_zero() {
+            queue.try_send(batch).map_err(|e| match e {
+                weir_pipeline::TrySendError::Full(b) => SendError::Timeout(b),
+                weir_pipeline::TrySendError::Closed(b) => SendError::Closed(b),
+            })
+        } else {
+            queue.send(batch, Some(self.enqueue_timeout)).await
+        };
+        match sent {
+            Ok(()) => {
+                counters.accepted.add(items);
+                Ok(accepted)
+            }
+            Err(SendError::Timeout(_)) => {
+                counters.refused_full.add(items);
+                Err(Refused::Full)
+            }
+            Err(SendError::Closed(_)) => {
+                counters.refused_closed.add(items);
+                Err(Refused::Closed)
+            }
+        }
+    }
+
+    /// Stops accepting: later requests are refused as shutting down, queued batches still drain.
+    pub fn close(&self) {
+        if let Some(q) = &self.queue {
+            q.close();
+        }
+    }
+}
+
+/// One intake per signal.
+pub struct Intake {
+    pub traces: SignalIntake<weir_pipeline::Traces>,
+    pub logs: SignalIntake<weir_pipeline::Logs>,
+    pub metrics: SignalIntake<weir_pipeline::Metrics>,
+}
+
+impl Intake {
+    pub fn close(&self) {
+        self.traces.close();
+        self.logs.close();
+        self.metrics.close();
+    }
+}
+
+/// Lets generic receiver code pick the intake of its signal.
+pub trait IntakeFor<S: Wire> {
+    fn get(&self) -> &SignalIntake<S>;
+}
+
+impl IntakeFor<weir_pipeline::Traces> for Intake {
+    fn get(&self) -> &SignalIntake<weir_pipeline::Traces> {
+        &self.traces
+    }
+}
+impl IntakeFor<weir_pipeline::Logs> for Intake {
+    fn get(&self) -> &SignalIntake<weir_pipeline::Logs> {
+        &self.logs
+    }
+}
+impl IntakeFor<weir_pipeline::Metrics> for Intake {
+    fn get(&self) -> &SignalIntake<weir_pipeline::Metrics> {
+        &self.metrics
+    }
+}

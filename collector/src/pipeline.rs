@@ -1,0 +1,108 @@
+//! Assembles one signal's pipeline from config: intake queue → stage workers → one queue and delivery
+//! loop per exporter. Adding an exporter kind means one arm in [`spawn_exporter`].
+
+use crate::wire::Wire;
+use crate::workers::{self, Route};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use tokio::task::JoinHandle as TaskHandle;
+use weir_config::{Config, ExporterConfig, ExporterKind};
+use weir_exporters::{deliver, Blackhole, DeliveryMetrics, DeliverySettings, FileExporter};
+use weir_pipeline::metrics::Registry;
+use weir_pipeline::queue::{Limits, QueueStats};
+use weir_pipeline::{bounded, Batch, Chain, Receiver, Sender};
+
+/// A running signal pipeline, for shutdown.
+pub struct SignalPipeline {
+    pub signal: &'static str,
+    pub workers: Vec<JoinHandle<()>>,
+    pub deliveries: Vec<TaskHandle<()>>,
+    /// Every queue of this pipeline, to report what was left if shutdown runs out of time.
+    pub queues: Vec<(String, QueueStats)>,
+}
+
+/// Starts the pipeline for `S`; `None` when no exporter takes this signal.
+pub fn start<S: Wire>(
+    config: &Config,
+    registry: &Arc<Registry>,
+    workers: usize,
+) -> anyhow::Result<Option<(Sender<Batch<S>>, SignalPipeline)>> {
+    let signal = S::KIND.as_str();
+    let exporters: Vec<_> = config
+        .exporters
+        .iter()
+        .filter(|(_, e)| e.receives(S::KIND))
+        .collect();
+    if exporters.is_empty() {
+        tracing::warn!(signal, "no exporter takes this signal; receivers will refuse it");
+        return Ok(None);
+    }
+    let (intake_tx, intake_rx) = bounded::<Batch<S>>(config.pipeline.intake_queue.into());
+    let mut queues = vec![(format!("intake/{signal}"), intake_tx.stats())];
+    register_queue(registry, "intake", signal, intake_tx.stats());
+
+    let mut routes = Vec::new();
+    let mut deliveries = Vec::new();
+    for (name, cfg) in exporters {
+        let (tx, rx) = bounded::<Batch<S>>(Limits::from(cfg.queue.limits()));
+        register_queue(registry, name, signal, tx.stats());
+        queues.push((format!("exporter/{name}/{signal}"), tx.stats()));
+        deliveries.push(spawn_exporter::<S>(name, cfg, rx, registry)?);
+        routes.push(Route::new(tx, cfg.queue.overflow, name, registry));
+    }
+    let chain = Arc::new(Chain::<S>::pass());
+    let workers = workers::spawn(workers, intake_rx, chain, Arc::new(routes))?;
+    Ok(Some((
+        intake_tx,
+        SignalPipeline {
+            signal,
+            workers,
+            deliveries,
+            queues,
+        },
+    )))
+}
+
+fn spawn_exporter<S: Wire>(
+    name: &str,
+    cfg: &ExporterConfig,
+    queue: Receiver<Batch<S>>,
+    registry: &Arc<Registry>,
+) -> anyhow::Result<TaskHandle<()>> {
+    let settings = DeliverySettings::from(cfg);
+    let metrics = DeliveryMetrics::new(registry, name, S::KIND.as_str());
+    let name = name.to_string();
+    let handle = match cfg.kind() {
+        Some(ExporterKind::File(f)) => {
+            let exporter = FileExporter::new(f, S::KIND)
+                .map_err(|e| anyhow::anyhow!("exporters.{name}.file: {e}"))?;
+            tokio::spawn(deliver(name, Arc::new(exporter), queue, settings, metrics))
+        }
+        Some(ExporterKind::Blackhole(_)) => {
+            tokio::spawn(deliver(name, Arc::new(Blackhole), queue, settings, metrics))
+        }
+        None => anyhow::bail!("exporters.{name}: no destination configured"),
+    };
+    Ok(handle)
+}
+
+fn register_queue(registry: &Registry, queue: &str, signal: &str, stats: QueueStats) {
+    let labels: &[(&'static str, &str)] = &[("queue", queue), ("signal", signal)];
+    let limits = stats.limits();
+    let s = stats.clone();
+    registry.gauge_fn("weir_queue_items", "Items waiting in a queue.", labels, move || s.items() as f64);
+    let s = stats;
+    registry.gauge_fn("weir_queue_bytes", "Encoded bytes waiting in a queue.", labels, move || s.bytes() as f64);
+    registry.gauge_fn(
+        "weir_queue_capacity_items",
+        "Most items a queue holds.",
+        labels,
+        move || limits.max_items as f64,
+    );
+    registry.gauge_fn(
+        "weir_queue_capacity_bytes",
+        "Most encoded bytes a queue holds.",
+        labels,
+        move || limits.max_bytes as f64,
+    );
+}

@@ -1,0 +1,129 @@
+//! Stage workers: plain threads that take batches from the intake queue, run the stage chain in place,
+//! and hand the result to every exporter's own queue, so a slow exporter never stalls another.
+
+use std::sync::Arc;
+use weir_config::Overflow;
+use weir_pipeline::metrics::{Counter, Registry};
+use weir_pipeline::{Batch, Chain, Receiver, SendError, Sender, Signal, TrySendError};
+
+/// The way from the stage workers into one exporter's queue.
+pub struct Route<S: Signal> {
+    pub queue: Sender<Batch<S>>,
+    pub overflow: Overflow,
+    dropped_full: Counter,
+    dropped_closed: Counter,
+}
+
+impl<S: Signal> Route<S> {
+    pub fn new(queue: Sender<Batch<S>>, overflow: Overflow, exporter: &str, registry: &Registry) -> Self {
+        let dropped = |reason| {
+            registry.counter(
+                "weir_exporter_dropped_items_total",
+                "Items that never reached an exporter's queue, by reason (queue_full under overflow: drop_newest).",
+                &[("exporter", exporter), ("signal", S::KIND.as_str()), ("reason", reason)],
+            )
+        };
+        Route {
+            queue,
+            overflow,
+            dropped_full: dropped("queue_full"),
+            dropped_closed: dropped("exporter_stopped"),
+        }
+    }
+
+    fn push(&self, batch: Batch<S>) {
+        let items = batch.items() as u64;
+        match self.overflow {
+            Overflow::Block => {
+                if let Err(SendError::Closed(_) | SendError::Timeout(_)) = self.queue.send_blocking(batch) {
+                    self.dropped_closed.add(items);
+                }
+            }
+            Overflow::DropNewest => match self.queue.try_send(batch) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => self.dropped_full.add(items),
+                Err(TrySendError::Closed(_)) => self.dropped_closed.add(items),
+            },
+        }
+    }
+}
+
+/// Starts `n` worker threads; they end when the intake queue is closed and drained, and the routes
+/// (and with them the exporter queues' senders) are dropped when the last one ends.
+pub fn spawn<S: Signal>(
+    n: usize,
+    intake: Receiver<Batch<S>>,
+    chain: Arc<Chain<S>>,
+    routes: Arc<Vec<Route<S>>>,
+) -> std::io::Result<Vec<std::thread::JoinHandle<()>>> {
+    (0..n)
+        .map(|i| {
+            let (intake, chain, routes) = (intake.clone(), chain.clone(), routes.clone());
+            std::thread::Builder::new()
+                .name(format!("weir-{}-{i}", S::KIND.as_str()))
+                .spawn(move || run(&intake, &chain, &routes))
+        })
+        .collect()
+}
+
+fn run<S: Signal>(intake: &Receiver<Batch<S>>, chain: &Chain<S>, routes: &[Route<S>]) {
+    while let Some(mut batch) = intake.recv_blocking() {
+        chain.apply(&mut batch);
+        if batch.is_empty() {
+            continue;
+        }
+        // Every exporter but the last gets a copy; the last one takes the batch itself.
+        if let Some((last, others)) = routes.split_last() {
+            for route in others {
+                route.push(Batch::new(batch.resources.clone(), batch.bytes()));
+            }
+            last.push(batch);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_pipeline::queue::Limits;
+    use weir_pipeline::{bounded, fixtures, Logs};
+
+    #[test]
+    fn fans_out_to_every_exporter_and_counts_drops() {
+        let registry = Registry::new();
+        let lim = |n| Limits {
+            max_items: n,
+            max_bytes: usize::MAX,
+        };
+        let (in_tx, in_rx) = bounded::<Batch<Logs>>(lim(1000));
+        let (a_tx, a_rx) = bounded(lim(1000));
+        let (b_tx, b_rx) = bounded(lim(10));
+        let routes = Arc::new(vec![
+            Route::new(a_tx, Overflow::Block, "a", &registry),
+            Route::new(b_tx, Overflow::DropNewest, "b", &registry),
+        ]);
+        let workers = spawn(2, in_rx, Arc::new(Chain::pass()), routes).unwrap();
+        for _ in 0..3 {
+            in_tx.try_send(Batch::measured(fixtures::resource_logs(1, 8))).unwrap();
+        }
+        drop(in_tx);
+        for w in workers {
+            w.join().unwrap();
+        }
+        let count = |rx: &Receiver<Batch<Logs>>| {
+            let mut n = 0;
+            while let Some(b) = rx.try_recv() {
+                n += b.items();
+            }
+            n
+        };
+        assert_eq!(count(&a_rx), 24);
+        assert_eq!(count(&b_rx), 8, "b holds one batch of 8; two more did not fit");
+        let text = registry.render();
+        assert!(
+            text.contains("weir_exporter_dropped_items_total{exporter=\"b\",signal=\"logs\",reason=\"queue_full\"} 16"),
+            "{text}"
+        );
+        assert!(a_rx.recv_blocking().is_none(), "exporter queues close when workers end");
+    }
+}
