@@ -1,0 +1,282 @@
+//! Test harness: starts the real `weir` binary on free loopback ports with a file exporter in a temp
+//! directory, and reads back what it wrote.
+#![allow(dead_code)]
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Weir {
+    pub child: Child,
+    pub grpc: SocketAddr,
+    pub http: SocketAddr,
+    pub admin: SocketAddr,
+    pub data: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+pub fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+/// The YAML a test starts from; `extra_exporter_yaml` is appended under the `file` exporter and
+/// `pipeline_yaml` replaces the pipeline section.
+pub struct Options {
+    pub exporter_extra: String,
+    pub pipeline: String,
+    pub shutdown_timeout: &'static str,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            exporter_extra: String::new(),
+            pipeline: "pipeline: {workers: 2}\n".into(),
+            shutdown_timeout: "20s",
+        }
+    }
+}
+
+impl Weir {
+    pub fn start() -> Weir {
+        Weir::start_with(Options::default())
+    }
+
+    pub fn start_with(opts: Options) -> Weir {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        Weir::start_in(dir, data, opts)
+    }
+
+    /// Starts with a data directory prepared by the caller (e.g. holding FIFOs).
+    pub fn start_in(dir: tempfile::TempDir, data: PathBuf, opts: Options) -> Weir {
+        let (grpc, http, admin) = (free_addr(), free_addr(), free_addr());
+        let config = format!(
+            "receivers:\n  grpc: {{endpoint: \"{grpc}\"}}\n  http: {{endpoint: \"{http}\", max_request_bytes: 1MiB, max_decompressed_bytes: 4MiB}}\n{}exporters:\n  out:\n    file: {{path: \"{}\"}}\n    batch: {{max_age: 20ms}}\n{}admin: {{endpoint: \"{admin}\"}}\nlog: {{level: \"info\"}}\nshutdown_timeout: {}\n",
+            opts.pipeline,
+            data.display(),
+            opts.exporter_extra,
+            opts.shutdown_timeout,
+        );
+        let config_path = dir.path().join("weir.yaml");
+        std::fs::write(&config_path, config).unwrap();
+        let log = std::fs::File::create(dir.path().join("weir.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_weir"))
+            .arg("--config")
+            .arg(&config_path)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let weir = Weir {
+            child,
+            grpc,
+            http,
+            admin,
+            data,
+            dir,
+        };
+        weir.wait_ready();
+        weir
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(r) = http_request(self.admin, "GET", "/readyz", &[], b"") {
+                if r.status == 200 {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("weir did not become ready; log:\n{}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("weir.log")).unwrap_or_default()
+    }
+
+    pub fn grpc_url(&self) -> String {
+        format!("http://{}", self.grpc)
+    }
+
+    pub fn metrics(&self) -> String {
+        String::from_utf8(http_request(self.admin, "GET", "/metrics", &[], b"").unwrap().body).unwrap()
+    }
+
+    /// The value of one metric series, by name and a label filter like `signal="logs"`.
+    pub fn metric(&self, name: &str, labels: &[&str]) -> f64 {
+        let text = self.metrics();
+        text.lines()
+            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+            .filter(|l| labels.iter().all(|f| l.contains(f)))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum()
+    }
+
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "weir did not exit after SIGTERM; log:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn traces(&self) -> Vec<ExportTraceServiceRequest> {
+        read_lines(&self.data, "traces")
+    }
+    pub fn logs(&self) -> Vec<ExportLogsServiceRequest> {
+        read_lines(&self.data, "logs")
+    }
+    pub fn metrics_out(&self) -> Vec<ExportMetricsServiceRequest> {
+        read_lines(&self.data, "metrics")
+    }
+
+    /// Waits until `count()` reaches `want` (or the time runs out) and returns the last count.
+    pub fn wait_for(&self, want: usize, count: impl Fn(&Weir) -> usize) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let n = count(self);
+            if n >= want || Instant::now() > deadline {
+                return n;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn span_count(&self) -> usize {
+        self.traces()
+            .iter()
+            .flat_map(|r| &r.resource_spans)
+            .flat_map(|r| &r.scope_spans)
+            .map(|s| s.spans.len())
+            .sum()
+    }
+
+    pub fn log_count(&self) -> usize {
+        self.logs()
+            .iter()
+            .flat_map(|r| &r.resource_logs)
+            .flat_map(|r| &r.scope_logs)
+            .map(|s| s.log_records.len())
+            .sum()
+    }
+}
+
+impl Drop for Weir {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Every line of `<signal>.jsonl` and its rotated files, oldest first.
+pub fn read_lines<T: serde::de::DeserializeOwned>(dir: &Path, signal: &str) -> Vec<T> {
+    let mut files: Vec<(usize, PathBuf)> = std::fs::read_dir(dir)
+        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|p| {
+            let name = p.file_name()?.to_str()?.to_string();
+            let rest = name.strip_prefix(signal)?.strip_suffix("jsonl")?;
+            let generation = rest.trim_matches('.').parse().unwrap_or(0);
+            Some((generation, p))
+        })
+        .collect();
+    files.sort_by(|a, b| b.0.cmp(&a.0));
+    let mut out = Vec::new();
+    for (_, path) in files {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        for line in text.lines().filter(|l| !l.is_empty()) {
+            out.push(serde_json::from_str(line).unwrap_or_else(|e| panic!("bad line in {}: {e}", path.display())));
+        }
+    }
+    out
+}
+
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A minimal HTTP/1.1 client (one request per connection) so tests control every byte sent.
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<HttpResponse> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes())?;
+    // The server may answer (413) and close before reading a large body; that is fine.
+    let _ = s.write_all(body);
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other(format!("no HTTP response: {:?}", String::from_utf8_lossy(&raw))))?;
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other("bad status line"))?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect::<Vec<_>>();
+    let mut body = raw[split + 4..].to_vec();
+    if headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked")) {
+        body = dechunk(&body);
+    }
+    Ok(HttpResponse { status, headers, body })
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(pos) = b.windows(2).position(|w| w == b"\r\n") {
+        let len = usize::from_str_radix(String::from_utf8_lossy(&b[..pos]).trim(), 16).unwrap_or(0);
+        if len == 0 {
+            break;
+        }
+        out.extend_from_slice(&b[pos + 2..pos + 2 + len]);
+        b = &b[pos + 2 + len + 2..];
+    }
+    out
+}
+
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
