@@ -35,7 +35,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            exporter_extra: String::new(),
+            exporter_extra: "    batch: {max_age: 20ms}\n".into(),
             pipeline: "pipeline: {workers: 2}\n".into(),
             shutdown_timeout: "20s",
         }
@@ -58,7 +58,7 @@ impl Weir {
     pub fn start_in(dir: tempfile::TempDir, data: PathBuf, opts: Options) -> Weir {
         let (grpc, http, admin) = (free_addr(), free_addr(), free_addr());
         let config = format!(
-            "receivers:\n  grpc: {{endpoint: \"{grpc}\"}}\n  http: {{endpoint: \"{http}\", max_request_bytes: 1MiB, max_decompressed_bytes: 4MiB}}\n{}exporters:\n  out:\n    file: {{path: \"{}\"}}\n    batch: {{max_age: 20ms}}\n{}admin: {{endpoint: \"{admin}\"}}\nlog: {{level: \"info\"}}\nshutdown_timeout: {}\n",
+            "receivers:\n  grpc: {{endpoint: \"{grpc}\"}}\n  http: {{endpoint: \"{http}\", max_request_bytes: 1MiB, max_decompressed_bytes: 4MiB}}\n{}exporters:\n  out:\n    file: {{path: \"{}\"}}\n{}admin: {{endpoint: \"{admin}\"}}\nlog: {{level: \"info\"}}\nshutdown_timeout: {}\n",
             opts.pipeline,
             data.display(),
             opts.exporter_extra,
