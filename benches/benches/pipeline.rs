@@ -1,1 +1,66 @@
-fn main(){}
+//! Decode → stage chain → encode for realistic batches, in items per second, next to decode alone so
+//! the ratio shows how close the pipeline runs to the cost of parsing.
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message;
+use weir_exporters::{Blackhole, Exporter, FileExporter};
+use weir_pipeline::{fixtures, Batch, Chain, Logs, Signal, Traces};
+
+fn file_exporter(signal: weir_config::Signal) -> (FileExporter, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = weir_config::FileExporter {
+        path: dir.path().display().to_string(),
+        rotate_bytes: weir_config::ByteSize::mib(64),
+        max_files: 1,
+    };
+    (FileExporter::new(&cfg, signal).unwrap(), dir)
+}
+
+fn bench_signal<S: Signal>(c: &mut Criterion, name: &str, body: Vec<u8>, items: usize)
+where
+    FileExporter: Exporter<S>,
+    Blackhole: Exporter<S>,
+{
+    let chain = Chain::<S>::pass();
+    let (file, _dir) = file_exporter(S::KIND);
+    let mut g = c.benchmark_group(name);
+    g.throughput(Throughput::Elements(items as u64));
+    g.bench_function("decode", |b| {
+        b.iter(|| S::Request::decode(&body[..]).unwrap())
+    });
+    g.bench_function("decode_chain_blackhole", |b| {
+        b.iter(|| {
+            let req = S::Request::decode(&body[..]).unwrap();
+            let mut batch = Batch::<S>::new(S::into_resources(req), body.len());
+            chain.apply(&mut batch);
+            Exporter::<S>::encode(&Blackhole, batch).unwrap()
+        })
+    });
+    g.bench_function("decode_chain_file_json_encode", |b| {
+        b.iter(|| {
+            let req = S::Request::decode(&body[..]).unwrap();
+            let mut batch = Batch::<S>::new(S::into_resources(req), body.len());
+            chain.apply(&mut batch);
+            Exporter::<S>::encode(&file, batch).unwrap()
+        })
+    });
+    g.finish();
+}
+
+fn pipeline(c: &mut Criterion) {
+    let logs = ExportLogsServiceRequest {
+        resource_logs: fixtures::resource_logs(10, 100),
+    }
+    .encode_to_vec();
+    bench_signal::<Logs>(c, "logs_1000", logs, 1000);
+    let traces = ExportTraceServiceRequest {
+        resource_spans: fixtures::resource_spans(10, 100),
+    }
+    .encode_to_vec();
+    bench_signal::<Traces>(c, "traces_1000", traces, 1000);
+}
+
+criterion_group!(benches, pipeline);
+criterion_main!(benches);

@@ -1,1 +1,1 @@
-//! Benchmarks live under benches/.
+//! Criterion benchmarks for Weir live under `benches/`; run them with `cargo bench -p weir-benches`.

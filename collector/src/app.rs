@@ -48,13 +48,23 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     let (stop_receivers, receivers_signal) = ShutdownSignal::new();
     let mut receivers: Vec<JoinHandle<()>> = Vec::new();
     if config.receivers.grpc.enabled {
-        let (addr, server) = grpc::bind(&config.receivers.grpc, intake.clone(), receivers_signal.clone()).await?;
+        let (addr, server) = grpc::bind(
+            &config.receivers.grpc,
+            intake.clone(),
+            receivers_signal.clone(),
+        )
+        .await?;
         tracing::info!(%addr, "OTLP/gRPC receiver listening");
         receivers.push(tokio::spawn(server));
     }
     if config.receivers.http.enabled {
-        let (addr, server) =
-            http::bind(&config.receivers.http, intake.clone(), registry.clone(), receivers_signal).await?;
+        let (addr, server) = http::bind(
+            &config.receivers.http,
+            intake.clone(),
+            registry.clone(),
+            receivers_signal,
+        )
+        .await?;
         tracing::info!(%addr, "OTLP/HTTP receiver listening");
         receivers.push(tokio::spawn(server));
     }
@@ -64,7 +74,8 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     });
     let (stop_admin, admin_signal) = ShutdownSignal::new();
     let admin = if config.admin.enabled {
-        let (addr, server) = admin::bind(&config.admin.endpoint, admin_state.clone(), admin_signal).await?;
+        let (addr, server) =
+            admin::bind(&config.admin.endpoint, admin_state.clone(), admin_signal).await?;
         tracing::info!(%addr, "admin endpoint listening (/metrics, /healthz, /readyz)");
         Some(tokio::spawn(server))
     } else {
@@ -101,7 +112,11 @@ fn intake_for<S: Wire>(
         pipelines.push(p);
         tx
     });
-    Ok(SignalIntake::new(queue, config.pipeline.enqueue_timeout.0, registry))
+    Ok(SignalIntake::new(
+        queue,
+        config.pipeline.enqueue_timeout.0,
+        registry,
+    ))
 }
 
 /// Front-to-back drain; false if the deadline passed first (what was left is logged).
@@ -116,7 +131,10 @@ async fn drain(
             let _ = r.await;
         }
     };
-    if tokio::time::timeout_at(deadline, receivers_done).await.is_err() {
+    if tokio::time::timeout_at(deadline, receivers_done)
+        .await
+        .is_err()
+    {
         tracing::warn!("receivers did not finish open requests before the deadline");
     }
     intake.close();
@@ -139,7 +157,10 @@ async fn drain(
         };
         if tokio::time::timeout_at(deadline, finished).await.is_err() {
             clean = false;
-            let left: Vec<_> = queues.iter().map(|(n, q)| format!("{n}={}", q.items())).collect();
+            let left: Vec<_> = queues
+                .iter()
+                .map(|(n, q)| format!("{n}={}", q.items()))
+                .collect();
             tracing::error!(signal, queued = ?left, "shutdown deadline passed; these items were not delivered");
         }
     }

@@ -47,7 +47,9 @@ impl BodyError {
             BodyError::UnsupportedEncoding(e) => {
                 format!("unsupported Content-Encoding {e:?}: use gzip, zstd or none")
             }
-            BodyError::TooLarge(limit) => format!("request body exceeds the limit of {limit} bytes"),
+            BodyError::TooLarge(limit) => {
+                format!("request body exceeds the limit of {limit} bytes")
+            }
             BodyError::Malformed(m) => m.clone(),
         }
     }
@@ -56,7 +58,12 @@ impl BodyError {
 /// The request format from `Content-Type`, ignoring parameters such as `charset`.
 pub fn format(content_type: Option<&str>) -> Result<Format, BodyError> {
     let raw = content_type.unwrap_or("");
-    let essence = raw.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = raw
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     match essence.as_str() {
         "application/x-protobuf" | "application/protobuf" => Ok(Format::Protobuf),
         "application/json" => Ok(Format::Json),
@@ -78,7 +85,11 @@ pub fn decompress(
             }
             Ok(body)
         }
-        "gzip" | "x-gzip" => read_bounded(flate2::read::MultiGzDecoder::new(&body[..]), max_decompressed, "gzip"),
+        "gzip" | "x-gzip" => read_bounded(
+            flate2::read::MultiGzDecoder::new(&body[..]),
+            max_decompressed,
+            "gzip",
+        ),
         "zstd" => {
             let decoder = zstd::stream::read::Decoder::new(&body[..])
                 .map_err(|e| BodyError::Malformed(format!("invalid zstd body: {e}")))?;
@@ -109,8 +120,9 @@ pub fn request<R: prost::Message + Default + serde::de::DeserializeOwned>(
     match format {
         Format::Protobuf => R::decode(body)
             .map_err(|e| BodyError::Malformed(format!("malformed OTLP {signal} protobuf: {e}"))),
-        Format::Json => serde_json::from_slice(body)
-            .map_err(|e| BodyError::Malformed(format!("malformed OTLP/JSON {signal} request: {e}"))),
+        Format::Json => serde_json::from_slice(body).map_err(|e| {
+            BodyError::Malformed(format!("malformed OTLP/JSON {signal} request: {e}"))
+        }),
     }
 }
 
@@ -123,10 +135,19 @@ mod tests {
 
     #[test]
     fn content_type_parameters_are_ignored() {
-        assert_eq!(format(Some("application/json; charset=utf-8")), Ok(Format::Json));
+        assert_eq!(
+            format(Some("application/json; charset=utf-8")),
+            Ok(Format::Json)
+        );
         assert_eq!(format(Some("application/x-protobuf")), Ok(Format::Protobuf));
-        assert!(matches!(format(Some("text/plain")), Err(BodyError::UnsupportedMediaType(_))));
-        assert!(matches!(format(None), Err(BodyError::UnsupportedMediaType(_))));
+        assert!(matches!(
+            format(Some("text/plain")),
+            Err(BodyError::UnsupportedMediaType(_))
+        ));
+        assert!(matches!(
+            format(None),
+            Err(BodyError::UnsupportedMediaType(_))
+        ));
     }
 
     fn gzip(data: &[u8]) -> bytes::Bytes {
@@ -140,18 +161,36 @@ mod tests {
         let zeros = vec![0u8; 10 << 20];
         let g = gzip(&zeros);
         assert!(g.len() < 64 * 1024);
-        assert_eq!(decompress(Some("gzip"), g.clone(), 1 << 20), Err(BodyError::TooLarge(1 << 20)));
-        assert_eq!(decompress(Some("gzip"), g, 10 << 20).unwrap().len(), 10 << 20);
+        assert_eq!(
+            decompress(Some("gzip"), g.clone(), 1 << 20),
+            Err(BodyError::TooLarge(1 << 20))
+        );
+        assert_eq!(
+            decompress(Some("gzip"), g, 10 << 20).unwrap().len(),
+            10 << 20
+        );
         let z: bytes::Bytes = zstd::encode_all(&zeros[..], 3).unwrap().into();
-        assert_eq!(decompress(Some("zstd"), z, 1 << 20), Err(BodyError::TooLarge(1 << 20)));
+        assert_eq!(
+            decompress(Some("zstd"), z, 1 << 20),
+            Err(BodyError::TooLarge(1 << 20))
+        );
     }
 
     #[test]
     fn corrupt_compressed_bodies_are_malformed() {
         let bad: bytes::Bytes = b"not gzip at all".to_vec().into();
-        assert!(matches!(decompress(Some("gzip"), bad.clone(), 1 << 20), Err(BodyError::Malformed(_))));
-        assert!(matches!(decompress(Some("zstd"), bad.clone(), 1 << 20), Err(BodyError::Malformed(_))));
-        assert!(matches!(decompress(Some("br"), bad, 1 << 20), Err(BodyError::UnsupportedEncoding(_))));
+        assert!(matches!(
+            decompress(Some("gzip"), bad.clone(), 1 << 20),
+            Err(BodyError::Malformed(_))
+        ));
+        assert!(matches!(
+            decompress(Some("zstd"), bad.clone(), 1 << 20),
+            Err(BodyError::Malformed(_))
+        ));
+        assert!(matches!(
+            decompress(Some("br"), bad, 1 << 20),
+            Err(BodyError::UnsupportedEncoding(_))
+        ));
     }
 
     #[test]
@@ -162,7 +201,10 @@ mod tests {
           "attributes":[{"key":"n","value":{"intValue":"42"}}],"unknownField":true}]}]}]}"#;
         let r: ExportTraceServiceRequest = request(Format::Json, json, "traces").unwrap();
         let span = &r.resource_spans[0].scope_spans[0].spans[0];
-        assert_eq!(hex::encode(&span.trace_id), "5b8efff798038103d269b633813fc60c");
+        assert_eq!(
+            hex::encode(&span.trace_id),
+            "5b8efff798038103d269b633813fc60c"
+        );
         assert_eq!(span.kind, 2);
         assert_eq!(span.start_time_unix_nano, 1_544_712_660_000_000_000);
         assert_eq!(span.end_time_unix_nano, 1_544_712_661_000_000_000);
@@ -170,13 +212,19 @@ mod tests {
 
     #[test]
     fn garbage_and_invalid_utf8_are_malformed_with_a_reason() {
-        let e = request::<ExportLogsServiceRequest>(Format::Protobuf, &[0xff, 0xff, 0xff], "logs").unwrap_err();
-        assert!(e.message().contains("malformed OTLP logs protobuf"), "{e:?}");
+        let e = request::<ExportLogsServiceRequest>(Format::Protobuf, &[0xff, 0xff, 0xff], "logs")
+            .unwrap_err();
+        assert!(
+            e.message().contains("malformed OTLP logs protobuf"),
+            "{e:?}"
+        );
         // Field 1 (resource_logs) → field 2 (scope_logs) → field 2 (log_records) → severity_text (3) = 0xC3 0x28.
         let bad_utf8 = [0x0a, 0x08, 0x12, 0x06, 0x12, 0x04, 0x1a, 0x02, 0xc3, 0x28];
-        let e = request::<ExportLogsServiceRequest>(Format::Protobuf, &bad_utf8, "logs").unwrap_err();
+        let e =
+            request::<ExportLogsServiceRequest>(Format::Protobuf, &bad_utf8, "logs").unwrap_err();
         assert!(matches!(e, BodyError::Malformed(_)), "{e:?}");
-        let e = request::<ExportLogsServiceRequest>(Format::Json, b"{\"resourceLogs\": [", "logs").unwrap_err();
+        let e = request::<ExportLogsServiceRequest>(Format::Json, b"{\"resourceLogs\": [", "logs")
+            .unwrap_err();
         assert!(e.message().contains("OTLP/JSON"), "{e:?}");
     }
 }

@@ -4,9 +4,9 @@
 //! `INVALID_ARGUMENT` with prost's reason (tonic's default says `INTERNAL`), and so the encoded size of
 //! the request, its weight in the intake queue, comes for free from the frame length.
 
+use crate::app::ShutdownSignal;
 use crate::intake::{Intake, IntakeFor, Refused, Transport, RETRY_AFTER};
 use crate::wire::Wire;
-use crate::app::ShutdownSignal;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
@@ -91,14 +91,19 @@ where
         let intake = self.0.clone();
         Box::pin(async move {
             let Received { request, bytes } = request.into_inner();
-            match IntakeFor::<S>::get(&*intake).accept(request, bytes, Transport::Grpc).await {
+            match IntakeFor::<S>::get(&*intake)
+                .accept(request, bytes, Transport::Grpc)
+                .await
+            {
                 Ok(a) => Ok(Response::new(S::response(a.rejected, a.message))),
                 Err(Refused::Full) => Err(Status::with_error_details(
                     Code::ResourceExhausted,
                     "weir intake queue is full; retry after the indicated delay",
                     ErrorDetails::with_retry_info(Some(RETRY_AFTER)),
                 )),
-                Err(Refused::Closed) => Err(Status::unavailable("weir is shutting down; retry on another instance")),
+                Err(Refused::Closed) => Err(Status::unavailable(
+                    "weir is shutting down; retry on another instance",
+                )),
                 Err(Refused::NoPipeline) => Err(Status::unimplemented(format!(
                     "no exporter in this weir takes {}",
                     S::KIND.as_str()
@@ -177,7 +182,10 @@ pub async fn bind(
         .add_service(service::<Logs>(&intake, cfg))
         .add_service(service::<Metrics>(&intake, cfg));
     Ok((local, async move {
-        if let Err(e) = router.serve_with_incoming_shutdown(incoming, shutdown.wait()).await {
+        if let Err(e) = router
+            .serve_with_incoming_shutdown(incoming, shutdown.wait())
+            .await
+        {
             tracing::error!(error = %e, "gRPC receiver failed");
         }
     }))

@@ -64,19 +64,31 @@ pub async fn bind(
     }))
 }
 
-async fn export<S: Wire>(State(state): State<Arc<HttpState>>, headers: HeaderMap, body: Bytes) -> Response
+async fn export<S: Wire>(
+    State(state): State<Arc<HttpState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response
 where
     Intake: IntakeFor<S>,
 {
     let Ok(_slot) = state.slots.acquire().await else {
         return unavailable(Format::Protobuf);
     };
-    let header = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
     let format = match decode::format(header(header::CONTENT_TYPE)) {
         Ok(f) => f,
         Err(e) => return refuse::<S>(&state, e, Format::Protobuf),
     };
-    let body = match decode::decompress(header(header::CONTENT_ENCODING), body, state.max_decompressed) {
+    let body = match decode::decompress(
+        header(header::CONTENT_ENCODING),
+        body,
+        state.max_decompressed,
+    ) {
         Ok(b) => b,
         Err(e) => return refuse::<S>(&state, e, format),
     };
@@ -84,7 +96,10 @@ where
         Ok(r) => r,
         Err(e) => return refuse::<S>(&state, e, format),
     };
-    match IntakeFor::<S>::get(&*state.intake).accept(request, body.len(), Transport::Http).await {
+    match IntakeFor::<S>::get(&*state.intake)
+        .accept(request, body.len(), Transport::Http)
+        .await
+    {
         Ok(a) if a.rejected == 0 && format == Format::Json => {
             // OTLP/JSON omits unset fields; the serde derive would write `"partialSuccess": null`.
             ([(header::CONTENT_TYPE, format.content_type())], "{}").into_response()
@@ -141,7 +156,11 @@ fn refuse<S: Wire>(state: &HttpState, e: BodyError, format: Format) -> Response 
         BodyError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, 3),
         BodyError::Malformed(_) => (StatusCode::BAD_REQUEST, 3), // INVALID_ARGUMENT
     };
-    tracing::debug!(signal = S::KIND.as_str(), reason = e.reason(), "refused OTLP/HTTP request");
+    tracing::debug!(
+        signal = S::KIND.as_str(),
+        reason = e.reason(),
+        "refused OTLP/HTTP request"
+    );
     status_response(format, status, code, &e.message())
 }
 
@@ -161,8 +180,15 @@ fn status_response(format: Format, status: StatusCode, code: i32, message: &str)
             message: message.to_string(),
             details: Vec::new(),
         }),
-        Format::Json => serde_json::to_vec(&serde_json::json!({ "code": code, "message": message }))
-            .unwrap_or_default(),
+        Format::Json => {
+            serde_json::to_vec(&serde_json::json!({ "code": code, "message": message }))
+                .unwrap_or_default()
+        }
     };
-    (status, [(header::CONTENT_TYPE, format.content_type())], body).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, format.content_type())],
+        body,
+    )
+        .into_response()
 }

@@ -85,7 +85,11 @@ pub struct SignalIntake<S: Wire> {
 }
 
 impl<S: Wire> SignalIntake<S> {
-    pub fn new(queue: Option<Sender<Batch<S>>>, enqueue_timeout: Duration, registry: &Arc<Registry>) -> Self {
+    pub fn new(
+        queue: Option<Sender<Batch<S>>>,
+        enqueue_timeout: Duration,
+        registry: &Arc<Registry>,
+    ) -> Self {
         let signal = S::KIND.as_str();
         SignalIntake {
             queue,

@@ -25,7 +25,11 @@ use tracing_subscriber::EnvFilter;
 use weir_config::{Config, LogFormat};
 
 #[derive(Parser)]
-#[command(name = "weir", version, about = "High-throughput OTLP collector: receive, normalise, sample, redact, export.")]
+#[command(
+    name = "weir",
+    version,
+    about = "High-throughput OTLP collector: receive, normalise, sample, redact, export."
+)]
 struct Cli {
     /// YAML config file; without it, the embedded default (see `weir default-config`).
     #[arg(long, short, global = true, env = "WEIR_CONFIG")]
@@ -47,9 +51,11 @@ enum Command {
 fn load(cli: &Cli) -> Result<Config, weir_config::ConfigError> {
     match &cli.config {
         Some(path) => weir_config::load_file(path),
-        None => weir_config::parse(weir_config::DEFAULT_CONFIG_YAML, "<embedded default>", |k| {
-            std::env::var(k).ok()
-        }),
+        None => weir_config::parse(
+            weir_config::DEFAULT_CONFIG_YAML,
+            "<embedded default>",
+            |k| std::env::var(k).ok(),
+        ),
     }
 }
 
@@ -66,9 +72,21 @@ fn main() -> ExitCode {
                     "config OK: {} exporter(s) [{}], grpc {}, http {}, admin {}",
                     c.exporters.len(),
                     c.exporters.keys().cloned().collect::<Vec<_>>().join(", "),
-                    if c.receivers.grpc.enabled { c.receivers.grpc.endpoint.as_str() } else { "off" },
-                    if c.receivers.http.enabled { c.receivers.http.endpoint.as_str() } else { "off" },
-                    if c.admin.enabled { c.admin.endpoint.as_str() } else { "off" },
+                    if c.receivers.grpc.enabled {
+                        c.receivers.grpc.endpoint.as_str()
+                    } else {
+                        "off"
+                    },
+                    if c.receivers.http.enabled {
+                        c.receivers.http.endpoint.as_str()
+                    } else {
+                        "off"
+                    },
+                    if c.admin.enabled {
+                        c.admin.endpoint.as_str()
+                    } else {
+                        "off"
+                    },
                 );
                 ExitCode::SUCCESS
             }
@@ -98,7 +116,9 @@ fn serve(config: Config) -> anyhow::Result<()> {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.log.level))
         .with_context(|| format!("log.level: invalid filter {:?}", config.log.level))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match config.log.format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),

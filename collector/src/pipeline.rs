@@ -34,7 +34,10 @@ pub fn start<S: Wire>(
         .filter(|(_, e)| e.receives(S::KIND))
         .collect();
     if exporters.is_empty() {
-        tracing::warn!(signal, "no exporter takes this signal; receivers will refuse it");
+        tracing::warn!(
+            signal,
+            "no exporter takes this signal; receivers will refuse it"
+        );
         return Ok(None);
     }
     let (intake_tx, intake_rx) = bounded::<Batch<S>>(config.pipeline.intake_queue.into());
@@ -90,9 +93,19 @@ fn register_queue(registry: &Registry, queue: &str, signal: &str, stats: QueueSt
     let labels: &[(&'static str, &str)] = &[("queue", queue), ("signal", signal)];
     let limits = stats.limits();
     let s = stats.clone();
-    registry.gauge_fn("weir_queue_items", "Items waiting in a queue.", labels, move || s.items() as f64);
+    registry.gauge_fn(
+        "weir_queue_items",
+        "Items waiting in a queue.",
+        labels,
+        move || s.items() as f64,
+    );
     let s = stats;
-    registry.gauge_fn("weir_queue_bytes", "Encoded bytes waiting in a queue.", labels, move || s.bytes() as f64);
+    registry.gauge_fn(
+        "weir_queue_bytes",
+        "Encoded bytes waiting in a queue.",
+        labels,
+        move || s.bytes() as f64,
+    );
     registry.gauge_fn(
         "weir_queue_capacity_items",
         "Most items a queue holds.",

@@ -1,11 +1,15 @@
 //! What OTLP transports need to know per signal, beyond [`Signal`]: the gRPC service name and path,
 //! the HTTP path, the response type with its `partial_success`, and which items are malformed.
 
-use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsPartialSuccess, ExportLogsServiceResponse};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsPartialSuccess, ExportMetricsServiceResponse,
 };
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTracePartialSuccess, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceResponse,
+};
 use weir_pipeline::{Logs, Metrics, Signal, Traces};
 
 pub trait Wire: Signal {
@@ -34,7 +38,7 @@ impl Wire for Traces {
 
     fn response(rejected: usize, error_message: String) -> Self::Response {
         ExportTraceServiceResponse {
-            partial_success: (rejected > 0).then(|| ExportTracePartialSuccess {
+            partial_success: (rejected > 0).then_some(ExportTracePartialSuccess {
                 rejected_spans: rejected as i64,
                 error_message,
             }),
@@ -64,7 +68,10 @@ impl Wire for Traces {
                 ok
             });
         }
-        (dropped, example.map(|e| format!("{dropped} span(s) with malformed ids rejected; first: {e}")))
+        (
+            dropped,
+            example.map(|e| format!("{dropped} span(s) with malformed ids rejected; first: {e}")),
+        )
     }
 }
 
@@ -76,7 +83,7 @@ impl Wire for Logs {
 
     fn response(rejected: usize, error_message: String) -> Self::Response {
         ExportLogsServiceResponse {
-            partial_success: (rejected > 0).then(|| ExportLogsPartialSuccess {
+            partial_success: (rejected > 0).then_some(ExportLogsPartialSuccess {
                 rejected_log_records: rejected as i64,
                 error_message,
             }),
@@ -102,19 +109,25 @@ impl Wire for Logs {
                 ok
             });
         }
-        (dropped, example.map(|e| format!("{dropped} log record(s) with malformed ids rejected; first: {e}")))
+        (
+            dropped,
+            example.map(|e| {
+                format!("{dropped} log record(s) with malformed ids rejected; first: {e}")
+            }),
+        )
     }
 }
 
 impl Wire for Metrics {
     type Response = ExportMetricsServiceResponse;
     const GRPC_SERVICE: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
-    const GRPC_PATH: &'static str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
+    const GRPC_PATH: &'static str =
+        "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
     const HTTP_PATH: &'static str = "/v1/metrics";
 
     fn response(rejected: usize, error_message: String) -> Self::Response {
         ExportMetricsServiceResponse {
-            partial_success: (rejected > 0).then(|| ExportMetricsPartialSuccess {
+            partial_success: (rejected > 0).then_some(ExportMetricsPartialSuccess {
                 rejected_data_points: rejected as i64,
                 error_message,
             }),

@@ -15,7 +15,12 @@ pub struct Route<S: Signal> {
 }
 
 impl<S: Signal> Route<S> {
-    pub fn new(queue: Sender<Batch<S>>, overflow: Overflow, exporter: &str, registry: &Registry) -> Self {
+    pub fn new(
+        queue: Sender<Batch<S>>,
+        overflow: Overflow,
+        exporter: &str,
+        registry: &Registry,
+    ) -> Self {
         let dropped = |reason| {
             registry.counter(
                 "weir_exporter_dropped_items_total",
@@ -35,7 +40,9 @@ impl<S: Signal> Route<S> {
         let items = batch.items() as u64;
         match self.overflow {
             Overflow::Block => {
-                if let Err(SendError::Closed(_) | SendError::Timeout(_)) = self.queue.send_blocking(batch) {
+                if let Err(SendError::Closed(_) | SendError::Timeout(_)) =
+                    self.queue.send_blocking(batch)
+                {
                     self.dropped_closed.add(items);
                 }
             }
@@ -104,7 +111,9 @@ mod tests {
         ]);
         let workers = spawn(2, in_rx, Arc::new(Chain::pass()), routes).unwrap();
         for _ in 0..3 {
-            in_tx.try_send(Batch::measured(fixtures::resource_logs(1, 8))).unwrap();
+            in_tx
+                .try_send(Batch::measured(fixtures::resource_logs(1, 8)))
+                .unwrap();
         }
         drop(in_tx);
         for w in workers {
@@ -118,12 +127,19 @@ mod tests {
             n
         };
         assert_eq!(count(&a_rx), 24);
-        assert_eq!(count(&b_rx), 8, "b holds one batch of 8; two more did not fit");
+        assert_eq!(
+            count(&b_rx),
+            8,
+            "b holds one batch of 8; two more did not fit"
+        );
         let text = registry.render();
         assert!(
             text.contains("weir_exporter_dropped_items_total{exporter=\"b\",signal=\"logs\",reason=\"queue_full\"} 16"),
             "{text}"
         );
-        assert!(a_rx.recv_blocking().is_none(), "exporter queues close when workers end");
+        assert!(
+            a_rx.recv_blocking().is_none(),
+            "exporter queues close when workers end"
+        );
     }
 }

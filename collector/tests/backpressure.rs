@@ -31,7 +31,9 @@ fn rss_kib(pid: u32) -> u64 {
 fn request(n: usize, pad: usize) -> ExportTraceServiceRequest {
     let mut rs: Vec<ResourceSpans> = fixtures::resource_spans(1, 50);
     for (i, span) in rs[0].scope_spans[0].spans.iter_mut().enumerate() {
-        span.span_id = ((n as u64) << 16 | i as u64 | 1 << 62).to_be_bytes().to_vec();
+        span.span_id = ((n as u64) << 16 | i as u64 | 1 << 62)
+            .to_be_bytes()
+            .to_vec();
         if pad > 0 {
             span.attributes.push(fixtures::kv("pad", &"p".repeat(pad)));
         }
@@ -54,7 +56,11 @@ async fn blocked_exporter_pushes_back_then_everything_acknowledged_arrives() {
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
     let fifo = data.join("traces.jsonl");
-    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
     let weir = Weir::start_in(
         dir,
         data,
@@ -84,7 +90,11 @@ async fn blocked_exporter_pushes_back_then_everything_acknowledged_arrives() {
     assert!(!refused.is_empty(), "a blocked exporter must push back");
     // Bound: intake (200) + exporter queue (200) + one request per worker (50) + the batch in flight and
     // the one waiting for its permit (each < 100 + 50).
-    assert!(acknowledged.len() <= 800, "acknowledged beyond the configured bounds: {}", acknowledged.len());
+    assert!(
+        acknowledged.len() <= 800,
+        "acknowledged beyond the configured bounds: {}",
+        acknowledged.len()
+    );
 
     let r = http_request(
         weir.http,
@@ -103,8 +113,16 @@ async fn blocked_exporter_pushes_back_then_everything_acknowledged_arrives() {
         let _ = client.export(request(2000 + n, 8 * 1024)).await;
     }
     let after = rss_kib(weir.child.id());
-    assert!(after < before + 64 * 1024, "RSS grew from {before} KiB to {after} KiB under refused load");
-    assert!(weir.metric("weir_receiver_refused_items_total", &["reason=\"queue_full\"", "signal=\"traces\""]) > 0.0);
+    assert!(
+        after < before + 64 * 1024,
+        "RSS grew from {before} KiB to {after} KiB under refused load"
+    );
+    assert!(
+        weir.metric(
+            "weir_receiver_refused_items_total",
+            &["reason=\"queue_full\"", "signal=\"traces\""]
+        ) > 0.0
+    );
 
     // Phase 2: the exporter recovers (someone reads the FIFO); clients retry what was refused.
     let received = Arc::new(Mutex::new(Vec::<u8>::new()));
@@ -154,7 +172,10 @@ async fn blocked_exporter_pushes_back_then_everything_acknowledged_arrives() {
     }
     let got = delivered();
     let missing: Vec<_> = acknowledged.difference(&got).take(5).collect();
-    assert!(missing.is_empty(), "acknowledged but not delivered (first 5): {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "acknowledged but not delivered (first 5): {missing:?}"
+    );
     drop(weir);
     let _ = reader.join();
 }

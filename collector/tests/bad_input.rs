@@ -6,7 +6,9 @@ use common::{gzip, http_request, Weir};
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use prost::Message;
 use tonic::codec::CompressionEncoding;
 use tonic::Code;
@@ -23,7 +25,9 @@ fn valid_logs() -> Vec<u8> {
 }
 
 fn status_message(body: &[u8]) -> String {
-    tonic_types::Status::decode(body).map(|s| s.message).unwrap_or_default()
+    tonic_types::Status::decode(body)
+        .map(|s| s.message)
+        .unwrap_or_default()
 }
 
 /// Bytes of a LogsService request whose severity_text is not UTF-8.
@@ -32,11 +36,17 @@ const INVALID_UTF8: [u8; 10] = [0x0a, 0x08, 0x12, 0x06, 0x12, 0x04, 0x1a, 0x02, 
 #[test]
 fn http_bad_input_gets_the_right_status_and_weir_keeps_serving() {
     let weir = Weir::start();
-    let post = |headers: &[(&str, &str)], body: &[u8]| http_request(weir.http, "POST", "/v1/logs", headers, body).unwrap();
+    let post = |headers: &[(&str, &str)], body: &[u8]| {
+        http_request(weir.http, "POST", "/v1/logs", headers, body).unwrap()
+    };
 
     let r = post(&[PB], b"\xff\xff\xff\xffgarbage");
     assert_eq!(r.status, 400);
-    assert!(status_message(&r.body).contains("malformed OTLP logs protobuf"), "{:?}", r.body);
+    assert!(
+        status_message(&r.body).contains("malformed OTLP logs protobuf"),
+        "{:?}",
+        r.body
+    );
 
     let r = post(&[JSON], b"{\"resourceLogs\": [ {");
     assert_eq!(r.status, 400);
@@ -79,8 +89,19 @@ fn http_bad_input_gets_the_right_status_and_weir_keeps_serving() {
     let r = post(&[PB, ("Content-Encoding", "gzip")], &gzip(&valid_logs()));
     assert_eq!(r.status, 200);
     assert_eq!(weir.wait_for(3, Weir::log_count), 3);
-    assert!(weir.metric("weir_receiver_refused_requests_total", &["reason=\"malformed\""]) >= 4.0);
-    assert_eq!(weir.metric("weir_receiver_refused_requests_total", &["reason=\"too_large\""]), 2.0);
+    assert!(
+        weir.metric(
+            "weir_receiver_refused_requests_total",
+            &["reason=\"malformed\""]
+        ) >= 4.0
+    );
+    assert_eq!(
+        weir.metric(
+            "weir_receiver_refused_requests_total",
+            &["reason=\"too_large\""]
+        ),
+        2.0
+    );
 }
 
 #[test]
@@ -88,33 +109,56 @@ fn http_rejects_malformed_ids_via_partial_success() {
     let weir = Weir::start();
     let mut spans = fixtures::resource_spans(1, 4);
     spans[0].scope_spans[0].spans[2].trace_id = vec![7; 5];
-    let body = ExportTraceServiceRequest { resource_spans: spans }.encode_to_vec();
+    let body = ExportTraceServiceRequest {
+        resource_spans: spans,
+    }
+    .encode_to_vec();
     let r = http_request(weir.http, "POST", "/v1/traces", &[PB], &body).unwrap();
     assert_eq!(r.status, 200);
     let resp = ExportTraceServiceResponse::decode(&r.body[..]).unwrap();
     let partial = resp.partial_success.expect("partial_success set");
     assert_eq!(partial.rejected_spans, 1);
-    assert!(partial.error_message.contains("trace_id must be 16 bytes (got 5)"));
+    assert!(partial
+        .error_message
+        .contains("trace_id must be 16 bytes (got 5)"));
     assert_eq!(weir.wait_for(3, Weir::span_count), 3);
-    assert_eq!(weir.metric("weir_receiver_refused_items_total", &["reason=\"malformed_id\"", "signal=\"traces\""]), 1.0);
+    assert_eq!(
+        weir.metric(
+            "weir_receiver_refused_items_total",
+            &["reason=\"malformed_id\"", "signal=\"traces\""]
+        ),
+        1.0
+    );
 }
 
 #[tokio::test]
 async fn grpc_bad_input_is_invalid_argument_and_weir_keeps_serving() {
     let weir = Weir::start();
     // Raw garbage through a gRPC frame: send bytes that are not a valid message using a codec-free path.
-    let channel = tonic::transport::Endpoint::from_shared(weir.grpc_url()).unwrap().connect().await.unwrap();
+    let channel = tonic::transport::Endpoint::from_shared(weir.grpc_url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
     let mut raw = tonic::client::Grpc::new(channel.clone());
     raw.ready().await.unwrap();
     let path = tonic::codegen::http::uri::PathAndQuery::from_static(
         "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
     );
     let err = raw
-        .unary::<Vec<u8>, Vec<u8>, _>(tonic::Request::new(INVALID_UTF8.to_vec()), path.clone(), RawCodec)
+        .unary::<Vec<u8>, Vec<u8>, _>(
+            tonic::Request::new(INVALID_UTF8.to_vec()),
+            path.clone(),
+            RawCodec,
+        )
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
-    assert!(err.message().contains("malformed OTLP logs"), "{}", err.message());
+    assert!(
+        err.message().contains("malformed OTLP logs"),
+        "{}",
+        err.message()
+    );
 
     // A gzip bomb over gRPC: 64 MiB of zeros against the 16 MiB default message limit.
     let mut client = LogsServiceClient::new(channel.clone())
@@ -123,10 +167,18 @@ async fn grpc_bad_input_is_invalid_argument_and_weir_keeps_serving() {
     let mut huge = fixtures::resource_logs(1, 1);
     huge[0].scope_logs[0].log_records[0].severity_text = "x".repeat(64 << 20);
     let err = client
-        .export(ExportLogsServiceRequest { resource_logs: huge })
+        .export(ExportLogsServiceRequest {
+            resource_logs: huge,
+        })
         .await
         .unwrap_err();
-    assert!(matches!(err.code(), Code::ResourceExhausted | Code::OutOfRange | Code::InvalidArgument), "{err:?}");
+    assert!(
+        matches!(
+            err.code(),
+            Code::ResourceExhausted | Code::OutOfRange | Code::InvalidArgument
+        ),
+        "{err:?}"
+    );
 
     let mut traces = TraceServiceClient::new(channel).send_compressed(CompressionEncoding::Zstd);
     let resp = traces
@@ -160,7 +212,11 @@ impl tonic::codec::Codec for RawCodec {
 impl tonic::codec::Encoder for RawCodec {
     type Item = Vec<u8>;
     type Error = tonic::Status;
-    fn encode(&mut self, item: Vec<u8>, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
         bytes::BufMut::put_slice(dst, &item);
         Ok(())
     }
@@ -169,7 +225,10 @@ impl tonic::codec::Encoder for RawCodec {
 impl tonic::codec::Decoder for RawCodec {
     type Item = Vec<u8>;
     type Error = tonic::Status;
-    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Vec<u8>>, tonic::Status> {
         let n = bytes::Buf::remaining(src);
         Ok(Some(bytes::Buf::copy_to_bytes(src, n).to_vec()))
     }

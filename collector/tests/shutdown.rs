@@ -54,7 +54,10 @@ async fn sigterm_under_load_loses_no_acknowledged_item() {
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let before_term = acknowledged.lock().unwrap().len();
-    assert!(before_term > 1000, "load was running: {before_term} acknowledged");
+    assert!(
+        before_term > 1000,
+        "load was running: {before_term} acknowledged"
+    );
     let status = tokio::task::spawn_blocking(move || {
         let s = weir.terminate();
         (s, weir)
@@ -72,8 +75,17 @@ async fn sigterm_under_load_loses_no_acknowledged_item() {
     let mut delivered = BTreeSet::new();
     let mut total = 0;
     for req in weir.logs() {
-        for rec in req.resource_logs.iter().flat_map(|r| &r.scope_logs).flat_map(|s| &s.log_records) {
-            let id = rec.attributes.iter().find(|kv| kv.key == "test.id").unwrap();
+        for rec in req
+            .resource_logs
+            .iter()
+            .flat_map(|r| &r.scope_logs)
+            .flat_map(|s| &s.log_records)
+        {
+            let id = rec
+                .attributes
+                .iter()
+                .find(|kv| kv.key == "test.id")
+                .unwrap();
             if let Some(opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(id)) =
                 id.value.clone().unwrap().value
             {
@@ -84,6 +96,10 @@ async fn sigterm_under_load_loses_no_acknowledged_item() {
     }
     let acknowledged = acknowledged.lock().unwrap();
     let missing: Vec<_> = acknowledged.difference(&delivered).take(5).collect();
-    assert!(missing.is_empty(), "{} acknowledged, missing (first 5): {missing:?}", acknowledged.len());
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged, missing (first 5): {missing:?}",
+        acknowledged.len()
+    );
     assert_eq!(total, delivered.len(), "no record written twice");
 }

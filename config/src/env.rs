@@ -92,7 +92,10 @@ fn substitute_line(
             });
         }
         // Like POSIX `:-`, an empty variable counts as unset when a default is given.
-        match (lookup(name).filter(|v| default.is_none() || !v.is_empty()), default) {
+        match (
+            lookup(name).filter(|v| default.is_none() || !v.is_empty()),
+            default,
+        ) {
             (Some(v), _) => out.push_str(&v),
             (None, Some(d)) => out.push_str(d),
             (None, None) => {

@@ -98,18 +98,36 @@ fn invalid(path: impl Into<String>, message: impl Into<String>) -> Invalid {
 fn validate(c: &Config) -> Result<(), Invalid> {
     let r = &c.receivers;
     if !r.grpc.enabled && !r.http.enabled {
-        return Err(invalid("receivers", "at least one of grpc and http must be enabled"));
+        return Err(invalid(
+            "receivers",
+            "at least one of grpc and http must be enabled",
+        ));
     }
     if r.grpc.enabled {
         socket_addr("receivers.grpc.endpoint", &r.grpc.endpoint)?;
-        positive("receivers.grpc.max_request_bytes", r.grpc.max_request_bytes.0)?;
-        positive("receivers.grpc.max_concurrent_streams", u64::from(r.grpc.max_concurrent_streams))?;
+        positive(
+            "receivers.grpc.max_request_bytes",
+            r.grpc.max_request_bytes.0,
+        )?;
+        positive(
+            "receivers.grpc.max_concurrent_streams",
+            u64::from(r.grpc.max_concurrent_streams),
+        )?;
     }
     if r.http.enabled {
         socket_addr("receivers.http.endpoint", &r.http.endpoint)?;
-        positive("receivers.http.max_request_bytes", r.http.max_request_bytes.0)?;
-        positive("receivers.http.max_decompressed_bytes", r.http.max_decompressed_bytes.0)?;
-        positive("receivers.http.max_concurrent_requests", r.http.max_concurrent_requests as u64)?;
+        positive(
+            "receivers.http.max_request_bytes",
+            r.http.max_request_bytes.0,
+        )?;
+        positive(
+            "receivers.http.max_decompressed_bytes",
+            r.http.max_decompressed_bytes.0,
+        )?;
+        positive(
+            "receivers.http.max_concurrent_requests",
+            r.http.max_concurrent_requests as u64,
+        )?;
     }
     if c.admin.enabled {
         socket_addr("admin.endpoint", &c.admin.endpoint)?;
@@ -134,7 +152,12 @@ fn exporter(path: &str, e: &ExporterConfig) -> Result<(), Invalid> {
                 "no destination: set exactly one of `file: {path: …}` or `blackhole: {}`",
             ))
         }
-        _ => return Err(invalid(path, "set exactly one destination (file or blackhole), not several")),
+        _ => {
+            return Err(invalid(
+                path,
+                "set exactly one destination (file or blackhole), not several",
+            ))
+        }
     }
     if let Some(f) = &e.file {
         if f.path.trim().is_empty() {
@@ -144,7 +167,10 @@ fn exporter(path: &str, e: &ExporterConfig) -> Result<(), Invalid> {
     }
     if let Some(signals) = &e.signals {
         if signals.is_empty() {
-            return Err(invalid(format!("{path}.signals"), "must list at least one signal"));
+            return Err(invalid(
+                format!("{path}.signals"),
+                "must list at least one signal",
+            ));
         }
     }
     queue_limits(&format!("{path}.queue"), &e.queue.limits())?;
@@ -221,12 +247,21 @@ mod tests {
         assert_eq!(c.receivers.grpc.endpoint, "127.0.0.1:14317");
         assert_eq!(c.receivers.http.endpoint, "127.0.0.1:14318");
         assert_eq!(c.admin.endpoint, "127.0.0.1:18888");
-        assert_eq!(c.exporters.values().find_map(|e| e.file.as_ref()).unwrap().path, "/tmp/w");
+        assert_eq!(
+            c.exporters
+                .values()
+                .find_map(|e| e.file.as_ref())
+                .unwrap()
+                .path,
+            "/tmp/w"
+        );
     }
 
     #[test]
     fn unknown_key_names_file_line_and_path() {
-        let e = err("receivers:\n  grpc:\n    endpont: 1.2.3.4:1\nexporters:\n  b:\n    blackhole: {}\n");
+        let e = err(
+            "receivers:\n  grpc:\n    endpont: 1.2.3.4:1\nexporters:\n  b:\n    blackhole: {}\n",
+        );
         assert!(e.starts_with("test.yaml:3:"), "{e}");
         assert!(e.contains("receivers.grpc"), "{e}");
         assert!(e.contains("unknown field `endpont`"), "{e}");
@@ -242,18 +277,28 @@ mod tests {
     #[test]
     fn semantic_errors_name_the_key() {
         assert!(err("exporters:\n  x: {}\n").contains("exporters.x: no destination"));
-        assert!(err("exporters:\n  x:\n    blackhole: {}\n    file: {path: /tmp}\n").contains("exactly one"));
-        assert!(err("receivers:\n  grpc: {endpoint: nowhere}\nexporters:\n  b: {blackhole: {}}\n")
-            .contains("receivers.grpc.endpoint"));
+        assert!(
+            err("exporters:\n  x:\n    blackhole: {}\n    file: {path: /tmp}\n")
+                .contains("exactly one")
+        );
+        assert!(
+            err("receivers:\n  grpc: {endpoint: nowhere}\nexporters:\n  b: {blackhole: {}}\n")
+                .contains("receivers.grpc.endpoint")
+        );
         assert!(err("exporters: {}\n").contains("at least one exporter"));
-        assert!(err("exporters:\n  b: {blackhole: {}, batch: {max_items: 0}}\n")
-            .contains("exporters.b.batch.max_items: must be greater than 0"));
+        assert!(
+            err("exporters:\n  b: {blackhole: {}, batch: {max_items: 0}}\n")
+                .contains("exporters.b.batch.max_items: must be greater than 0")
+        );
     }
 
     #[test]
     fn missing_variable_is_reported_with_line() {
         let e = err("exporters:\n  f:\n    file: {path: ${NOT_SET_ANYWHERE}}\n");
-        assert!(e.contains("line 3") && e.contains("NOT_SET_ANYWHERE"), "{e}");
+        assert!(
+            e.contains("line 3") && e.contains("NOT_SET_ANYWHERE"),
+            "{e}"
+        );
     }
 
     #[test]

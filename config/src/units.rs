@@ -99,9 +99,11 @@ impl Duration {
 impl<'de> Deserialize<'de> for Duration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        humantime::parse_duration(&s)
-            .map(Duration)
-            .map_err(|e| de::Error::custom(format!("`{s}` is not a duration ({e}; examples: 200ms, 5s, 1m)")))
+        humantime::parse_duration(&s).map(Duration).map_err(|e| {
+            de::Error::custom(format!(
+                "`{s}` is not a duration ({e}; examples: 200ms, 5s, 1m)"
+            ))
+        })
     }
 }
 

@@ -23,7 +23,9 @@ impl Backoff {
         self.step = (self.step * 2).min(self.max);
         let half = step / 2;
         let jitter = Duration::from_nanos(fastrand::u64(0..=half.as_nanos() as u64));
-        (half + jitter).max(floor.unwrap_or_default()).min(self.max.max(floor.unwrap_or_default()))
+        (half + jitter)
+            .max(floor.unwrap_or_default())
+            .min(self.max.max(floor.unwrap_or_default()))
     }
 }
 
@@ -37,13 +39,20 @@ mod tests {
         let expected_steps = [100, 200, 400, 800, 1000, 1000];
         for step in expected_steps {
             let d = b.next_delay(None).as_millis() as u64;
-            assert!(d >= step / 2 && d <= step, "{d} not in [{}, {step}]", step / 2);
+            assert!(
+                d >= step / 2 && d <= step,
+                "{d} not in [{}, {step}]",
+                step / 2
+            );
         }
     }
 
     #[test]
     fn honours_the_destinations_floor_even_above_the_cap() {
         let mut b = Backoff::new(Duration::from_millis(10), Duration::from_millis(100));
-        assert_eq!(b.next_delay(Some(Duration::from_secs(5))), Duration::from_secs(5));
+        assert_eq!(
+            b.next_delay(Some(Duration::from_secs(5))),
+            Duration::from_secs(5)
+        );
     }
 }

@@ -96,7 +96,11 @@ impl DeliveryMetrics {
         self.registry.counter(
             "weir_exporter_failed_items_total",
             "Items that could not be delivered and were given up on, by reason.",
-            &[("exporter", &self.exporter), ("signal", self.signal), ("reason", reason)],
+            &[
+                ("exporter", &self.exporter),
+                ("signal", self.signal),
+                ("reason", reason),
+            ],
         )
     }
 }
@@ -136,7 +140,16 @@ pub async fn deliver<S: Signal, E: Exporter<S>>(
         if !pending.is_empty() {
             let batch = std::mem::take(&mut pending);
             oldest = None;
-            dispatch(&name, &exporter, batch, &settings, &metrics, &permits, &mut in_flight).await;
+            dispatch(
+                &name,
+                &exporter,
+                batch,
+                &settings,
+                &metrics,
+                &permits,
+                &mut in_flight,
+            )
+            .await;
         }
         while in_flight.try_join_next().is_some() {}
         if closed {
@@ -192,13 +205,14 @@ async fn send_with_retry<S: Signal, E: Exporter<S>>(
     let mut backoff = Backoff::new(settings.initial_backoff, settings.max_backoff);
     let items = encoded.items as u64;
     loop {
-        let outcome = match tokio::time::timeout(settings.timeout, exporter.send(&encoded.request)).await {
-            Ok(r) => r,
-            Err(_) => Err(crate::ExportError::retryable(
-                "timeout",
-                format!("no answer within {:?}", settings.timeout),
-            )),
-        };
+        let outcome =
+            match tokio::time::timeout(settings.timeout, exporter.send(&encoded.request)).await {
+                Ok(r) => r,
+                Err(_) => Err(crate::ExportError::retryable(
+                    "timeout",
+                    format!("no answer within {:?}", settings.timeout),
+                )),
+            };
         let err = match outcome {
             Ok(()) => {
                 metrics.sent_items.add(items);
@@ -312,16 +326,28 @@ mod tests {
             tx.try_send(batch(30)).unwrap();
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
-        assert_eq!(*rec.sent.lock().unwrap(), vec![120], "flushed when items reached 100");
+        assert_eq!(
+            *rec.sent.lock().unwrap(),
+            vec![120],
+            "flushed when items reached 100"
+        );
         tx.try_send(batch(7)).unwrap();
         tokio::time::sleep(Duration::from_millis(150)).await;
-        assert_eq!(rec.sent.lock().unwrap().len(), 1, "young partial batch waits");
+        assert_eq!(
+            rec.sent.lock().unwrap().len(),
+            1,
+            "young partial batch waits"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(*rec.sent.lock().unwrap(), vec![120, 7], "flushed by age");
         tx.try_send(batch(3)).unwrap();
         drop(tx);
         task.await.unwrap();
-        assert_eq!(*rec.sent.lock().unwrap(), vec![120, 7, 3], "flushed on close");
+        assert_eq!(
+            *rec.sent.lock().unwrap(),
+            vec![120, 7, 3],
+            "flushed on close"
+        );
         assert_eq!(m.sent_items.get(), 130);
     }
 

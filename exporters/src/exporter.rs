@@ -15,7 +15,8 @@ pub trait Exporter<S: Signal>: Send + Sync + 'static {
     /// Turns a batch into the requests to send; an error here is never retried.
     fn encode(&self, batch: Batch<S>) -> Result<Vec<Encoded<Self::Request>>, ExportError>;
 
-    fn send(&self, request: &Self::Request) -> impl Future<Output = Result<(), ExportError>> + Send;
+    fn send(&self, request: &Self::Request)
+        -> impl Future<Output = Result<(), ExportError>> + Send;
 }
 
 /// A request ready to send, with the number of telemetry items it carries (for metrics and accounting).

@@ -30,10 +30,16 @@ struct FileState {
 
 impl FileExporter {
     /// Creates the directory if needed; the file itself is opened on first write.
-    pub fn new(cfg: &weir_config::FileExporter, signal: weir_config::Signal) -> Result<Self, ExportError> {
+    pub fn new(
+        cfg: &weir_config::FileExporter,
+        signal: weir_config::Signal,
+    ) -> Result<Self, ExportError> {
         let dir = PathBuf::from(&cfg.path);
         fs::create_dir_all(&dir).map_err(|e| {
-            ExportError::permanent("io", format!("cannot create directory {}: {e}", dir.display()))
+            ExportError::permanent(
+                "io",
+                format!("cannot create directory {}: {e}", dir.display()),
+            )
         })?;
         Ok(FileExporter {
             state: Arc::new(Mutex::new(FileState {
@@ -121,8 +127,9 @@ impl<S: Signal> Exporter<S> for FileExporter {
     fn encode(&self, batch: Batch<S>) -> Result<Vec<Encoded<Bytes>>, ExportError> {
         let items = batch.items();
         let request = batch.into_request();
-        let mut line = serde_json::to_vec(&request)
-            .map_err(|e| ExportError::permanent("encode", format!("OTLP/JSON encoding failed: {e}")))?;
+        let mut line = serde_json::to_vec(&request).map_err(|e| {
+            ExportError::permanent("encode", format!("OTLP/JSON encoding failed: {e}"))
+        })?;
         line.push(b'\n');
         Ok(vec![Encoded {
             request: Bytes::from(line),
@@ -173,8 +180,14 @@ mod tests {
         write(&e, Batch::measured(resources.clone())).await;
         let text = fs::read_to_string(dir.path().join("logs.jsonl")).unwrap();
         assert_eq!(text.lines().count(), 1);
-        assert!(text.contains("\"traceId\":\"0000000000000001"), "ids are hex: {text}");
-        assert!(text.contains("\"timeUnixNano\":\"17640"), "u64 as string: {text}");
+        assert!(
+            text.contains("\"traceId\":\"0000000000000001"),
+            "ids are hex: {text}"
+        );
+        assert!(
+            text.contains("\"timeUnixNano\":\"17640"),
+            "u64 as string: {text}"
+        );
         let back: ExportLogsServiceRequest = serde_json::from_str(text.trim()).unwrap();
         assert_eq!(back.resource_logs, resources);
     }
@@ -200,17 +213,27 @@ mod tests {
         names.sort();
         assert_eq!(names, ["logs.1.jsonl", "logs.2.jsonl", "logs.jsonl"]);
         for n in &names {
-            let lines = fs::read_to_string(dir.path().join(n)).unwrap().lines().count();
+            let lines = fs::read_to_string(dir.path().join(n))
+                .unwrap()
+                .lines()
+                .count();
             assert!(lines <= 2, "{n} has {lines} lines");
         }
-        assert_eq!(fs::read_to_string(dir.path().join("logs.jsonl")).unwrap().lines().count(), 1);
+        assert_eq!(
+            fs::read_to_string(dir.path().join("logs.jsonl"))
+                .unwrap()
+                .lines()
+                .count(),
+            1
+        );
     }
 
     #[tokio::test]
     async fn one_file_per_signal() {
         let dir = tempfile::tempdir().unwrap();
         let t = FileExporter::new(&cfg(dir.path(), 1 << 30, 2), Kind::Traces).unwrap();
-        let r = Exporter::<Traces>::encode(&t, Batch::measured(fixtures::resource_spans(1, 2))).unwrap();
+        let r = Exporter::<Traces>::encode(&t, Batch::measured(fixtures::resource_spans(1, 2)))
+            .unwrap();
         Exporter::<Traces>::send(&t, &r[0].request).await.unwrap();
         assert!(FileExporter::live_path(dir.path(), Kind::Traces).exists());
         assert!(!dir.path().join("logs.jsonl").exists());

@@ -1,10 +1,13 @@
 //! Realistic OTLP batches for tests and benchmarks: several services, typical attribute sets, ids that
 //! are valid and distinct. Deterministic, so failures reproduce.
 
-use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::common::v1::{
+    any_value::Value, AnyValue, InstrumentationScope, KeyValue,
+};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::metrics::v1::{
-    metric::Data, number_data_point, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+    metric::Data, number_data_point, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
+    Sum,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Span, Status};
@@ -37,7 +40,10 @@ fn resource(i: usize) -> Option<Resource> {
             kv("service.name", &format!("checkout-{}", i % 7)),
             kv("service.namespace", "shop"),
             kv("deployment.environment", "production"),
-            kv("k8s.pod.name", &format!("checkout-{}-7d9f8b6c4-x2x{i:02}", i % 7)),
+            kv(
+                "k8s.pod.name",
+                &format!("checkout-{}-7d9f8b6c4-x2x{i:02}", i % 7),
+            ),
             kv("host.name", &format!("node-{:03}", i % 50)),
         ],
         ..Default::default()
@@ -61,7 +67,9 @@ pub fn trace_id(r: usize, n: usize) -> Vec<u8> {
 }
 
 pub fn span_id(r: usize, n: usize) -> Vec<u8> {
-    ((r as u64) << 32 | n as u64 | 1 << 63).to_be_bytes().to_vec()
+    ((r as u64) << 32 | n as u64 | 1 << 63)
+        .to_be_bytes()
+        .to_vec()
 }
 
 pub fn resource_spans(resources: usize, spans_per_resource: usize) -> Vec<ResourceSpans> {
@@ -74,7 +82,11 @@ pub fn resource_spans(resources: usize, spans_per_resource: usize) -> Vec<Resour
                     .map(|n| Span {
                         trace_id: trace_id(r, n / 4),
                         span_id: span_id(r, n),
-                        parent_span_id: if n % 4 == 0 { vec![] } else { span_id(r, n - n % 4) },
+                        parent_span_id: if n % 4 == 0 {
+                            vec![]
+                        } else {
+                            span_id(r, n - n % 4)
+                        },
                         name: format!("GET /api/v1/cart/{}", n % 13),
                         kind: span::SpanKind::Server as i32,
                         start_time_unix_nano: BASE_NANOS + n as u64 * 1_000_000,
@@ -82,7 +94,10 @@ pub fn resource_spans(resources: usize, spans_per_resource: usize) -> Vec<Resour
                         attributes: vec![
                             kv("http.request.method", "GET"),
                             kv("url.path", &format!("/api/v1/cart/{}", n % 13)),
-                            kv_int("http.response.status_code", if n % 50 == 0 { 500 } else { 200 }),
+                            kv_int(
+                                "http.response.status_code",
+                                if n % 50 == 0 { 500 } else { 200 },
+                            ),
                             kv("user_agent.original", "Mozilla/5.0 (X11; Linux x86_64)"),
                         ],
                         status: Some(Status {

@@ -63,7 +63,10 @@ mod tests {
     fn failed_reload_keeps_old_value() {
         let h = HotSwap::new(1);
         assert_eq!(h.try_reload(|| Ok::<_, String>(2)), Ok(2));
-        assert_eq!(h.try_reload(|| Err::<i32, _>("bad rule".to_string())), Err("bad rule".into()));
+        assert_eq!(
+            h.try_reload(|| Err::<i32, _>("bad rule".to_string())),
+            Err("bad rule".into())
+        );
         assert_eq!(**h.load(), 2);
         assert_eq!(h.version(), 2);
     }

@@ -67,7 +67,12 @@ impl Histogram {
     }
 
     pub fn observe(&self, v: f64) {
-        let i = self.0.bounds.iter().position(|b| v <= *b).unwrap_or(self.0.bounds.len());
+        let i = self
+            .0
+            .bounds
+            .iter()
+            .position(|b| v <= *b)
+            .unwrap_or(self.0.bounds.len());
         self.0.counts[i].fetch_add(1, Ordering::Relaxed);
         let _ = self
             .0
@@ -78,7 +83,11 @@ impl Histogram {
     }
 
     pub fn count(&self) -> u64 {
-        self.0.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+        self.0
+            .counts
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
     }
 }
 
@@ -97,7 +106,12 @@ impl Registry {
     }
 
     /// A counter; asking twice for the same name and labels returns the same counter.
-    pub fn counter(&self, name: &'static str, help: &'static str, labels: &[(&'static str, &str)]) -> Counter {
+    pub fn counter(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        labels: &[(&'static str, &str)],
+    ) -> Counter {
         let labels = owned(labels);
         let mut families = self.families.lock().unwrap_or_else(|e| e.into_inner());
         let family = families.entry(name).or_insert_with(|| Family {
@@ -189,8 +203,15 @@ fn render_histogram(out: &mut String, name: &str, labels: &Labels, h: &Histogram
     let mut cumulative = 0;
     for (i, c) in h.0.counts.iter().enumerate() {
         cumulative += c.load(Ordering::Relaxed);
-        let le = h.0.bounds.get(i).map_or("+Inf".to_string(), |b| b.to_string());
-        let _ = writeln!(out, "{name}_bucket{} {cumulative}", fmt_labels(labels, Some(&le)));
+        let le =
+            h.0.bounds
+                .get(i)
+                .map_or("+Inf".to_string(), |b| b.to_string());
+        let _ = writeln!(
+            out,
+            "{name}_bucket{} {cumulative}",
+            fmt_labels(labels, Some(&le))
+        );
     }
     let sum = f64::from_bits(h.0.sum.load(Ordering::Relaxed));
     let _ = writeln!(out, "{name}_sum{} {sum}", fmt_labels(labels, None));
@@ -237,14 +258,21 @@ mod tests {
         let r = Registry::new();
         let c = r.counter("weir_x_total", "X things.", &[("signal", "logs")]);
         c.add(3);
-        r.counter("weir_x_total", "X things.", &[("signal", "logs")]).inc();
+        r.counter("weir_x_total", "X things.", &[("signal", "logs")])
+            .inc();
         r.gauge_fn("weir_depth", "Depth.", &[("queue", "in\"take")], || 7.0);
         let h = r.histogram("weir_size", "Size.", &[], &[1.0, 10.0]);
         h.observe(5.0);
         h.observe(50.0);
         let text = r.render();
-        assert!(text.contains("# TYPE weir_x_total counter\nweir_x_total{signal=\"logs\"} 4\n"), "{text}");
-        assert!(text.contains("weir_depth{queue=\"in\\\"take\"} 7\n"), "{text}");
+        assert!(
+            text.contains("# TYPE weir_x_total counter\nweir_x_total{signal=\"logs\"} 4\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("weir_depth{queue=\"in\\\"take\"} 7\n"),
+            "{text}"
+        );
         assert!(text.contains("weir_size_bucket{le=\"1\"} 0\nweir_size_bucket{le=\"10\"} 1\nweir_size_bucket{le=\"+Inf\"} 2\nweir_size_sum 55\nweir_size_count 2\n"), "{text}");
     }
 }

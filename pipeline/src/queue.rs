@@ -415,14 +415,20 @@ mod tests {
     fn bounded_by_items_and_by_bytes() {
         let (tx, rx) = bounded(limits(10, 1000));
         tx.try_send(Item(6, 10)).unwrap();
-        assert_eq!(tx.try_send(Item(5, 10)), Err(TrySendError::Full(Item(5, 10))));
+        assert_eq!(
+            tx.try_send(Item(5, 10)),
+            Err(TrySendError::Full(Item(5, 10)))
+        );
         tx.try_send(Item(4, 10)).unwrap();
         assert_eq!(rx.stats().items(), 10);
         let _ = rx.try_recv().unwrap();
         let _ = rx.try_recv().unwrap();
 
         tx.try_send(Item(1, 900)).unwrap();
-        assert!(matches!(tx.try_send(Item(1, 101)), Err(TrySendError::Full(_))));
+        assert!(matches!(
+            tx.try_send(Item(1, 101)),
+            Err(TrySendError::Full(_))
+        ));
         tx.try_send(Item(1, 100)).unwrap();
         assert_eq!((rx.stats().items(), rx.stats().bytes()), (2, 1000));
     }
@@ -431,7 +437,10 @@ mod tests {
     fn oversized_batch_is_admitted_only_into_an_empty_queue() {
         let (tx, rx) = bounded(limits(10, 100));
         tx.try_send(Item(50, 5000)).unwrap();
-        assert!(matches!(tx.try_send(Item(1, 1)), Err(TrySendError::Full(_))));
+        assert!(matches!(
+            tx.try_send(Item(1, 1)),
+            Err(TrySendError::Full(_))
+        ));
         assert_eq!(rx.try_recv(), Some(Item(50, 5000)));
         assert_eq!((rx.stats().items(), rx.stats().bytes()), (0, 0));
     }
@@ -453,8 +462,14 @@ mod tests {
     fn dropping_all_receivers_hands_values_back() {
         let (tx, rx) = bounded::<Item>(limits(10, 100));
         drop(rx);
-        assert_eq!(tx.try_send(Item(1, 1)), Err(TrySendError::Closed(Item(1, 1))));
-        assert_eq!(tx.send_blocking(Item(2, 1)), Err(SendError::Closed(Item(2, 1))));
+        assert_eq!(
+            tx.try_send(Item(1, 1)),
+            Err(TrySendError::Closed(Item(1, 1)))
+        );
+        assert_eq!(
+            tx.send_blocking(Item(2, 1)),
+            Err(SendError::Closed(Item(2, 1)))
+        );
     }
 
     #[test]
@@ -487,9 +502,14 @@ mod tests {
         for p in producers {
             p.join().unwrap();
         }
-        let mut all: Vec<usize> = consumers.into_iter().flat_map(|c| c.join().unwrap()).collect();
+        let mut all: Vec<usize> = consumers
+            .into_iter()
+            .flat_map(|c| c.join().unwrap())
+            .collect();
         all.sort_unstable();
-        let expected: Vec<usize> = (0..4).flat_map(|p| (0..5000).map(move |i| p * 10_000 + i)).collect();
+        let expected: Vec<usize> = (0..4)
+            .flat_map(|p| (0..5000).map(move |i| p * 10_000 + i))
+            .collect();
         assert_eq!(all, expected);
     }
 
@@ -513,8 +533,14 @@ mod tests {
     #[tokio::test]
     async fn recv_timeout_distinguishes_timeout_from_closed() {
         let (tx, rx) = bounded::<Item>(limits(1, 100));
-        assert_eq!(rx.recv_timeout(Duration::from_millis(10)).await, Err(RecvError::Timeout));
+        assert_eq!(
+            rx.recv_timeout(Duration::from_millis(10)).await,
+            Err(RecvError::Timeout)
+        );
         drop(tx);
-        assert_eq!(rx.recv_timeout(Duration::from_secs(10)).await, Err(RecvError::Closed));
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(10)).await,
+            Err(RecvError::Closed)
+        );
     }
 }

@@ -15,7 +15,13 @@ pub trait Signal: Send + Sync + Sized + 'static {
     /// What one item is called in metrics and messages: span, log record, data point.
     const ITEM: &'static str;
     type Resource: prost::Message + Default + Clone + PartialEq + serde::Serialize + Send + Sync;
-    type Request: prost::Message + Default + Clone + serde::Serialize + serde::de::DeserializeOwned + Send + Sync;
+    type Request: prost::Message
+        + Default
+        + Clone
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync;
 
     fn into_resources(request: Self::Request) -> Vec<Self::Resource>;
     fn to_request(resources: Vec<Self::Resource>) -> Self::Request;

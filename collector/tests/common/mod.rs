@@ -21,7 +21,10 @@ pub struct Weir {
 }
 
 pub fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
 }
 
 /// The YAML a test starts from; `extra_exporter_yaml` is appended under the `file` exporter and
@@ -108,7 +111,12 @@ impl Weir {
     }
 
     pub fn metrics(&self) -> String {
-        String::from_utf8(http_request(self.admin, "GET", "/metrics", &[], b"").unwrap().body).unwrap()
+        String::from_utf8(
+            http_request(self.admin, "GET", "/metrics", &[], b"")
+                .unwrap()
+                .body,
+        )
+        .unwrap()
     }
 
     /// The value of one metric series, by name and a label filter like `signal="logs"`.
@@ -122,13 +130,20 @@ impl Weir {
     }
 
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(40);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "weir did not exit after SIGTERM; log:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "weir did not exit after SIGTERM; log:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -184,7 +199,11 @@ impl Drop for Weir {
 /// Every line of `<signal>.jsonl` and its rotated files, oldest first.
 pub fn read_lines<T: serde::de::DeserializeOwned>(dir: &Path, signal: &str) -> Vec<T> {
     let mut files: Vec<(usize, PathBuf)> = std::fs::read_dir(dir)
-        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect::<Vec<_>>())
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.path())
+                .collect::<Vec<_>>()
+        })
         .unwrap_or_default()
         .into_iter()
         .filter_map(|p| {
@@ -194,12 +213,15 @@ pub fn read_lines<T: serde::de::DeserializeOwned>(dir: &Path, signal: &str) -> V
             Some((generation, p))
         })
         .collect();
-    files.sort_by(|a, b| b.0.cmp(&a.0));
+    files.sort_by_key(|f| std::cmp::Reverse(f.0));
     let mut out = Vec::new();
     for (_, path) in files {
         let text = std::fs::read_to_string(&path).unwrap_or_default();
         for line in text.lines().filter(|l| !l.is_empty()) {
-            out.push(serde_json::from_str(line).unwrap_or_else(|e| panic!("bad line in {}: {e}", path.display())));
+            out.push(
+                serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("bad line in {}: {e}", path.display())),
+            );
         }
     }
     out
@@ -230,7 +252,10 @@ pub fn http_request(
 ) -> std::io::Result<HttpResponse> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -243,7 +268,12 @@ pub fn http_request(
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other(format!("no HTTP response: {:?}", String::from_utf8_lossy(&raw))))?;
+        .ok_or_else(|| {
+            std::io::Error::other(format!(
+                "no HTTP response: {:?}",
+                String::from_utf8_lossy(&raw)
+            ))
+        })?;
     let head = String::from_utf8_lossy(&raw[..split]).to_string();
     let mut lines = head.lines();
     let status = lines
@@ -256,10 +286,17 @@ pub fn http_request(
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect::<Vec<_>>();
     let mut body = raw[split + 4..].to_vec();
-    if headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked")) {
+    if headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"))
+    {
         body = dechunk(&body);
     }
-    Ok(HttpResponse { status, headers, body })
+    Ok(HttpResponse {
+        status,
+        headers,
+        body,
+    })
 }
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {

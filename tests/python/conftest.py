@@ -1,0 +1,77 @@
+"""Starts the real `weir` binary on free loopback ports with a file exporter in a temp directory."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Weir:
+    def __init__(self, tmp: Path):
+        self.grpc = f"127.0.0.1:{free_port()}"
+        self.http = f"127.0.0.1:{free_port()}"
+        self.admin = f"127.0.0.1:{free_port()}"
+        self.data = tmp / "data"
+        self.log_path = tmp / "weir.log"
+        binary = os.environ.get("WEIR_BIN", str(REPO / "target" / "debug" / "weir"))
+        env = dict(os.environ,
+                   WEIR_GRPC_ADDR=self.grpc, WEIR_HTTP_ADDR=self.http,
+                   WEIR_ADMIN_ADDR=self.admin, WEIR_DATA_DIR=str(self.data))
+        # The shipped default config, pointed at this test's ports and directory through its variables.
+        self.proc = subprocess.Popen([binary, "--config", str(REPO / "examples" / "default.yaml")],
+                                     env=env, stdout=subprocess.DEVNULL,
+                                     stderr=open(self.log_path, "wb"))
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://{self.admin}/readyz", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("weir did not become ready:\n" + self.log())
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def lines(self, signal_name: str) -> list:
+        path = self.data / f"{signal_name}.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+    def metric(self, name: str, *label_filters: str) -> float:
+        with urllib.request.urlopen(f"http://{self.admin}/metrics", timeout=5) as r:
+            text = r.read().decode()
+        total = 0.0
+        for line in text.splitlines():
+            if line.startswith(name) and line[len(name)] in "{ " and all(f in line for f in label_filters):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=40)
+
+
+@pytest.fixture
+def weir(tmp_path):
+    w = Weir(tmp_path)
+    yield w
+    if w.proc.poll() is None:
+        w.proc.kill()
+        w.proc.wait()
