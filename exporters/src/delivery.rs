@@ -7,7 +7,8 @@
 use crate::backoff::Backoff;
 use crate::exporter::{Encoded, Exporter, Retry};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use weir_config::ExporterConfig;

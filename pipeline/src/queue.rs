@@ -13,7 +13,8 @@ use crossbeam_queue::SegQueue;
 use event_listener::{Event, Listener};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// What a queue counts against its limits.
 pub trait Weighted {
