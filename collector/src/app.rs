@@ -51,6 +51,7 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
         let (addr, server) = grpc::bind(
             &config.receivers.grpc,
             intake.clone(),
+            &registry,
             receivers_signal.clone(),
         )
         .await?;

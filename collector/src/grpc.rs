@@ -19,6 +19,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 use weir_config::GrpcReceiver;
+use weir_pipeline::metrics::{Counter, Registry};
 use weir_pipeline::{Logs, Metrics, Traces};
 
 /// A decoded request and its size on the wire (after decompression).
@@ -27,9 +28,15 @@ pub struct Received<S: Wire> {
     bytes: usize,
 }
 
-struct OtlpCodec<S>(PhantomData<S>);
+struct OtlpCodec<S> {
+    malformed: Counter,
+    _signal: PhantomData<S>,
+}
 
-struct OtlpDecoder<S>(PhantomData<S>);
+struct OtlpDecoder<S> {
+    malformed: Counter,
+    _signal: PhantomData<S>,
+}
 
 impl<S: Wire> Decoder for OtlpDecoder<S> {
     type Item = Received<S>;
@@ -39,10 +46,13 @@ impl<S: Wire> Decoder for OtlpDecoder<S> {
         let bytes = bytes::Buf::remaining(buf);
         match <S::Request as prost::Message>::decode(buf) {
             Ok(request) => Ok(Some(Received { request, bytes })),
-            Err(e) => Err(Status::invalid_argument(format!(
-                "malformed OTLP {} request: {e}",
-                S::KIND.as_str()
-            ))),
+            Err(e) => {
+                self.malformed.inc();
+                Err(Status::invalid_argument(format!(
+                    "malformed OTLP {} request: {e}",
+                    S::KIND.as_str()
+                )))
+            }
         }
     }
 }
@@ -57,7 +67,10 @@ impl<S: Wire> Codec for OtlpCodec<S> {
         tonic_prost::ProstEncoder::default()
     }
     fn decoder(&mut self) -> Self::Decoder {
-        OtlpDecoder(PhantomData)
+        OtlpDecoder {
+            malformed: self.malformed.clone(),
+            _signal: PhantomData,
+        }
     }
 }
 
@@ -65,6 +78,7 @@ impl<S: Wire> Codec for OtlpCodec<S> {
 pub struct OtlpService<S> {
     intake: Arc<Intake>,
     max_message_bytes: usize,
+    malformed: Counter,
     _signal: PhantomData<S>,
 }
 
@@ -73,6 +87,7 @@ impl<S> Clone for OtlpService<S> {
         OtlpService {
             intake: self.intake.clone(),
             max_message_bytes: self.max_message_bytes,
+            malformed: self.malformed.clone(),
             _signal: PhantomData,
         }
     }
@@ -133,11 +148,15 @@ where
         }
         let svc = Export::<S>(self.intake.clone(), PhantomData);
         let max = self.max_message_bytes;
+        let codec = OtlpCodec::<S> {
+            malformed: self.malformed.clone(),
+            _signal: PhantomData,
+        };
         Box::pin(async move {
             let mut accept = EnabledCompressionEncodings::default();
             accept.enable(CompressionEncoding::Gzip);
             accept.enable(CompressionEncoding::Zstd);
-            let mut grpc = Grpc::new(OtlpCodec::<S>(PhantomData))
+            let mut grpc = Grpc::new(codec)
                 .apply_compression_config(accept, EnabledCompressionEncodings::default())
                 .apply_max_message_size_config(Some(max), None);
             Ok(grpc.unary(svc, req).await)
@@ -155,10 +174,15 @@ impl NamedService for OtlpService<Metrics> {
     const NAME: &'static str = <Metrics as Wire>::GRPC_SERVICE;
 }
 
-fn service<S>(intake: &Arc<Intake>, cfg: &GrpcReceiver) -> OtlpService<S> {
+fn service<S: Wire>(
+    intake: &Arc<Intake>,
+    cfg: &GrpcReceiver,
+    registry: &Registry,
+) -> OtlpService<S> {
     OtlpService {
         intake: intake.clone(),
         max_message_bytes: cfg.max_request_bytes.as_usize(),
+        malformed: crate::http::refused_requests(registry, S::KIND.as_str(), "grpc", "malformed"),
         _signal: PhantomData,
     }
 }
@@ -168,6 +192,7 @@ fn service<S>(intake: &Arc<Intake>, cfg: &GrpcReceiver) -> OtlpService<S> {
 pub async fn bind(
     cfg: &GrpcReceiver,
     intake: Arc<Intake>,
+    registry: &Registry,
     shutdown: ShutdownSignal,
 ) -> anyhow::Result<(SocketAddr, impl Future<Output = ()> + Send + 'static)> {
     let addr: SocketAddr = cfg.endpoint.parse()?;
@@ -178,9 +203,9 @@ pub async fn bind(
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let router = tonic::transport::Server::builder()
         .max_concurrent_streams(cfg.max_concurrent_streams)
-        .add_service(service::<Traces>(&intake, cfg))
-        .add_service(service::<Logs>(&intake, cfg))
-        .add_service(service::<Metrics>(&intake, cfg));
+        .add_service(service::<Traces>(&intake, cfg, registry))
+        .add_service(service::<Logs>(&intake, cfg, registry))
+        .add_service(service::<Metrics>(&intake, cfg, registry));
     Ok((local, async move {
         if let Err(e) = router
             .serve_with_incoming_shutdown(incoming, shutdown.wait())

@@ -5,8 +5,8 @@ use crate::app::ShutdownSignal;
 use crate::decode::{self, BodyError, Format};
 use crate::intake::{Intake, IntakeFor, Refused, Transport, RETRY_AFTER};
 use crate::wire::Wire;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::body::Body;
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -17,11 +17,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 use weir_config::HttpReceiver;
-use weir_pipeline::metrics::Registry;
+use weir_pipeline::metrics::{Counter, Registry};
 use weir_pipeline::{Logs, Metrics, Traces};
 
 struct HttpState {
     intake: Arc<Intake>,
+    max_request: usize,
     max_decompressed: usize,
     slots: Semaphore,
     registry: Arc<Registry>,
@@ -41,6 +42,7 @@ pub async fn bind(
     let local = listener.local_addr()?;
     let state = Arc::new(HttpState {
         intake,
+        max_request: cfg.max_request_bytes.as_usize(),
         max_decompressed: cfg.max_decompressed_bytes.as_usize(),
         slots: Semaphore::new(cfg.max_concurrent_requests),
         registry,
@@ -49,7 +51,6 @@ pub async fn bind(
         .route(Traces::HTTP_PATH, post(export::<Traces>))
         .route(Logs::HTTP_PATH, post(export::<Logs>))
         .route(Metrics::HTTP_PATH, post(export::<Metrics>))
-        .layer(DefaultBodyLimit::max(cfg.max_request_bytes.as_usize()))
         .with_state(state);
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
@@ -67,11 +68,12 @@ pub async fn bind(
 async fn export<S: Wire>(
     State(state): State<Arc<HttpState>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response
 where
     Intake: IntakeFor<S>,
 {
+    // The slot is taken before the body is read, so at most `max_concurrent_requests` bodies are in memory.
     let Ok(_slot) = state.slots.acquire().await else {
         return unavailable(Format::Protobuf);
     };
@@ -83,6 +85,10 @@ where
     let format = match decode::format(header(header::CONTENT_TYPE)) {
         Ok(f) => f,
         Err(e) => return refuse::<S>(&state, e, Format::Protobuf),
+    };
+    let body = match axum::body::to_bytes(body, state.max_request).await {
+        Ok(b) => b,
+        Err(_) => return refuse::<S>(&state, BodyError::TooLarge(state.max_request), format),
     };
     let body = match decode::decompress(
         header(header::CONTENT_ENCODING),
@@ -140,15 +146,22 @@ fn unavailable(format: Format) -> Response {
     r
 }
 
+/// Counts requests refused before their items could be counted (bad content type, encoding, size, body).
+pub fn refused_requests(
+    registry: &Registry,
+    signal: &str,
+    transport: &str,
+    reason: &str,
+) -> Counter {
+    registry.counter(
+        "weir_receiver_refused_requests_total",
+        "Requests refused before decoding finished (bad content type, encoding, size or body), by reason.",
+        &[("signal", signal), ("transport", transport), ("reason", reason)],
+    )
+}
+
 fn refuse<S: Wire>(state: &HttpState, e: BodyError, format: Format) -> Response {
-    state
-        .registry
-        .counter(
-            "weir_receiver_refused_requests_total",
-            "Requests refused before decoding finished (bad content type, encoding, size or body), by reason.",
-            &[("signal", S::KIND.as_str()), ("transport", "http"), ("reason", e.reason())],
-        )
-        .inc();
+    refused_requests(&state.registry, S::KIND.as_str(), "http", e.reason()).inc();
     let (status, code) = match e {
         BodyError::UnsupportedMediaType(_) | BodyError::UnsupportedEncoding(_) => {
             (StatusCode::UNSUPPORTED_MEDIA_TYPE, 3)

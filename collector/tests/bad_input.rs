@@ -100,7 +100,8 @@ fn http_bad_input_gets_the_right_status_and_weir_keeps_serving() {
             "weir_receiver_refused_requests_total",
             &["reason=\"too_large\""]
         ),
-        2.0
+        3.0,
+        "oversized body, gzip bomb, zstd bomb"
     );
 }
 
