@@ -39,10 +39,12 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
         n => n,
     };
     let mut pipelines = Vec::new();
+    // Fired only if the shutdown deadline passes: delivery loops then count what they still hold.
+    let (abort_delivery, abort) = ShutdownSignal::new();
     let intake = Arc::new(Intake {
-        traces: intake_for::<Traces>(&config, &registry, workers, &mut pipelines)?,
-        logs: intake_for::<Logs>(&config, &registry, workers, &mut pipelines)?,
-        metrics: intake_for::<Metrics>(&config, &registry, workers, &mut pipelines)?,
+        traces: intake_for::<Traces>(&config, &registry, workers, &abort, &mut pipelines)?,
+        logs: intake_for::<Logs>(&config, &registry, workers, &abort, &mut pipelines)?,
+        metrics: intake_for::<Metrics>(&config, &registry, workers, &abort, &mut pipelines)?,
     });
 
     let (stop_receivers, receivers_signal) = ShutdownSignal::new();
@@ -90,7 +92,7 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     tracing::info!(timeout = ?config.shutdown_timeout.0, "shutting down: stopping receivers");
     admin_state.ready.store(false, Ordering::Release);
     let _ = stop_receivers.send(true);
-    let clean = drain(receivers, &intake, pipelines, deadline).await;
+    let clean = drain(receivers, &intake, pipelines, deadline, abort_delivery).await;
     let _ = stop_admin.send(true);
     if let Some(admin) = admin {
         let _ = admin.await;
@@ -107,9 +109,10 @@ fn intake_for<S: Wire>(
     config: &Config,
     registry: &Arc<Registry>,
     workers: usize,
+    abort: &ShutdownSignal,
     pipelines: &mut Vec<SignalPipeline>,
 ) -> anyhow::Result<SignalIntake<S>> {
-    let queue = pipeline::start::<S>(config, registry, workers)?.map(|(tx, p)| {
+    let queue = pipeline::start::<S>(config, registry, workers, abort)?.map(|(tx, p)| {
         pipelines.push(p);
         tx
     });
@@ -120,12 +123,14 @@ fn intake_for<S: Wire>(
     ))
 }
 
-/// Front-to-back drain; false if the deadline passed first (what was left is logged).
+/// Front-to-back drain; false if the deadline passed first. Then delivery loops are aborted and count
+/// what they held as failed (`shutdown_deadline`), and what is left in the intake queues is logged.
 async fn drain(
     receivers: Vec<JoinHandle<()>>,
     intake: &Intake,
     pipelines: Vec<SignalPipeline>,
     deadline: tokio::time::Instant,
+    abort_delivery: watch::Sender<bool>,
 ) -> bool {
     let receivers_done = async {
         for r in receivers {
@@ -140,32 +145,39 @@ async fn drain(
     }
     intake.close();
     tracing::info!("receivers stopped; draining stage workers and flushing exporters");
-    let mut clean = true;
+    let mut queues = Vec::new();
+    let mut workers = Vec::new();
+    let mut deliveries = Vec::new();
     for p in pipelines {
-        let SignalPipeline {
-            signal,
-            workers,
-            deliveries,
-            queues,
-        } = p;
-        let finished = async {
-            for w in workers {
-                let _ = tokio::task::spawn_blocking(move || w.join()).await;
-            }
-            for d in deliveries {
-                let _ = d.await;
-            }
-        };
-        if tokio::time::timeout_at(deadline, finished).await.is_err() {
-            clean = false;
-            let left: Vec<_> = queues
-                .iter()
-                .map(|(n, q)| format!("{n}={}", q.items()))
-                .collect();
-            tracing::error!(signal, queued = ?left, "shutdown deadline passed; these items were not delivered");
-        }
+        queues.extend(p.queues);
+        workers.extend(p.workers);
+        deliveries.extend(p.deliveries);
     }
-    clean
+    let finished = async {
+        for w in workers {
+            let _ = tokio::task::spawn_blocking(move || w.join()).await;
+        }
+        for d in deliveries {
+            let _ = d.await;
+        }
+    };
+    tokio::pin!(finished);
+    if tokio::time::timeout_at(deadline, &mut finished)
+        .await
+        .is_ok()
+    {
+        return true;
+    }
+    let _ = abort_delivery.send(true);
+    // Aborted loops drop their queues, which unblocks workers; give them a moment to count and exit.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), &mut finished).await;
+    let left: Vec<_> = queues
+        .iter()
+        .filter(|(_, q)| q.items() > 0)
+        .map(|(n, q)| format!("{n}={}", q.items()))
+        .collect();
+    tracing::error!(queued = ?left, "shutdown deadline passed before every queue drained");
+    false
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -19,6 +19,7 @@ mod workers;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
@@ -116,7 +117,9 @@ fn serve(config: Config) -> anyhow::Result<()> {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.log.level))
         .with_context(|| format!("log.level: invalid filter {:?}", config.log.level))?;
+    // Colours only for a person at a terminal; log files and collectors get plain text.
     let builder = tracing_subscriber::fmt()
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match config.log.format {
@@ -128,5 +131,9 @@ fn serve(config: Config) -> anyhow::Result<()> {
         .thread_name("weir-io")
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(app::run(config, app::termination()))
+    let result = runtime.block_on(app::run(config, app::termination()));
+    // A file write stuck on a blocking thread (a full disk, a pipe nobody reads) must not hold the
+    // process past its shutdown: whatever it held was already counted when the deadline passed.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
 }

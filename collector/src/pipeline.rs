@@ -1,6 +1,7 @@
 //! Assembles one signal's pipeline from config: intake queue → stage workers → one queue and delivery
 //! loop per exporter. Adding an exporter kind means one arm in [`spawn_exporter`].
 
+use crate::app::ShutdownSignal;
 use crate::wire::Wire;
 use crate::workers::{self, Route};
 use std::sync::Arc;
@@ -14,7 +15,6 @@ use weir_pipeline::{bounded, Batch, Chain, Receiver, Sender};
 
 /// A running signal pipeline, for shutdown.
 pub struct SignalPipeline {
-    pub signal: &'static str,
     pub workers: Vec<JoinHandle<()>>,
     pub deliveries: Vec<TaskHandle<()>>,
     /// Every queue of this pipeline, to report what was left if shutdown runs out of time.
@@ -26,6 +26,7 @@ pub fn start<S: Wire>(
     config: &Config,
     registry: &Arc<Registry>,
     workers: usize,
+    abort: &ShutdownSignal,
 ) -> anyhow::Result<Option<(Sender<Batch<S>>, SignalPipeline)>> {
     let signal = S::KIND.as_str();
     let exporters: Vec<_> = config
@@ -50,7 +51,7 @@ pub fn start<S: Wire>(
         let (tx, rx) = bounded::<Batch<S>>(Limits::from(cfg.queue.limits()));
         register_queue(registry, name, signal, tx.stats());
         queues.push((format!("exporter/{name}/{signal}"), tx.stats()));
-        deliveries.push(spawn_exporter::<S>(name, cfg, rx, registry)?);
+        deliveries.push(spawn_exporter::<S>(name, cfg, rx, registry, abort.clone())?);
         routes.push(Route::new(tx, cfg.queue.overflow, name, registry));
     }
     let chain = Arc::new(Chain::<S>::pass());
@@ -58,7 +59,6 @@ pub fn start<S: Wire>(
     Ok(Some((
         intake_tx,
         SignalPipeline {
-            signal,
             workers,
             deliveries,
             queues,
@@ -71,6 +71,7 @@ fn spawn_exporter<S: Wire>(
     cfg: &ExporterConfig,
     queue: Receiver<Batch<S>>,
     registry: &Arc<Registry>,
+    abort: ShutdownSignal,
 ) -> anyhow::Result<TaskHandle<()>> {
     let settings = DeliverySettings::from(cfg);
     let metrics = DeliveryMetrics::new(registry, name, S::KIND.as_str());
@@ -79,11 +80,23 @@ fn spawn_exporter<S: Wire>(
         Some(ExporterKind::File(f)) => {
             let exporter = FileExporter::new(f, S::KIND)
                 .map_err(|e| anyhow::anyhow!("exporters.{name}.file: {e}"))?;
-            tokio::spawn(deliver(name, Arc::new(exporter), queue, settings, metrics))
+            tokio::spawn(deliver(
+                name,
+                Arc::new(exporter),
+                queue,
+                settings,
+                metrics,
+                abort.wait(),
+            ))
         }
-        Some(ExporterKind::Blackhole(_)) => {
-            tokio::spawn(deliver(name, Arc::new(Blackhole), queue, settings, metrics))
-        }
+        Some(ExporterKind::Blackhole(_)) => tokio::spawn(deliver(
+            name,
+            Arc::new(Blackhole),
+            queue,
+            settings,
+            metrics,
+            abort.wait(),
+        )),
         None => anyhow::bail!("exporters.{name}: no destination configured"),
     };
     Ok(handle)

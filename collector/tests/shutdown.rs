@@ -103,3 +103,48 @@ async fn sigterm_under_load_loses_no_acknowledged_item() {
     );
     assert_eq!(total, delivered.len(), "no record written twice");
 }
+
+/// An exporter stuck for good (a FIFO nobody reads) cannot hold shutdown hostage: at the deadline weir
+/// exits non-zero and says how many acknowledged items it could not deliver.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stuck_exporter_cannot_hold_shutdown_past_its_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    assert!(std::process::Command::new("mkfifo")
+        .arg(data.join("logs.jsonl"))
+        .status()
+        .unwrap()
+        .success());
+    let mut weir = Weir::start_in(
+        dir,
+        data,
+        common::Options {
+            shutdown_timeout: "2s",
+            ..common::Options::default()
+        },
+    );
+    let mut client = LogsServiceClient::connect(weir.grpc_url()).await.unwrap();
+    for n in 0..5 {
+        client.export(request(0, n).0).await.unwrap();
+    }
+    let started = std::time::Instant::now();
+    let (status, weir) = tokio::task::spawn_blocking(move || (weir.terminate(), weir))
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(!status.success(), "an unclean shutdown is not a success");
+    let log = weir.log();
+    assert!(
+        log.contains("shutdown deadline passed: these items were not delivered"),
+        "{log}"
+    );
+    assert!(
+        log.contains("items=100"),
+        "all 5×20 acknowledged records are accounted for: {log}"
+    );
+}

@@ -189,9 +189,23 @@ fn exporter(path: &str, e: &ExporterConfig) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// The queue counts items and bytes in one 64-bit word: 24 bits of items, 40 bits of bytes.
+const QUEUE_MAX_ITEMS: u64 = (1 << 24) - 1;
+const QUEUE_MAX_BYTES: u64 = (1 << 40) - 1;
+
 fn queue_limits(path: &str, q: &QueueLimits) -> Result<(), Invalid> {
     positive(&format!("{path}.max_items"), q.max_items as u64)?;
-    positive(&format!("{path}.max_bytes"), q.max_bytes.0)
+    positive(&format!("{path}.max_bytes"), q.max_bytes.0)?;
+    if q.max_items as u64 > QUEUE_MAX_ITEMS {
+        return Err(invalid(
+            format!("{path}.max_items"),
+            format!("must be at most {QUEUE_MAX_ITEMS}"),
+        ));
+    }
+    if q.max_bytes.0 > QUEUE_MAX_BYTES {
+        return Err(invalid(format!("{path}.max_bytes"), "must be at most 1TiB"));
+    }
+    Ok(())
 }
 
 fn positive(path: &str, v: u64) -> Result<(), Invalid> {

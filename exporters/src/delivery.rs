@@ -6,6 +6,8 @@
 
 use crate::backoff::Backoff;
 use crate::exporter::{Encoded, Exporter, Retry};
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -106,92 +108,135 @@ impl DeliveryMetrics {
     }
 }
 
-/// Runs until `queue` is closed and drained and all requests in flight have finished.
+/// Runs until `queue` is closed and drained and all requests in flight have finished, or until `abort`
+/// resolves (the shutdown deadline): then whatever is still pending, in flight or queued is counted as
+/// failed with reason `shutdown_deadline` and logged, never dropped silently.
 pub async fn deliver<S: Signal, E: Exporter<S>>(
     name: String,
     exporter: Arc<E>,
     queue: Receiver<Batch<S>>,
     settings: DeliverySettings,
     metrics: DeliveryMetrics,
+    abort: impl Future<Output = ()>,
 ) {
-    let permits = Arc::new(Semaphore::new(settings.max_in_flight));
-    let mut in_flight = JoinSet::new();
-    let mut pending: Batch<S> = Batch::default();
-    let mut oldest: Option<Instant> = None;
-    loop {
-        let next = match oldest {
-            None => queue.recv().await.ok_or(RecvError::Closed),
-            Some(t) => {
-                let left = settings.max_age.saturating_sub(t.elapsed());
-                queue.recv_timeout(left).await
-            }
-        };
-        let closed = match next {
-            Ok(batch) => {
-                oldest.get_or_insert_with(Instant::now);
-                pending.append(batch);
-                if pending.items() < settings.max_items && pending.bytes() < settings.max_bytes {
-                    continue;
-                }
-                false
-            }
-            Err(RecvError::Timeout) => false,
-            Err(RecvError::Closed) => true,
-        };
-        if !pending.is_empty() {
-            let batch = std::mem::take(&mut pending);
-            oldest = None;
-            dispatch(
-                &name,
-                &exporter,
-                batch,
-                &settings,
-                &metrics,
-                &permits,
-                &mut in_flight,
-            )
-            .await;
-        }
-        while in_flight.try_join_next().is_some() {}
-        if closed {
-            break;
-        }
+    let mut d = Delivery {
+        permits: Arc::new(Semaphore::new(settings.max_in_flight)),
+        in_flight: JoinSet::new(),
+        outstanding: Arc::new(AtomicUsize::new(0)),
+        pending: Batch::default(),
+        name,
+        exporter,
+        settings,
+        metrics,
+    };
+    let aborted = tokio::select! {
+        () = d.run(&queue) => false,
+        () = abort => true,
+    };
+    if aborted {
+        d.abandon(&queue);
     }
-    while in_flight.join_next().await.is_some() {}
-    tracing::debug!(exporter = %name, signal = S::KIND.as_str(), "delivery loop finished");
+    tracing::debug!(exporter = %d.name, signal = S::KIND.as_str(), aborted, "delivery loop finished");
 }
 
-async fn dispatch<S: Signal, E: Exporter<S>>(
-    name: &str,
-    exporter: &Arc<E>,
-    batch: Batch<S>,
-    settings: &DeliverySettings,
-    metrics: &DeliveryMetrics,
-    permits: &Arc<Semaphore>,
-    in_flight: &mut JoinSet<()>,
-) {
-    let items = batch.items();
-    let requests = match exporter.encode(batch) {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(exporter = %name, error = %e, items, "cannot encode batch; dropping it");
-            metrics.failed("encode").add(items as u64);
-            return;
+struct Delivery<S: Signal, E> {
+    name: String,
+    exporter: Arc<E>,
+    settings: DeliverySettings,
+    metrics: DeliveryMetrics,
+    permits: Arc<Semaphore>,
+    in_flight: JoinSet<()>,
+    /// Items handed to `dispatch` whose requests have not finished (sent, failed or given up).
+    outstanding: Arc<AtomicUsize>,
+    /// Items received but not yet dispatched, waiting for the batch to fill or age.
+    pending: Batch<S>,
+}
+
+impl<S: Signal, E: Exporter<S>> Delivery<S, E> {
+    async fn run(&mut self, queue: &Receiver<Batch<S>>) {
+        let mut oldest: Option<Instant> = None;
+        loop {
+            let next = match oldest {
+                None => queue.recv().await.ok_or(RecvError::Closed),
+                Some(t) => {
+                    let left = self.settings.max_age.saturating_sub(t.elapsed());
+                    queue.recv_timeout(left).await
+                }
+            };
+            let closed = match next {
+                Ok(batch) => {
+                    oldest.get_or_insert_with(Instant::now);
+                    self.pending.append(batch);
+                    if self.pending.items() < self.settings.max_items
+                        && self.pending.bytes() < self.settings.max_bytes
+                    {
+                        continue;
+                    }
+                    false
+                }
+                Err(RecvError::Timeout) => false,
+                Err(RecvError::Closed) => true,
+            };
+            if !self.pending.is_empty() {
+                oldest = None;
+                self.dispatch().await;
+            }
+            while self.in_flight.try_join_next().is_some() {}
+            if closed {
+                break;
+            }
         }
-    };
-    for encoded in requests {
-        // Waiting here is the backpressure: the queue fills while every slot is busy.
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            return;
+        while self.in_flight.join_next().await.is_some() {}
+    }
+
+    async fn dispatch(&mut self) {
+        let batch = std::mem::take(&mut self.pending);
+        let items = batch.items();
+        self.outstanding.fetch_add(items, Ordering::AcqRel);
+        let requests = match self.exporter.encode(batch) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(exporter = %self.name, error = %e, items, "cannot encode batch; dropping it");
+                self.metrics.failed("encode").add(items as u64);
+                self.outstanding.fetch_sub(items, Ordering::AcqRel);
+                return;
+            }
         };
-        let exporter = exporter.clone();
-        let metrics = metrics.clone();
-        let settings = *settings;
-        let name = name.to_string();
-        in_flight.spawn(async move {
-            send_with_retry(&name, &*exporter, encoded, &settings, &metrics).await;
-            drop(permit);
-        });
+        for encoded in requests {
+            // Waiting here is the backpressure: the queue fills while every slot is busy.
+            let Ok(permit) = self.permits.clone().acquire_owned().await else {
+                return;
+            };
+            let exporter = self.exporter.clone();
+            let metrics = self.metrics.clone();
+            let settings = self.settings;
+            let name = self.name.clone();
+            let outstanding = self.outstanding.clone();
+            self.in_flight.spawn(async move {
+                let items = encoded.items;
+                send_with_retry(&name, &*exporter, encoded, &settings, &metrics).await;
+                outstanding.fetch_sub(items, Ordering::AcqRel);
+                drop(permit);
+            });
+        }
+    }
+
+    /// Counts and logs everything this loop still held when the shutdown deadline passed.
+    fn abandon(&mut self, queue: &Receiver<Batch<S>>) {
+        self.in_flight.abort_all();
+        let mut lost = self.pending.items() + self.outstanding.load(Ordering::Acquire);
+        while let Some(batch) = queue.try_recv() {
+            lost += batch.items();
+        }
+        if lost > 0 {
+            self.metrics.failed("shutdown_deadline").add(lost as u64);
+            tracing::error!(
+                exporter = %self.name,
+                signal = S::KIND.as_str(),
+                items = lost,
+                "shutdown deadline passed: these items were not delivered"
+            );
+        }
     }
 }
 
@@ -322,7 +367,14 @@ mod tests {
         let rec = Recorder::new(0, ExportError::retryable("x", "x"));
         let (tx, rx) = bounded(limits());
         let m = DeliveryMetrics::new(&registry, "r", "logs");
-        let task = tokio::spawn(deliver("r".into(), rec.clone(), rx, settings(), m.clone()));
+        let task = tokio::spawn(deliver(
+            "r".into(),
+            rec.clone(),
+            rx,
+            settings(),
+            m.clone(),
+            std::future::pending(),
+        ));
         for _ in 0..4 {
             tx.try_send(batch(30)).unwrap();
         }
@@ -360,7 +412,15 @@ mod tests {
         let m = DeliveryMetrics::new(&registry, "r", "logs");
         tx.try_send(batch(5)).unwrap();
         drop(tx);
-        deliver("r".into(), rec.clone(), rx, settings(), m.clone()).await;
+        deliver(
+            "r".into(),
+            rec.clone(),
+            rx,
+            settings(),
+            m.clone(),
+            std::future::pending(),
+        )
+        .await;
         assert_eq!(*rec.sent.lock().unwrap(), vec![5]);
         assert_eq!(m.retries.get(), 3);
         assert_eq!(m.sent_items.get(), 5);
@@ -374,9 +434,40 @@ mod tests {
         let m = DeliveryMetrics::new(&registry, "r", "logs");
         tx.try_send(batch(5)).unwrap();
         drop(tx);
-        deliver("r".into(), rec.clone(), rx, settings(), m.clone()).await;
+        deliver(
+            "r".into(),
+            rec.clone(),
+            rx,
+            settings(),
+            m.clone(),
+            std::future::pending(),
+        )
+        .await;
         assert_eq!(rec.attempts.load(Ordering::SeqCst), 1);
         assert_eq!(m.failed("rejected").get(), 5);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn abort_counts_pending_in_flight_and_queued_items() {
+        let registry = Registry::new();
+        let rec = Recorder::new(usize::MAX, ExportError::retryable("io", "down"));
+        let (tx, rx) = bounded(limits());
+        let m = DeliveryMetrics::new(&registry, "r", "logs");
+        let mut s = settings();
+        s.max_in_flight = 1;
+        s.max_items = 10;
+        for _ in 0..3 {
+            tx.try_send(batch(10)).unwrap();
+        }
+        let abort = tokio::time::sleep(Duration::from_secs(3));
+        deliver("r".into(), rec.clone(), rx, s, m.clone(), abort).await;
+        assert_eq!(
+            m.failed("shutdown_deadline").get(),
+            30,
+            "in flight + waiting for a permit + queued"
+        );
+        assert_eq!(m.sent_items.get(), 0);
+        drop(tx);
     }
 
     #[tokio::test(start_paused = true)]
@@ -387,7 +478,15 @@ mod tests {
         let m = DeliveryMetrics::new(&registry, "r", "logs");
         tx.try_send(batch(5)).unwrap();
         drop(tx);
-        deliver("r".into(), rec.clone(), rx, settings(), m.clone()).await;
+        deliver(
+            "r".into(),
+            rec.clone(),
+            rx,
+            settings(),
+            m.clone(),
+            std::future::pending(),
+        )
+        .await;
         assert_eq!(m.failed("retries_exhausted").get(), 5);
         assert!(m.retries.get() >= 4, "retried before giving up");
         assert_eq!(m.sent_items.get(), 0);

@@ -1,9 +1,10 @@
 //! Bounded multi-producer multi-consumer queues with capacity in items *and* bytes.
 //!
-//! Storage is crossbeam's lock-free `SegQueue`; the bound is two atomic counters reserved before a push,
-//! so no slot array is allocated up front and a queue sized for 200k spans costs nothing while empty.
-//! Waiting (async for receivers and exporters, blocking for stage worker threads) uses `event-listener`,
-//! whose notify is a single atomic load when nobody waits, so the data path takes no lock.
+//! Storage is crossbeam's lock-free `SegQueue`; the bound is one atomic word of items and bytes reserved
+//! by CAS before a push, so no slot array is allocated up front and a queue sized for 200k spans costs
+//! nothing while empty. Waiting (async for receivers and exporters, blocking for stage worker threads)
+//! uses `event-listener`, whose notify is a single atomic load when nobody waits: the data path takes
+//! no lock unless a thread actually has to wait.
 //!
 //! One batch is always admitted into an empty queue even when it alone exceeds a limit, so an oversized
 //! batch cannot wedge the pipeline. The queue closes when every [`Sender`] is dropped (receivers then
@@ -11,7 +12,7 @@
 
 use crossbeam_queue::SegQueue;
 use event_listener::{Event, Listener};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -39,8 +40,8 @@ impl From<weir_config::QueueLimits> for Limits {
 
 struct Shared<T> {
     queue: SegQueue<T>,
-    items: AtomicUsize,
-    bytes: AtomicUsize,
+    /// Items (high 24 bits) and bytes (low 40 bits) queued or reserved; see [`pack`].
+    level: AtomicU64,
     limits: Limits,
     closed: AtomicBool,
     senders: AtomicUsize,
@@ -53,8 +54,7 @@ struct Shared<T> {
 pub fn bounded<T: Weighted>(limits: Limits) -> (Sender<T>, Receiver<T>) {
     let shared = Arc::new(Shared {
         queue: SegQueue::new(),
-        items: AtomicUsize::new(0),
-        bytes: AtomicUsize::new(0),
+        level: AtomicU64::new(0),
         limits,
         closed: AtomicBool::new(false),
         senders: AtomicUsize::new(1),
@@ -117,23 +117,56 @@ pub struct Receiver<T> {
     shared: Arc<Shared<T>>,
 }
 
+/// Items and bytes share one atomic word, so a reservation checks and commits both in one CAS and a
+/// refused sender never writes: two senders can never see each other's refused reservation and both
+/// give up on a queue that has room.
+const ITEM_SHIFT: u32 = 40;
+const BYTE_MASK: u64 = (1 << ITEM_SHIFT) - 1;
+/// Largest `max_items` a queue can count (2^24 − 1).
+pub const MAX_ITEMS: usize = (1 << (64 - ITEM_SHIFT)) - 1;
+/// Largest `max_bytes` a queue can count (1 TiB − 1).
+pub const MAX_BYTES: usize = BYTE_MASK as usize;
+
+fn unpack(level: u64) -> (usize, usize) {
+    ((level >> ITEM_SHIFT) as usize, (level & BYTE_MASK) as usize)
+}
+
+fn pack(items: usize, bytes: usize) -> u64 {
+    ((items as u64) << ITEM_SHIFT) | bytes as u64
+}
+
 impl<T: Weighted> Shared<T> {
     fn try_push(&self, value: T) -> Result<(), TrySendError<T>> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(TrySendError::Closed(value));
+        let (n, b) = (value.items().min(MAX_ITEMS), value.bytes().min(MAX_BYTES));
+        let mut current = self.level.load(Ordering::SeqCst);
+        loop {
+            let (items, bytes) = unpack(current);
+            let fits = current == 0
+                || (items + n <= self.limits.max_items.min(MAX_ITEMS)
+                    && bytes + b <= self.limits.max_bytes.min(MAX_BYTES));
+            if !fits {
+                return Err(if self.is_closed() {
+                    TrySendError::Closed(value)
+                } else {
+                    TrySendError::Full(value)
+                });
+            }
+            match self.level.compare_exchange_weak(
+                current,
+                pack(items + n, bytes + b),
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => break,
+                Err(actual) => current = actual,
+            }
         }
-        let (n, b) = (value.items(), value.bytes());
-        let prev_items = self.items.fetch_add(n, Ordering::AcqRel);
-        let prev_bytes = self.bytes.fetch_add(b, Ordering::AcqRel);
-        let empty = prev_items == 0 && prev_bytes == 0;
-        if !empty
-            && (prev_items + n > self.limits.max_items || prev_bytes + b > self.limits.max_bytes)
-        {
-            // Undo without notifying: a refused reservation frees no room anyone waits for, and a
-            // notification here would wake this very sender's listener and spin it.
-            self.items.fetch_sub(n, Ordering::AcqRel);
-            self.bytes.fetch_sub(b, Ordering::AcqRel);
-            return Err(TrySendError::Full(value));
+        // Checked after reserving: a receiver that sees the queue closed also sees this reservation,
+        // and waits for the push (or the undo below) instead of declaring the queue drained.
+        if self.closed.load(Ordering::SeqCst) {
+            self.level.fetch_sub(pack(n, b), Ordering::SeqCst);
+            self.not_empty.notify(usize::MAX);
+            return Err(TrySendError::Closed(value));
         }
         self.queue.push(value);
         self.not_empty.notify_additional(1);
@@ -142,25 +175,27 @@ impl<T: Weighted> Shared<T> {
 
     fn try_pop(&self) -> Option<T> {
         let value = self.queue.pop()?;
-        self.release(value.items(), value.bytes());
+        let (n, b) = (value.items().min(MAX_ITEMS), value.bytes().min(MAX_BYTES));
+        self.level.fetch_sub(pack(n, b), Ordering::SeqCst);
+        // One more waiting sender per pop: it either fits, or the queue still holds items whose pops
+        // will wake the next one. Waking all would stampede a full intake under overload.
+        self.not_full.notify_additional(1);
         Some(value)
     }
 
-    fn release(&self, n: usize, b: usize) {
-        self.items.fetch_sub(n, Ordering::AcqRel);
-        self.bytes.fetch_sub(b, Ordering::AcqRel);
-        // Several senders may fit in the room one batch leaves; the ones that do not re-wait.
-        self.not_full.notify(usize::MAX);
-    }
-
     fn close(&self) {
-        self.closed.store(true, Ordering::Release);
+        self.closed.store(true, Ordering::SeqCst);
         self.not_empty.notify(usize::MAX);
         self.not_full.notify(usize::MAX);
     }
 
     fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// Closed, and no item is queued or being pushed: nothing will ever arrive.
+    fn is_drained(&self) -> bool {
+        self.is_closed() && self.level.load(Ordering::SeqCst) == 0
     }
 }
 
@@ -249,15 +284,15 @@ impl<T: Weighted> Receiver<T> {
             if let Some(v) = self.shared.try_pop() {
                 return Some(v);
             }
-            if self.shared.is_closed() {
-                return self.shared.try_pop();
+            if self.shared.is_drained() {
+                return None;
             }
             let listener = self.shared.not_empty.listen();
             if let Some(v) = self.shared.try_pop() {
                 return Some(v);
             }
-            if self.shared.is_closed() {
-                return self.shared.try_pop();
+            if self.shared.is_drained() {
+                return None;
             }
             listener.await;
         }
@@ -270,15 +305,15 @@ impl<T: Weighted> Receiver<T> {
             if let Some(v) = self.shared.try_pop() {
                 return Ok(v);
             }
-            if self.shared.is_closed() {
-                return self.shared.try_pop().ok_or(RecvError::Closed);
+            if self.shared.is_drained() {
+                return Err(RecvError::Closed);
             }
             let listener = self.shared.not_empty.listen();
             if let Some(v) = self.shared.try_pop() {
                 return Ok(v);
             }
-            if self.shared.is_closed() {
-                return self.shared.try_pop().ok_or(RecvError::Closed);
+            if self.shared.is_drained() {
+                return Err(RecvError::Closed);
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() || !wait_async(listener, left).await {
@@ -293,15 +328,15 @@ impl<T: Weighted> Receiver<T> {
             if let Some(v) = self.shared.try_pop() {
                 return Some(v);
             }
-            if self.shared.is_closed() {
-                return self.shared.try_pop();
+            if self.shared.is_drained() {
+                return None;
             }
             let listener = self.shared.not_empty.listen();
             if let Some(v) = self.shared.try_pop() {
                 return Some(v);
             }
-            if self.shared.is_closed() {
-                return self.shared.try_pop();
+            if self.shared.is_drained() {
+                return None;
             }
             listener.wait();
         }
@@ -332,7 +367,7 @@ impl<T> Clone for Sender<T> {
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
         if self.shared.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.shared.closed.store(true, Ordering::Release);
+            self.shared.closed.store(true, Ordering::SeqCst);
             self.shared.not_empty.notify(usize::MAX);
         }
     }
@@ -350,7 +385,7 @@ impl<T> Clone for Receiver<T> {
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
         if self.shared.receivers.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.shared.closed.store(true, Ordering::Release);
+            self.shared.closed.store(true, Ordering::SeqCst);
             self.shared.not_full.notify(usize::MAX);
         }
     }
@@ -367,10 +402,7 @@ trait QueueLevel: Send + Sync {
 
 impl<T: Send> QueueLevel for Shared<T> {
     fn level(&self) -> (usize, usize) {
-        (
-            self.items.load(Ordering::Relaxed),
-            self.bytes.load(Ordering::Relaxed),
-        )
+        unpack(self.level.load(Ordering::Relaxed))
     }
     fn limits(&self) -> Limits {
         self.limits
@@ -512,6 +544,50 @@ mod tests {
             .flat_map(|p| (0..5000).map(move |i| p * 10_000 + i))
             .collect();
         assert_eq!(all, expected);
+    }
+
+    /// Every send that returned Ok is received, even when `close` races with the senders.
+    #[test]
+    fn close_racing_senders_never_strands_an_acknowledged_item() {
+        for round in 0..50 {
+            let (tx, rx) = bounded(limits(1_000, usize::MAX));
+            let senders: Vec<_> = (0..3)
+                .map(|_| {
+                    let tx = tx.clone();
+                    thread::spawn(move || {
+                        let mut ok = 0;
+                        loop {
+                            match tx.try_send(Item(1, 1)) {
+                                Ok(()) => ok += 1,
+                                Err(TrySendError::Full(_)) => thread::yield_now(),
+                                Err(TrySendError::Closed(_)) => return ok,
+                            }
+                        }
+                    })
+                })
+                .collect();
+            let consumer = {
+                let rx = rx.clone();
+                thread::spawn(move || {
+                    let mut got = 0;
+                    while rx.recv_blocking().is_some() {
+                        got += 1;
+                    }
+                    got
+                })
+            };
+            thread::sleep(Duration::from_micros(200 + round * 20));
+            tx.close();
+            let sent: usize = senders.into_iter().map(|s| s.join().unwrap()).sum();
+            let got = consumer.join().unwrap();
+            assert_eq!(sent, got, "round {round}");
+        }
+    }
+
+    #[test]
+    fn level_packs_items_and_bytes_without_overlap() {
+        assert_eq!(unpack(pack(MAX_ITEMS, MAX_BYTES)), (MAX_ITEMS, MAX_BYTES));
+        assert_eq!(unpack(pack(3, 7) - pack(1, 2)), (2, 5));
     }
 
     #[tokio::test]
