@@ -42,6 +42,7 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     // Fired only if the shutdown deadline passes: delivery loops then count what they still hold.
     let (abort_delivery, abort) = ShutdownSignal::new();
     let intake = Arc::new(Intake {
+        request_slots: tokio::sync::Semaphore::new(config.receivers.max_concurrent_requests),
         traces: intake_for::<Traces>(&config, &registry, workers, &abort, &mut pipelines)?,
         logs: intake_for::<Logs>(&config, &registry, workers, &abort, &mut pipelines)?,
         metrics: intake_for::<Metrics>(&config, &registry, workers, &abort, &mut pipelines)?,

@@ -79,6 +79,7 @@ pub struct OtlpService<S> {
     intake: Arc<Intake>,
     max_message_bytes: usize,
     malformed: Counter,
+    too_large: Counter,
     _signal: PhantomData<S>,
 }
 
@@ -88,6 +89,7 @@ impl<S> Clone for OtlpService<S> {
             intake: self.intake.clone(),
             max_message_bytes: self.max_message_bytes,
             malformed: self.malformed.clone(),
+            too_large: self.too_large.clone(),
             _signal: PhantomData,
         }
     }
@@ -147,20 +149,53 @@ where
             return Box::pin(async { Ok(Status::unimplemented("unknown method").into_http()) });
         }
         let svc = Export::<S>(self.intake.clone(), PhantomData);
+        let intake = self.intake.clone();
+        let too_large = self.too_large.clone();
         let max = self.max_message_bytes;
         let codec = OtlpCodec::<S> {
             malformed: self.malformed.clone(),
             _signal: PhantomData,
         };
         Box::pin(async move {
+            // Taken before the message is read: bounds the request bodies in memory across receivers.
+            let Ok(_slot) = intake.request_slots.acquire().await else {
+                return Ok(Status::unavailable("weir is shutting down").into_http());
+            };
             let mut accept = EnabledCompressionEncodings::default();
             accept.enable(CompressionEncoding::Gzip);
             accept.enable(CompressionEncoding::Zstd);
             let mut grpc = Grpc::new(codec)
                 .apply_compression_config(accept, EnabledCompressionEncodings::default())
                 .apply_max_message_size_config(Some(max), None);
-            Ok(grpc.unary(svc, req).await)
+            let mut response = grpc.unary(svc, req).await;
+            permanent_size_errors(&mut response, &too_large);
+            Ok(response)
         })
+    }
+}
+
+/// tonic answers a message over the size limit with `OUT_OF_RANGE`, and a decompression bomb with a bare
+/// `RESOURCE_EXHAUSTED`; OTLP clients retry both, resending the same oversized request. Neither will ever
+/// succeed, so they become `INVALID_ARGUMENT`. Weir's own queue-full answer carries `RetryInfo` details
+/// and is left alone.
+fn permanent_size_errors(response: &mut http::Response<tonic::body::Body>, too_large: &Counter) {
+    let headers = response.headers_mut();
+    let code = headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok());
+    let has_details = headers.contains_key("grpc-status-details-bin");
+    let size_error = match code {
+        Some(c) if c == Code::OutOfRange as i32 => true,
+        Some(c) if c == Code::ResourceExhausted as i32 => !has_details,
+        _ => false,
+    };
+    if size_error {
+        too_large.inc();
+        headers.insert(
+            "grpc-status",
+            http::HeaderValue::from(Code::InvalidArgument as i32),
+        );
     }
 }
 
@@ -183,6 +218,7 @@ fn service<S: Wire>(
         intake: intake.clone(),
         max_message_bytes: cfg.max_request_bytes.as_usize(),
         malformed: crate::http::refused_requests(registry, S::KIND.as_str(), "grpc", "malformed"),
+        too_large: crate::http::refused_requests(registry, S::KIND.as_str(), "grpc", "too_large"),
         _signal: PhantomData,
     }
 }

@@ -15,16 +15,17 @@ use axum::Router;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::sync::Semaphore;
 use weir_config::HttpReceiver;
 use weir_pipeline::metrics::{Counter, Registry};
 use weir_pipeline::{Logs, Metrics, Traces};
+
+/// Bodies larger than this (as sent) are decompressed and decoded off the async worker threads.
+const BLOCKING_DECODE_BYTES: usize = 256 * 1024;
 
 struct HttpState {
     intake: Arc<Intake>,
     max_request: usize,
     max_decompressed: usize,
-    slots: Semaphore,
     registry: Arc<Registry>,
 }
 
@@ -44,7 +45,6 @@ pub async fn bind(
         intake,
         max_request: cfg.max_request_bytes.as_usize(),
         max_decompressed: cfg.max_decompressed_bytes.as_usize(),
-        slots: Semaphore::new(cfg.max_concurrent_requests),
         registry,
     });
     let app = Router::new()
@@ -74,7 +74,7 @@ where
     Intake: IntakeFor<S>,
 {
     // The slot is taken before the body is read, so at most `max_concurrent_requests` bodies are in memory.
-    let Ok(_slot) = state.slots.acquire().await else {
+    let Ok(_slot) = state.intake.request_slots.acquire().await else {
         return unavailable(Format::Protobuf);
     };
     let header = |name| {
@@ -88,22 +88,47 @@ where
     };
     let body = match axum::body::to_bytes(body, state.max_request).await {
         Ok(b) => b,
-        Err(_) => return refuse::<S>(&state, BodyError::TooLarge(state.max_request), format),
+        Err(e) if is_length_limit(&e) => {
+            return refuse::<S>(&state, BodyError::TooLarge(state.max_request), format)
+        }
+        Err(e) => {
+            return refuse::<S>(
+                &state,
+                BodyError::Malformed(format!("cannot read the request body: {e}")),
+                format,
+            )
+        }
     };
-    let body = match decode::decompress(
-        header(header::CONTENT_ENCODING),
-        body,
-        state.max_decompressed,
-    ) {
-        Ok(b) => b,
-        Err(e) => return refuse::<S>(&state, e, format),
+    let body_len = body.len();
+    let encoding = header(header::CONTENT_ENCODING).map(str::to_owned);
+    let max_decompressed = state.max_decompressed;
+    let decode_encoding = encoding.clone();
+    let decode = move || -> Result<(S::Request, usize), BodyError> {
+        let body = decode::decompress(decode_encoding.as_deref(), body, max_decompressed)?;
+        Ok((
+            decode::request(format, &body, S::KIND.as_str())?,
+            body.len(),
+        ))
     };
-    let request: S::Request = match decode::request(format, &body, S::KIND.as_str()) {
+    // Inflating and parsing a large body takes milliseconds; off the async workers it cannot stall
+    // other connections, timers and delivery loops.
+    // A compressed body inflates several times over, so it counts as large sooner.
+    let compressed = encoding
+        .as_deref()
+        .is_some_and(|e| !e.is_empty() && e != "identity");
+    let heavy =
+        body_len > BLOCKING_DECODE_BYTES || (compressed && body_len > BLOCKING_DECODE_BYTES / 8);
+    let decoded = if heavy {
+        tokio::task::block_in_place(decode)
+    } else {
+        decode()
+    };
+    let (request, decoded_len) = match decoded {
         Ok(r) => r,
         Err(e) => return refuse::<S>(&state, e, format),
     };
     match IntakeFor::<S>::get(&*state.intake)
-        .accept(request, body.len(), Transport::Http)
+        .accept(request, decoded_len, Transport::Http)
         .await
     {
         Ok(a) if a.rejected == 0 && format == Format::Json => {
@@ -129,6 +154,17 @@ where
             &format!("no exporter in this weir takes {}", S::KIND.as_str()),
         ),
     }
+}
+
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }
 
 fn retry_after() -> HeaderValue {

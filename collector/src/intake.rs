@@ -112,13 +112,13 @@ impl<S: Wire> SignalIntake<S> {
         };
         let mut resources = S::into_resources(request);
         let (rejected, message) = S::drop_malformed(&mut resources);
-        counters.rejected_malformed.add(rejected as u64);
         let accepted = Accepted {
             rejected,
             message: message.unwrap_or_default(),
         };
         let batch = Batch::<S>::new(resources, encoded_bytes);
         if batch.is_empty() {
+            counters.rejected_malformed.add(rejected as u64);
             return Ok(accepted);
         }
         let items = batch.items() as u64;
@@ -137,6 +137,8 @@ impl<S: Wire> SignalIntake<S> {
         match sent {
             Ok(()) => {
                 counters.accepted.add(items);
+                // Counted only now: a refused request is retried whole, and would count twice.
+                counters.rejected_malformed.add(rejected as u64);
                 Ok(accepted)
             }
             Err(SendError::Timeout(_)) => {
@@ -160,6 +162,8 @@ impl<S: Wire> SignalIntake<S> {
 
 /// One intake per signal.
 pub struct Intake {
+    /// Requests being read or decoded at once, across both receivers; bounds request memory.
+    pub request_slots: tokio::sync::Semaphore,
     pub traces: SignalIntake<weir_pipeline::Traces>,
     pub logs: SignalIntake<weir_pipeline::Logs>,
     pub metrics: SignalIntake<weir_pipeline::Metrics>,
@@ -167,6 +171,7 @@ pub struct Intake {
 
 impl Intake {
     pub fn close(&self) {
+        self.request_slots.close();
         self.traces.close();
         self.logs.close();
         self.metrics.close();

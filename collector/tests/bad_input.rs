@@ -169,16 +169,32 @@ async fn grpc_bad_input_is_invalid_argument_and_weir_keeps_serving() {
     huge[0].scope_logs[0].log_records[0].severity_text = "x".repeat(64 << 20);
     let err = client
         .export(ExportLogsServiceRequest {
+            resource_logs: huge.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Code::InvalidArgument,
+        "a bomb is not retryable: {err:?}"
+    );
+
+    // Uncompressed and over the limit: tonic says OUT_OF_RANGE (retryable in OTLP); weir makes it final.
+    huge[0].scope_logs[0].log_records[0].severity_text = "x".repeat(17 << 20);
+    let mut plain = LogsServiceClient::new(channel.clone()).max_encoding_message_size(usize::MAX);
+    let err = plain
+        .export(ExportLogsServiceRequest {
             resource_logs: huge,
         })
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            err.code(),
-            Code::ResourceExhausted | Code::OutOfRange | Code::InvalidArgument
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert_eq!(
+        weir.metric(
+            "weir_receiver_refused_requests_total",
+            &["transport=\"grpc\"", "reason=\"too_large\""]
         ),
-        "{err:?}"
+        2.0
     );
 
     let mut traces = TraceServiceClient::new(channel).send_compressed(CompressionEncoding::Zstd);

@@ -60,55 +60,82 @@ fn substitute_line(
     lookup: &impl Fn(&str) -> Option<String>,
     out: &mut String,
 ) -> Result<(), SubstError> {
-    let mut rest = line;
-    while let Some(pos) = rest.find('$') {
-        out.push_str(&rest[..pos]);
-        let after = &rest[pos + 1..];
-        if let Some(stripped) = after.strip_prefix('$') {
-            out.push('$');
-            rest = stripped;
-            continue;
-        }
-        let Some(body) = after.strip_prefix('{') else {
-            out.push('$');
-            rest = after;
-            continue;
-        };
-        let Some(end) = body.find('}') else {
-            return Err(SubstError::Malformed {
-                line: line_no,
-                reason: "unterminated `${` (missing `}`)".into(),
-            });
-        };
-        let expr = &body[..end];
-        let (name, default) = match expr.split_once(":-") {
-            Some((n, d)) => (n, Some(d)),
-            None => (expr, None),
-        };
-        if !is_var_name(name) {
-            return Err(SubstError::Malformed {
-                line: line_no,
-                reason: format!("`${{{expr}}}`: `{name}` is not a valid variable name"),
-            });
-        }
-        // Like POSIX `:-`, an empty variable counts as unset when a default is given.
-        match (
-            lookup(name).filter(|v| default.is_none() || !v.is_empty()),
-            default,
-        ) {
-            (Some(v), _) => out.push_str(&v),
-            (None, Some(d)) => out.push_str(d),
-            (None, None) => {
-                return Err(SubstError::Missing(MissingVar {
-                    name: name.to_string(),
-                    line: line_no,
-                }))
+    let bytes = line.as_bytes();
+    let mut quote: Option<u8> = None;
+    let mut i = 0;
+    let mut copied = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            q @ (b'"' | b'\'') if quote.is_none() => quote = Some(q),
+            q if Some(q) == quote => quote = None,
+            // A YAML comment starts at a `#` after white space, outside quotes: leave the rest alone.
+            b'#' if quote.is_none() && (i == 0 || bytes[i - 1].is_ascii_whitespace()) => break,
+            b'$' if bytes.get(i + 1) == Some(&b'$') => {
+                out.push_str(&line[copied..i]);
+                out.push('$');
+                i += 2;
+                copied = i;
+                continue;
             }
+            b'$' if bytes.get(i + 1) == Some(&b'{') => {
+                out.push_str(&line[copied..i]);
+                let body = &line[i + 2..];
+                let Some(end) = body.find('}') else {
+                    return Err(SubstError::Malformed {
+                        line: line_no,
+                        reason: "unterminated `${` (missing `}`)".into(),
+                    });
+                };
+                out.push_str(&expand(&body[..end], line_no, lookup)?);
+                i += 2 + end + 1;
+                copied = i;
+                continue;
+            }
+            _ => {}
         }
-        rest = &body[end + 1..];
+        i += 1;
     }
-    out.push_str(rest);
+    out.push_str(&line[copied..]);
     Ok(())
+}
+
+fn expand(
+    expr: &str,
+    line_no: usize,
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<String, SubstError> {
+    let (name, default) = match expr.split_once(":-") {
+        Some((n, d)) => (n, Some(d)),
+        None => (expr, None),
+    };
+    if !is_var_name(name) {
+        return Err(SubstError::Malformed {
+            line: line_no,
+            reason: format!("`${{{expr}}}`: `{name}` is not a valid variable name"),
+        });
+    }
+    // Like POSIX `:-`, an empty variable counts as unset when a default is given.
+    let value = match (
+        lookup(name).filter(|v| default.is_none() || !v.is_empty()),
+        default,
+    ) {
+        (Some(v), _) => v,
+        (None, Some(d)) => d.to_string(),
+        (None, None) => {
+            return Err(SubstError::Missing(MissingVar {
+                name: name.to_string(),
+                line: line_no,
+            }))
+        }
+    };
+    // A newline would change the YAML's structure and shift every line number after it.
+    if value.contains('\n') {
+        return Err(SubstError::Malformed {
+            line: line_no,
+            reason: format!("the value of `{name}` contains a newline"),
+        });
+    }
+    Ok(value)
 }
 
 fn is_var_name(name: &str) -> bool {
@@ -157,6 +184,24 @@ mod tests {
     #[test]
     fn comments_are_not_substituted() {
         assert_eq!(substitute("  # ${NOPE}\n", env).unwrap(), "  # ${NOPE}\n");
+        assert_eq!(
+            substitute("port: ${PORT} # or ${NOPE}\n", env).unwrap(),
+            "port: 9000 # or ${NOPE}\n"
+        );
+        assert_eq!(
+            substitute("tag: \"a #1 ${PORT}\" # ${NOPE}", env).unwrap(),
+            "tag: \"a #1 9000\" # ${NOPE}"
+        );
+        assert_eq!(substitute("url: x#y${PORT}", env).unwrap(), "url: x#y9000");
+    }
+
+    #[test]
+    fn values_with_newlines_are_refused() {
+        let lookup = |_: &str| Some("a\nb".to_string());
+        assert!(matches!(
+            substitute("v: ${X}", lookup),
+            Err(SubstError::Malformed { line: 1, .. })
+        ));
     }
 
     #[test]

@@ -124,11 +124,11 @@ fn validate(c: &Config) -> Result<(), Invalid> {
             "receivers.http.max_decompressed_bytes",
             r.http.max_decompressed_bytes.0,
         )?;
-        positive(
-            "receivers.http.max_concurrent_requests",
-            r.http.max_concurrent_requests as u64,
-        )?;
     }
+    positive(
+        "receivers.max_concurrent_requests",
+        r.max_concurrent_requests as u64,
+    )?;
     if c.admin.enabled {
         socket_addr("admin.endpoint", &c.admin.endpoint)?;
     }

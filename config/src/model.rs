@@ -23,13 +23,27 @@ pub struct Config {
     pub shutdown_timeout: Duration,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Receivers {
     #[serde(default)]
     pub grpc: GrpcReceiver,
     #[serde(default)]
     pub http: HttpReceiver,
+    /// Requests read and decoded at once across both receivers; more wait. Bounds request memory to
+    /// about this many times the request size limits.
+    #[serde(default = "defaults::max_concurrent_requests")]
+    pub max_concurrent_requests: usize,
+}
+
+impl Default for Receivers {
+    fn default() -> Self {
+        Receivers {
+            grpc: GrpcReceiver::default(),
+            http: HttpReceiver::default(),
+            max_concurrent_requests: defaults::max_concurrent_requests(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -71,9 +85,6 @@ pub struct HttpReceiver {
     /// Largest body after decompression; a compression bomb stops here with bounded memory.
     #[serde(default = "defaults::max_decompressed_bytes")]
     pub max_decompressed_bytes: ByteSize,
-    /// Requests served at once across all connections; more wait for a slot.
-    #[serde(default = "defaults::max_concurrent_requests")]
-    pub max_concurrent_requests: usize,
 }
 
 impl Default for HttpReceiver {
@@ -83,7 +94,6 @@ impl Default for HttpReceiver {
             endpoint: defaults::http_endpoint(),
             max_request_bytes: defaults::max_request_bytes(),
             max_decompressed_bytes: defaults::max_decompressed_bytes(),
-            max_concurrent_requests: defaults::max_concurrent_requests(),
         }
     }
 }
@@ -353,22 +363,22 @@ pub mod defaults {
         256
     }
     pub fn max_concurrent_requests() -> usize {
-        1024
+        128
     }
     pub fn intake_queue() -> QueueLimits {
         QueueLimits {
-            max_items: 200_000,
-            max_bytes: ByteSize::mib(128),
+            max_items: 100_000,
+            max_bytes: ByteSize::mib(32),
         }
     }
     pub fn enqueue_timeout() -> Duration {
         Duration::millis(200)
     }
     pub fn exporter_queue_items() -> usize {
-        200_000
+        100_000
     }
     pub fn exporter_queue_bytes() -> ByteSize {
-        ByteSize::mib(128)
+        ByteSize::mib(64)
     }
     pub fn overflow() -> Overflow {
         Overflow::Block
