@@ -337,6 +337,28 @@ mod tests {
         }
     }
 
+    /// Delivers one batch of 5 items through a recorder that fails its first `fail_first` attempts.
+    async fn deliver_one_batch_of_5(
+        fail_first: usize,
+        error: ExportError,
+    ) -> (Arc<Recorder>, DeliveryMetrics) {
+        let rec = Recorder::new(fail_first, error);
+        let (tx, rx) = bounded(limits());
+        let m = DeliveryMetrics::new(&Registry::new(), "r", "logs");
+        tx.try_send(batch(5)).unwrap();
+        drop(tx);
+        deliver(
+            "r".into(),
+            rec.clone(),
+            rx,
+            settings(),
+            m.clone(),
+            std::future::pending(),
+        )
+        .await;
+        (rec, m)
+    }
+
     fn settings() -> DeliverySettings {
         DeliverySettings {
             max_items: 100,
@@ -406,21 +428,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn retries_retryable_errors_then_delivers() {
-        let registry = Registry::new();
-        let rec = Recorder::new(3, ExportError::retryable("io", "disk hiccup"));
-        let (tx, rx) = bounded(limits());
-        let m = DeliveryMetrics::new(&registry, "r", "logs");
-        tx.try_send(batch(5)).unwrap();
-        drop(tx);
-        deliver(
-            "r".into(),
-            rec.clone(),
-            rx,
-            settings(),
-            m.clone(),
-            std::future::pending(),
-        )
-        .await;
+        let (rec, m) = deliver_one_batch_of_5(3, ExportError::retryable("io", "disk hiccup")).await;
         assert_eq!(*rec.sent.lock().unwrap(), vec![5]);
         assert_eq!(m.retries.get(), 3);
         assert_eq!(m.sent_items.get(), 5);
@@ -428,21 +436,9 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn permanent_errors_are_counted_not_retried() {
-        let registry = Registry::new();
-        let rec = Recorder::new(usize::MAX, ExportError::permanent("rejected", "bad schema"));
-        let (tx, rx) = bounded(limits());
-        let m = DeliveryMetrics::new(&registry, "r", "logs");
-        tx.try_send(batch(5)).unwrap();
-        drop(tx);
-        deliver(
-            "r".into(),
-            rec.clone(),
-            rx,
-            settings(),
-            m.clone(),
-            std::future::pending(),
-        )
-        .await;
+        let (rec, m) =
+            deliver_one_batch_of_5(usize::MAX, ExportError::permanent("rejected", "bad schema"))
+                .await;
         assert_eq!(rec.attempts.load(Ordering::SeqCst), 1);
         assert_eq!(m.failed("rejected").get(), 5);
     }
@@ -472,21 +468,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn gives_up_after_max_elapsed_and_counts_it() {
-        let registry = Registry::new();
-        let rec = Recorder::new(usize::MAX, ExportError::retryable("io", "down"));
-        let (tx, rx) = bounded(limits());
-        let m = DeliveryMetrics::new(&registry, "r", "logs");
-        tx.try_send(batch(5)).unwrap();
-        drop(tx);
-        deliver(
-            "r".into(),
-            rec.clone(),
-            rx,
-            settings(),
-            m.clone(),
-            std::future::pending(),
-        )
-        .await;
+        let (_, m) = deliver_one_batch_of_5(usize::MAX, ExportError::retryable("io", "down")).await;
         assert_eq!(m.failed("retries_exhausted").get(), 5);
         assert!(m.retries.get() >= 4, "retried before giving up");
         assert_eq!(m.sent_items.get(), 0);

@@ -112,23 +112,48 @@ impl Registry {
         help: &'static str,
         labels: &[(&'static str, &str)],
     ) -> Counter {
+        self.series(
+            name,
+            help,
+            "counter",
+            labels,
+            || Value::Counter(Counter::default()),
+            |v| match v {
+                Value::Counter(c) => Some(c.clone()),
+                _ => None,
+            },
+        )
+    }
+
+    /// The series `name{labels}`, created by `make` unless `find` recognises one already registered.
+    fn series<T>(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        kind: &'static str,
+        labels: &[(&'static str, &str)],
+        make: impl FnOnce() -> Value,
+        find: impl Fn(&Value) -> Option<T>,
+    ) -> T {
         let labels = owned(labels);
         let mut families = self.families.lock().unwrap_or_else(|e| e.into_inner());
         let family = families.entry(name).or_insert_with(|| Family {
             help,
-            kind: "counter",
+            kind,
             series: Vec::new(),
         });
-        for (l, v) in &family.series {
-            if *l == labels {
-                if let Value::Counter(c) = v {
-                    return c.clone();
-                }
-            }
+        if let Some(found) = family
+            .series
+            .iter()
+            .filter(|(l, _)| *l == labels)
+            .find_map(|(_, v)| find(v))
+        {
+            return found;
         }
-        let c = Counter::default();
-        family.series.push((labels, Value::Counter(c.clone())));
-        c
+        let value = make();
+        let handle = find(&value).expect("`find` recognises what `make` builds");
+        family.series.push((labels, value));
+        handle
     }
 
     /// A gauge whose value is read from `f` at render time (queue depths, capacities).
@@ -157,23 +182,17 @@ impl Registry {
         labels: &[(&'static str, &str)],
         bounds: &'static [f64],
     ) -> Histogram {
-        let labels = owned(labels);
-        let mut families = self.families.lock().unwrap_or_else(|e| e.into_inner());
-        let family = families.entry(name).or_insert_with(|| Family {
+        self.series(
+            name,
             help,
-            kind: "histogram",
-            series: Vec::new(),
-        });
-        for (l, v) in &family.series {
-            if *l == labels {
-                if let Value::Histogram(h) = v {
-                    return h.clone();
-                }
-            }
-        }
-        let h = Histogram::new(bounds);
-        family.series.push((labels, Value::Histogram(h.clone())));
-        h
+            "histogram",
+            labels,
+            || Value::Histogram(Histogram::new(bounds)),
+            |v| match v {
+                Value::Histogram(h) => Some(h.clone()),
+                _ => None,
+            },
+        )
     }
 
     /// The Prometheus text exposition format (version 0.0.4).

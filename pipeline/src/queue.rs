@@ -11,7 +11,7 @@
 //! drain what is left and see `None`) or every [`Receiver`] is dropped (senders get their value back).
 
 use crossbeam_queue::SegQueue;
-use event_listener::{Event, Listener};
+use event_listener::{Event, EventListener, Listener};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -199,6 +199,51 @@ impl<T: Weighted> Shared<T> {
     }
 }
 
+/// One step of a receive: a value, the end of the queue, or a listener to wait on.
+enum RecvStep<T> {
+    Ready(Option<T>),
+    Wait(EventListener),
+}
+
+/// One step of a send: done (or refused for good), or the value back with a listener to wait on.
+enum SendStep<T> {
+    Done(Result<(), SendError<T>>),
+    Wait(T, EventListener),
+}
+
+impl<T: Weighted> Shared<T> {
+    /// Try, listen, try again: a push that lands between the first try and `listen` is not missed.
+    fn recv_step(&self) -> RecvStep<T> {
+        let attempt = || match self.try_pop() {
+            Some(v) => Some(Some(v)),
+            None if self.is_drained() => Some(None),
+            None => None,
+        };
+        if let Some(r) = attempt() {
+            return RecvStep::Ready(r);
+        }
+        let listener = self.not_empty.listen();
+        match attempt() {
+            Some(r) => RecvStep::Ready(r),
+            None => RecvStep::Wait(listener),
+        }
+    }
+
+    fn send_step(&self, value: T) -> SendStep<T> {
+        let value = match self.try_push(value) {
+            Ok(()) => return SendStep::Done(Ok(())),
+            Err(TrySendError::Closed(v)) => return SendStep::Done(Err(SendError::Closed(v))),
+            Err(TrySendError::Full(v)) => v,
+        };
+        let listener = self.not_full.listen();
+        match self.try_push(value) {
+            Ok(()) => SendStep::Done(Ok(())),
+            Err(TrySendError::Closed(v)) => SendStep::Done(Err(SendError::Closed(v))),
+            Err(TrySendError::Full(v)) => SendStep::Wait(v, listener),
+        }
+    }
+}
+
 impl<T: Weighted> Sender<T> {
     /// Enqueues without waiting.
     pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
@@ -206,53 +251,40 @@ impl<T: Weighted> Sender<T> {
     }
 
     /// Waits (asynchronously) for room, up to `timeout` if given.
-    pub async fn send(&self, value: T, timeout: Option<Duration>) -> Result<(), SendError<T>> {
+    pub async fn send(&self, mut value: T, timeout: Option<Duration>) -> Result<(), SendError<T>> {
         let deadline = timeout.map(|t| Instant::now() + t);
-        let mut value = value;
         loop {
-            match self.shared.try_push(value) {
-                Ok(()) => return Ok(()),
-                Err(TrySendError::Closed(v)) => return Err(SendError::Closed(v)),
-                Err(TrySendError::Full(v)) => value = v,
-            }
-            let listener = self.shared.not_full.listen();
-            match self.shared.try_push(value) {
-                Ok(()) => return Ok(()),
-                Err(TrySendError::Closed(v)) => return Err(SendError::Closed(v)),
-                Err(TrySendError::Full(v)) => value = v,
-            }
-            match deadline {
-                None => listener.await,
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() || !wait_async(listener, left).await {
-                        return match self.shared.try_push(value) {
-                            Ok(()) => Ok(()),
-                            Err(TrySendError::Closed(v)) => Err(SendError::Closed(v)),
-                            Err(TrySendError::Full(v)) => Err(SendError::Timeout(v)),
-                        };
-                    }
+            let listener = match self.shared.send_step(value) {
+                SendStep::Done(r) => return r,
+                SendStep::Wait(v, l) => {
+                    value = v;
+                    l
                 }
+            };
+            let Some(deadline) = deadline else {
+                listener.await;
+                continue;
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || !wait_async(listener, left).await {
+                return self.shared.try_push(value).map_err(|e| match e {
+                    TrySendError::Closed(v) => SendError::Closed(v),
+                    TrySendError::Full(v) => SendError::Timeout(v),
+                });
             }
         }
     }
 
     /// Blocks the calling thread until there is room or the queue closes; for stage worker threads.
-    pub fn send_blocking(&self, value: T) -> Result<(), SendError<T>> {
-        let mut value = value;
+    pub fn send_blocking(&self, mut value: T) -> Result<(), SendError<T>> {
         loop {
-            match self.shared.try_push(value) {
-                Ok(()) => return Ok(()),
-                Err(TrySendError::Closed(v)) => return Err(SendError::Closed(v)),
-                Err(TrySendError::Full(v)) => value = v,
+            match self.shared.send_step(value) {
+                SendStep::Done(r) => return r,
+                SendStep::Wait(v, listener) => {
+                    value = v;
+                    listener.wait();
+                }
             }
-            let listener = self.shared.not_full.listen();
-            match self.shared.try_push(value) {
-                Ok(()) => return Ok(()),
-                Err(TrySendError::Closed(v)) => return Err(SendError::Closed(v)),
-                Err(TrySendError::Full(v)) => value = v,
-            }
-            listener.wait();
         }
     }
 
@@ -281,20 +313,10 @@ impl<T: Weighted> Receiver<T> {
     /// Waits for a value; `None` once the queue is closed and drained.
     pub async fn recv(&self) -> Option<T> {
         loop {
-            if let Some(v) = self.shared.try_pop() {
-                return Some(v);
+            match self.shared.recv_step() {
+                RecvStep::Ready(v) => return v,
+                RecvStep::Wait(listener) => listener.await,
             }
-            if self.shared.is_drained() {
-                return None;
-            }
-            let listener = self.shared.not_empty.listen();
-            if let Some(v) = self.shared.try_pop() {
-                return Some(v);
-            }
-            if self.shared.is_drained() {
-                return None;
-            }
-            listener.await;
         }
     }
 
@@ -302,22 +324,14 @@ impl<T: Weighted> Receiver<T> {
     pub async fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvError> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(v) = self.shared.try_pop() {
-                return Ok(v);
-            }
-            if self.shared.is_drained() {
-                return Err(RecvError::Closed);
-            }
-            let listener = self.shared.not_empty.listen();
-            if let Some(v) = self.shared.try_pop() {
-                return Ok(v);
-            }
-            if self.shared.is_drained() {
-                return Err(RecvError::Closed);
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || !wait_async(listener, left).await {
-                return self.shared.try_pop().ok_or(RecvError::Timeout);
+            match self.shared.recv_step() {
+                RecvStep::Ready(v) => return v.ok_or(RecvError::Closed),
+                RecvStep::Wait(listener) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() || !wait_async(listener, left).await {
+                        return self.shared.try_pop().ok_or(RecvError::Timeout);
+                    }
+                }
             }
         }
     }
@@ -325,20 +339,10 @@ impl<T: Weighted> Receiver<T> {
     /// Blocks the calling thread for a value; `None` once closed and drained. For stage worker threads.
     pub fn recv_blocking(&self) -> Option<T> {
         loop {
-            if let Some(v) = self.shared.try_pop() {
-                return Some(v);
+            match self.shared.recv_step() {
+                RecvStep::Ready(v) => return v,
+                RecvStep::Wait(listener) => listener.wait(),
             }
-            if self.shared.is_drained() {
-                return None;
-            }
-            let listener = self.shared.not_empty.listen();
-            if let Some(v) = self.shared.try_pop() {
-                return Some(v);
-            }
-            if self.shared.is_drained() {
-                return None;
-            }
-            listener.wait();
         }
     }
 
@@ -351,7 +355,7 @@ impl<T: Weighted> Receiver<T> {
 }
 
 /// Waits for `listener` at most `timeout`; true if it was notified.
-async fn wait_async(listener: event_listener::EventListener, timeout: Duration) -> bool {
+async fn wait_async(listener: EventListener, timeout: Duration) -> bool {
     tokio::time::timeout(timeout, listener).await.is_ok()
 }
 
