@@ -11,6 +11,7 @@
 
 pub mod backoff;
 pub mod blackhole;
+pub mod clickhouse;
 pub mod delivery;
 pub mod exporter;
 pub mod file;

@@ -1,0 +1,180 @@
+//! `CREATE TABLE` statements. The modern layout reproduces the OpenTelemetry Collector's `otel_logs`
+//! (types, codecs, skip indexes, partitioning, ordering); the portable one keeps the same columns in
+//! types every ClickHouse since 18.x knows. With a cluster, DDL runs `ON CLUSTER` on a replicated engine.
+
+use super::columns::{physical, Column, LogField, LOG_COLUMNS};
+use super::Layout;
+
+#[derive(Debug, Clone)]
+pub struct TableOptions {
+    pub database: String,
+    pub table: String,
+    /// Rows older than this many hours are dropped by ClickHouse (`TTL`); `None` keeps them.
+    pub ttl_hours: Option<u32>,
+    /// `ON CLUSTER` name; tables become `ReplicatedMergeTree`.
+    pub cluster: Option<String>,
+}
+
+/// Quotes an identifier with backticks, escaping any inside.
+pub fn ident(name: &str) -> String {
+    format!("`{}`", name.replace('\\', "\\\\").replace('`', "\\`"))
+}
+
+fn engine(o: &TableOptions) -> String {
+    match &o.cluster {
+        None => "MergeTree()".into(),
+        Some(_) => {
+            "ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')"
+                .into()
+        }
+    }
+}
+
+fn on_cluster(o: &TableOptions) -> String {
+    o.cluster
+        .as_ref()
+        .map(|c| format!(" ON CLUSTER {}", ident(c)))
+        .unwrap_or_default()
+}
+
+fn column_lines<F>(
+    columns: &[Column<F>],
+    layout: Layout,
+    extra_after: &[(&str, &str)],
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    for c in columns {
+        for (name, ty) in physical(c, layout) {
+            let codec = if layout == Layout::Modern && !c.codec.is_empty() {
+                format!(" {}", c.codec)
+            } else {
+                String::new()
+            };
+            lines.push(format!("    {} {ty}{codec}", ident(&name)));
+        }
+        if layout == Layout::Modern {
+            for (after, line) in extra_after {
+                if *after == c.name {
+                    lines.push(format!("    {line}"));
+                }
+            }
+        }
+    }
+    lines
+}
+
+/// `CREATE DATABASE IF NOT EXISTS`.
+pub fn create_database(o: &TableOptions) -> String {
+    format!(
+        "CREATE DATABASE IF NOT EXISTS {}{}",
+        ident(&o.database),
+        on_cluster(o)
+    )
+}
+
+/// The `otel_logs` table.
+pub fn logs_table(layout: Layout, o: &TableOptions) -> String {
+    let columns: &[Column<LogField>] = LOG_COLUMNS;
+    let name = format!("{}.{}", ident(&o.database), ident(&o.table));
+    match layout {
+        Layout::Modern => {
+            let mut lines = column_lines(
+                columns,
+                layout,
+                &[(
+                    "Timestamp",
+                    "TimestampTime DateTime DEFAULT toDateTime(Timestamp)",
+                )],
+            );
+            lines.extend(
+                [
+                    "INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1",
+                    "INDEX idx_res_attr_key mapKeys(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1",
+                    "INDEX idx_res_attr_value mapValues(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1",
+                    "INDEX idx_scope_attr_key mapKeys(ScopeAttributes) TYPE bloom_filter(0.01) GRANULARITY 1",
+                    "INDEX idx_scope_attr_value mapValues(ScopeAttributes) TYPE bloom_filter(0.01) GRANULARITY 1",
+                    "INDEX idx_log_attr_key mapKeys(LogAttributes) TYPE bloom_filter(0.01) GRANULARITY 1",
+                    "INDEX idx_log_attr_value mapValues(LogAttributes) TYPE bloom_filter(0.01) GRANULARITY 1",
+                    "INDEX idx_body Body TYPE tokenbf_v1(32768, 3, 0) GRANULARITY 8",
+                ]
+                .iter()
+                .map(|l| format!("    {l}")),
+            );
+            let ttl = o
+                .ttl_hours
+                .map(|h| format!("TTL TimestampTime + toIntervalHour({h})\n"))
+                .unwrap_or_default();
+            format!(
+                "CREATE TABLE IF NOT EXISTS {name}{} (\n{}\n) ENGINE = {}\nPARTITION BY toDate(TimestampTime)\nPRIMARY KEY (ServiceName, TimestampTime)\nORDER BY (ServiceName, TimestampTime, Timestamp)\n{ttl}SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1",
+                on_cluster(o),
+                lines.join(",\n"),
+                engine(o),
+            )
+        }
+        Layout::Portable => {
+            let lines = column_lines(columns, layout, &[]);
+            let ttl = o
+                .ttl_hours
+                .map(|h| format!("TTL Timestamp + toIntervalHour({h})\n"))
+                .unwrap_or_default();
+            format!(
+                "CREATE TABLE IF NOT EXISTS {name}{} (\n{}\n) ENGINE = {}\nPARTITION BY toDate(Timestamp)\nORDER BY (ServiceName, Timestamp)\n{ttl}SETTINGS index_granularity = 8192",
+                on_cluster(o),
+                lines.join(",\n"),
+                engine(o),
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> TableOptions {
+        TableOptions {
+            database: "otel".into(),
+            table: "otel_logs".into(),
+            ttl_hours: None,
+            cluster: None,
+        }
+    }
+
+    #[test]
+    fn modern_logs_table_has_the_collectors_columns_and_clauses() {
+        let ddl = logs_table(Layout::Modern, &opts());
+        for needle in [
+            "`Timestamp` DateTime64(9) CODEC(Delta(8), ZSTD(1))",
+            "TimestampTime DateTime DEFAULT toDateTime(Timestamp)",
+            "`ResourceAttributes` Map(LowCardinality(String), String) CODEC(ZSTD(1))",
+            "`TraceFlags` UInt8,",
+            "PARTITION BY toDate(TimestampTime)",
+            "ORDER BY (ServiceName, TimestampTime, Timestamp)",
+        ] {
+            assert!(ddl.contains(needle), "missing {needle:?} in\n{ddl}");
+        }
+    }
+
+    #[test]
+    fn portable_logs_table_avoids_map_datetime64_and_codecs() {
+        let ddl = logs_table(Layout::Portable, &opts());
+        assert!(
+            !ddl.contains("Map(") && !ddl.contains("DateTime64") && !ddl.contains("CODEC"),
+            "{ddl}"
+        );
+        assert!(ddl.contains("`LogAttributesKeys` Array(String)"));
+        assert!(ddl.contains("`TimestampNanos` UInt64"));
+    }
+
+    #[test]
+    fn cluster_and_ttl_options() {
+        let mut o = opts();
+        o.cluster = Some("main".into());
+        o.ttl_hours = Some(72);
+        let ddl = logs_table(Layout::Modern, &o);
+        assert!(ddl.contains("ON CLUSTER `main`"));
+        assert!(ddl.contains("ReplicatedMergeTree("));
+        assert!(ddl.contains("TTL TimestampTime + toIntervalHour(72)"));
+        assert_eq!(ident("a`b"), "`a\\`b`");
+    }
+}

@@ -1,0 +1,106 @@
+//! A real ClickHouse server (Debian's 18.16, started by `scripts/test.sh`) takes Weir's portable
+//! `otel_logs` DDL and Weir's RowBinary bytes over HTTP, and returns the same values.
+//!
+//! Needs `WEIR_CLICKHOUSE_URL` (e.g. `http://127.0.0.1:8123`). Without it the test says so and passes
+//! locally, but fails under CI, where the script must have provided it.
+
+use serde_json::{json, Value as Json};
+use std::process::Command;
+use weir_exporters::clickhouse::columns::{insert_columns, LOG_COLUMNS};
+use weir_exporters::clickhouse::encode::Encoder;
+use weir_exporters::clickhouse::schema::{create_database, logs_table, TableOptions};
+use weir_exporters::clickhouse::Layout;
+use weir_pipeline::fixtures;
+
+fn server() -> Option<String> {
+    match std::env::var("WEIR_CLICKHOUSE_URL") {
+        Ok(u) => Some(u),
+        Err(_) if std::env::var_os("CI").is_some() => {
+            panic!("WEIR_CLICKHOUSE_URL must be set in CI")
+        }
+        Err(_) => {
+            eprintln!("skipped: WEIR_CLICKHOUSE_URL is not set (scripts/test.sh sets it)");
+            None
+        }
+    }
+}
+
+/// Runs `query` with `body` as its data (POST); returns the response text or the server's error.
+fn post(url: &str, query: &str, body: &[u8]) -> Result<String, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("body");
+    std::fs::write(&data, body).unwrap();
+    let out = Command::new("curl")
+        .args(["-sS", "--fail-with-body", "--data-binary"])
+        .arg(format!("@{}", data.display()))
+        .arg("--url-query")
+        .arg(format!("query={query}"))
+        .arg(url)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(format!("{text}{}", String::from_utf8_lossy(&out.stderr)))
+    }
+}
+
+#[test]
+fn portable_layout_round_trips_through_a_real_server() {
+    let Some(url) = server() else { return };
+    let version = post(&url, "SELECT version()", b"").unwrap();
+    let opts = TableOptions {
+        database: format!("weir_test_{}", std::process::id()),
+        table: "otel_logs".into(),
+        ttl_hours: None,
+        cluster: None,
+    };
+    post(&url, &create_database(&opts), b"").unwrap();
+    let ddl = logs_table(Layout::Portable, &opts);
+    post(&url, &ddl, b"")
+        .unwrap_or_else(|e| panic!("server {version} refused the portable DDL: {e}\n{ddl}"));
+
+    let logs = fixtures::resource_logs(3, 50);
+    let mut bytes = Vec::new();
+    let rows = Encoder::default().logs(&logs, Layout::Portable, &mut bytes);
+    let insert = format!(
+        "INSERT INTO {}.otel_logs ({}) FORMAT RowBinary",
+        opts.database,
+        insert_columns(LOG_COLUMNS, Layout::Portable)
+    );
+    post(&url, &insert, &bytes).unwrap();
+
+    let count = post(
+        &url,
+        &format!("SELECT count() FROM {}.otel_logs", opts.database),
+        b"",
+    )
+    .unwrap();
+    assert_eq!(count.trim(), rows.to_string());
+    let out = post(
+        &url,
+        &format!(
+            "SELECT TimestampNanos, toUnixTimestamp(Timestamp) AS secs, TraceId, SeverityText, ServiceName, Body, \
+             LogAttributesKeys, LogAttributesValues FROM {}.otel_logs \
+             WHERE ServiceName = 'checkout-1' ORDER BY TimestampNanos LIMIT 1 FORMAT JSONEachRow",
+            opts.database
+        ),
+        b"",
+    )
+    .unwrap();
+    let row: Json = serde_json::from_str(out.trim()).unwrap();
+    let r = &logs[1].scope_logs[0].log_records[0];
+    // 18.16 quotes 64-bit integers in JSON.
+    assert_eq!(row["TimestampNanos"], json!(r.time_unix_nano.to_string()));
+    assert_eq!(row["secs"], json!(r.time_unix_nano / 1_000_000_000));
+    assert_eq!(row["TraceId"].as_str().unwrap().len(), 32);
+    assert_eq!(row["SeverityText"], "ERROR");
+    assert_eq!(row["Body"], "order 0 processed for customer 1000 in 0 ms");
+    assert_eq!(
+        row["LogAttributesKeys"],
+        json!(["code.function", "order.items"])
+    );
+    assert_eq!(row["LogAttributesValues"], json!(["process_order", "0"]));
+    post(&url, &format!("DROP DATABASE {}", opts.database), b"").unwrap();
+}
