@@ -4,8 +4,7 @@
 
 use crate::admin::{self, AdminState};
 use crate::intake::{Intake, SignalIntake};
-use crate::pipeline::{self, SignalPipeline};
-use crate::wire::Wire;
+use crate::pipeline::{self, Destinations, SignalPipeline};
 use crate::{grpc, http};
 use std::future::Future;
 use std::sync::atomic::Ordering;
@@ -43,9 +42,9 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     let (abort_delivery, abort) = ShutdownSignal::new();
     let intake = Arc::new(Intake {
         request_slots: tokio::sync::Semaphore::new(config.receivers.max_concurrent_requests),
-        traces: intake_for::<Traces>(&config, &registry, workers, &abort, &mut pipelines)?,
-        logs: intake_for::<Logs>(&config, &registry, workers, &abort, &mut pipelines)?,
-        metrics: intake_for::<Metrics>(&config, &registry, workers, &abort, &mut pipelines)?,
+        traces: intake_for::<Traces>(&config, &registry, workers, &abort, &mut pipelines).await?,
+        logs: intake_for::<Logs>(&config, &registry, workers, &abort, &mut pipelines).await?,
+        metrics: intake_for::<Metrics>(&config, &registry, workers, &abort, &mut pipelines).await?,
     });
 
     let (stop_receivers, receivers_signal) = ShutdownSignal::new();
@@ -106,17 +105,19 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     }
 }
 
-fn intake_for<S: Wire>(
+async fn intake_for<S: Destinations>(
     config: &Config,
     registry: &Arc<Registry>,
     workers: usize,
     abort: &ShutdownSignal,
     pipelines: &mut Vec<SignalPipeline>,
 ) -> anyhow::Result<SignalIntake<S>> {
-    let queue = pipeline::start::<S>(config, registry, workers, abort)?.map(|(tx, p)| {
-        pipelines.push(p);
-        tx
-    });
+    let queue = pipeline::start::<S>(config, registry, workers, abort)
+        .await?
+        .map(|(tx, p)| {
+            pipelines.push(p);
+            tx
+        });
     Ok(SignalIntake::new(
         queue,
         config.pipeline.enqueue_timeout.0,

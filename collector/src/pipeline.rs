@@ -7,11 +7,16 @@ use crate::workers::{self, Route};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use tokio::task::JoinHandle as TaskHandle;
+use weir_config::ClickHouseExporter as ClickHouseConfig;
 use weir_config::{Config, ExporterConfig, ExporterKind};
-use weir_exporters::{deliver, Blackhole, DeliveryMetrics, DeliverySettings, FileExporter};
+use weir_exporters::clickhouse::ClickHouse;
+use weir_exporters::{
+    deliver, Blackhole, DeliveryMetrics, DeliverySettings, Exporter, FileExporter,
+};
 use weir_pipeline::metrics::Registry;
 use weir_pipeline::queue::{Limits, QueueStats};
 use weir_pipeline::{bounded, Batch, Chain, Receiver, Sender};
+use weir_pipeline::{Logs, Metrics, Traces};
 
 /// A running signal pipeline, for shutdown.
 pub struct SignalPipeline {
@@ -22,7 +27,7 @@ pub struct SignalPipeline {
 }
 
 /// Starts the pipeline for `S`; `None` when no exporter takes this signal.
-pub fn start<S: Wire>(
+pub async fn start<S: Destinations>(
     config: &Config,
     registry: &Arc<Registry>,
     workers: usize,
@@ -51,7 +56,7 @@ pub fn start<S: Wire>(
         let (tx, rx) = bounded::<Batch<S>>(Limits::from(cfg.queue.limits()));
         register_queue(registry, name, signal, tx.stats());
         queues.push((format!("exporter/{name}/{signal}"), tx.stats()));
-        deliveries.push(spawn_exporter::<S>(name, cfg, rx, registry, abort.clone())?);
+        deliveries.push(spawn_exporter::<S>(name, cfg, rx, registry, abort.clone()).await?);
         routes.push(Route::new(tx, cfg.queue.overflow, name, registry));
     }
     let chain = Arc::new(Chain::<S>::pass());
@@ -66,40 +71,84 @@ pub fn start<S: Wire>(
     )))
 }
 
-fn spawn_exporter<S: Wire>(
+/// Everything a delivery loop needs besides the exporter itself.
+pub struct Delivery<S: Wire> {
+    pub name: String,
+    pub queue: Receiver<Batch<S>>,
+    pub settings: DeliverySettings,
+    pub metrics: DeliveryMetrics,
+    pub abort: ShutdownSignal,
+}
+
+impl<S: Wire> Delivery<S> {
+    pub fn spawn<E: Exporter<S>>(self, exporter: E) -> TaskHandle<()> {
+        tokio::spawn(deliver(
+            self.name,
+            Arc::new(exporter),
+            self.queue,
+            self.settings,
+            self.metrics,
+            self.abort.wait(),
+        ))
+    }
+}
+
+/// Destinations that take only some signals: each signal says which it can build.
+pub trait Destinations: Wire {
+    fn clickhouse(
+        cfg: &ClickHouseConfig,
+        delivery: Delivery<Self>,
+    ) -> impl std::future::Future<Output = anyhow::Result<TaskHandle<()>>> + Send;
+}
+
+impl Destinations for Logs {
+    async fn clickhouse(
+        cfg: &ClickHouseConfig,
+        delivery: Delivery<Self>,
+    ) -> anyhow::Result<TaskHandle<()>> {
+        let exporter = ClickHouse::connect(cfg)
+            .await
+            .map_err(|e| anyhow::anyhow!("exporters.{}.clickhouse: {e}", delivery.name))?;
+        Ok(delivery.spawn(exporter))
+    }
+}
+
+macro_rules! not_for_clickhouse {
+    ($($signal:ty),*) => {$(
+        impl Destinations for $signal {
+            async fn clickhouse(_: &ClickHouseConfig, d: Delivery<Self>) -> anyhow::Result<TaskHandle<()>> {
+                // Validation rejects this; reaching it is a bug, reported rather than ignored.
+                anyhow::bail!("exporters.{}: clickhouse does not take {}", d.name, <Self as weir_pipeline::Signal>::KIND.as_str())
+            }
+        }
+    )*};
+}
+not_for_clickhouse!(Traces, Metrics);
+
+async fn spawn_exporter<S: Destinations>(
     name: &str,
     cfg: &ExporterConfig,
     queue: Receiver<Batch<S>>,
     registry: &Arc<Registry>,
     abort: ShutdownSignal,
 ) -> anyhow::Result<TaskHandle<()>> {
-    let settings = DeliverySettings::from(cfg);
-    let metrics = DeliveryMetrics::new(registry, name, S::KIND.as_str());
-    let name = name.to_string();
-    let handle = match cfg.kind() {
+    let delivery = Delivery {
+        name: name.to_string(),
+        queue,
+        settings: DeliverySettings::from(cfg),
+        metrics: DeliveryMetrics::new(registry, name, S::KIND.as_str()),
+        abort,
+    };
+    match cfg.kind() {
         Some(ExporterKind::File(f)) => {
             let exporter = FileExporter::new(f, S::KIND)
                 .map_err(|e| anyhow::anyhow!("exporters.{name}.file: {e}"))?;
-            tokio::spawn(deliver(
-                name,
-                Arc::new(exporter),
-                queue,
-                settings,
-                metrics,
-                abort.wait(),
-            ))
+            Ok(delivery.spawn(exporter))
         }
-        Some(ExporterKind::Blackhole(_)) => tokio::spawn(deliver(
-            name,
-            Arc::new(Blackhole),
-            queue,
-            settings,
-            metrics,
-            abort.wait(),
-        )),
+        Some(ExporterKind::Blackhole(_)) => Ok(delivery.spawn(Blackhole)),
+        Some(ExporterKind::ClickHouse(c)) => S::clickhouse(c, delivery).await,
         None => anyhow::bail!("exporters.{name}: no destination configured"),
-    };
-    Ok(handle)
+    }
 }
 
 fn register_queue(registry: &Registry, queue: &str, signal: &str, stats: QueueStats) {

@@ -154,6 +154,7 @@ impl Signal {
 pub struct ExporterConfig {
     pub file: Option<FileExporter>,
     pub blackhole: Option<BlackholeExporter>,
+    pub clickhouse: Option<ClickHouseExporter>,
     /// Signals this exporter receives; default: all it supports.
     pub signals: Option<Vec<Signal>>,
     #[serde(default)]
@@ -175,20 +176,61 @@ pub struct ExporterConfig {
 pub enum ExporterKind<'a> {
     File(&'a FileExporter),
     Blackhole(&'a BlackholeExporter),
+    ClickHouse(&'a ClickHouseExporter),
 }
 
 impl ExporterConfig {
     /// The configured destination; `None` when zero or several are set (validation rejects that).
     pub fn kind(&self) -> Option<ExporterKind<'_>> {
-        match (&self.file, &self.blackhole) {
-            (Some(f), None) => Some(ExporterKind::File(f)),
-            (None, Some(b)) => Some(ExporterKind::Blackhole(b)),
+        match (&self.file, &self.blackhole, &self.clickhouse) {
+            (Some(f), None, None) => Some(ExporterKind::File(f)),
+            (None, Some(b), None) => Some(ExporterKind::Blackhole(b)),
+            (None, None, Some(c)) => Some(ExporterKind::ClickHouse(c)),
             _ => None,
         }
     }
 
+    /// How many destinations are set (validation wants exactly one).
+    pub fn destinations(&self) -> usize {
+        [
+            self.file.is_some(),
+            self.blackhole.is_some(),
+            self.clickhouse.is_some(),
+        ]
+        .iter()
+        .filter(|d| **d)
+        .count()
+    }
+
+    /// Batching with the destination's defaults for unset fields: ClickHouse wants few, large inserts
+    /// (tens of thousands of rows, about one per second or slower per table); files and blackholes
+    /// want low latency.
+    pub fn batch(&self) -> Batching {
+        let (items, bytes, age) = match self.kind() {
+            Some(ExporterKind::ClickHouse(_)) => (50_000, ByteSize::mib(32), Duration::secs(5)),
+            _ => (
+                defaults::batch_items(),
+                defaults::batch_bytes(),
+                defaults::batch_age(),
+            ),
+        };
+        Batching {
+            max_items: self.batch.max_items.unwrap_or(items),
+            max_bytes: self.batch.max_bytes.unwrap_or(bytes),
+            max_age: self.batch.max_age.unwrap_or(age),
+        }
+    }
+
+    /// Signals the destination can take.
+    pub fn supports(&self, signal: Signal) -> bool {
+        match self.kind() {
+            Some(ExporterKind::ClickHouse(_)) => signal == Signal::Logs,
+            _ => true,
+        }
+    }
+
     pub fn receives(&self, signal: Signal) -> bool {
-        self.signals.as_ref().is_none_or(|s| s.contains(&signal))
+        self.supports(signal) && self.signals.as_ref().is_none_or(|s| s.contains(&signal))
     }
 }
 
@@ -208,6 +250,61 @@ pub struct FileExporter {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BlackholeExporter {}
+
+/// Which ClickHouse table layout to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ClickHouseLayout {
+    /// Ask the server (`SELECT version()`): modern from 22.x on, portable before.
+    #[default]
+    Auto,
+    /// The OpenTelemetry Collector's tables (`Map`, `DateTime64(9)`): what Grafana and ClickStack query.
+    Modern,
+    /// Arrays and `DateTime` + nanoseconds, for servers without `Map`/`DateTime64`.
+    Portable,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ClickHouseCompression {
+    /// ClickHouse's own compressed blocks (`decompress=1`): the cheapest for client and server.
+    #[default]
+    Lz4,
+    Zstd,
+    None,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClickHouseExporter {
+    /// HTTP interface, e.g. `http://127.0.0.1:8123`.
+    pub endpoint: String,
+    #[serde(default = "defaults::clickhouse_database")]
+    pub database: String,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub layout: ClickHouseLayout,
+    /// Create the database and tables at start (`IF NOT EXISTS`). Turn off in production where
+    /// schema changes go through migrations; start-up then checks that the tables exist.
+    #[serde(default = "defaults::yes")]
+    pub create_schema: bool,
+    #[serde(default = "defaults::clickhouse_logs_table")]
+    pub logs_table: String,
+    /// Rows older than this are dropped by ClickHouse (`TTL`, whole hours); unset keeps them.
+    #[serde(default)]
+    pub ttl: Option<Duration>,
+    /// Run DDL `ON CLUSTER` this cluster, with replicated tables.
+    #[serde(default)]
+    pub cluster: Option<String>,
+    #[serde(default)]
+    pub compression: ClickHouseCompression,
+    /// `async_insert=1, wait_for_async_insert=1` (servers from 21.11): for many small writers.
+    #[serde(default)]
+    pub async_insert: bool,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -248,26 +345,22 @@ impl ExporterQueue {
     }
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+/// Batching as written; unset fields take the destination's defaults (see [`ExporterConfig::batch`]).
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BatchConfig {
-    #[serde(default = "defaults::batch_items")]
-    pub max_items: usize,
-    #[serde(default = "defaults::batch_bytes")]
-    pub max_bytes: ByteSize,
+    pub max_items: Option<usize>,
+    pub max_bytes: Option<ByteSize>,
     /// A partial batch is sent once its oldest item has waited this long.
-    #[serde(default = "defaults::batch_age")]
-    pub max_age: Duration,
+    pub max_age: Option<Duration>,
 }
 
-impl Default for BatchConfig {
-    fn default() -> Self {
-        BatchConfig {
-            max_items: defaults::batch_items(),
-            max_bytes: defaults::batch_bytes(),
-            max_age: defaults::batch_age(),
-        }
-    }
+/// Batching with every field decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batching {
+    pub max_items: usize,
+    pub max_bytes: ByteSize,
+    pub max_age: Duration,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -415,6 +508,12 @@ pub mod defaults {
     }
     pub fn shutdown_timeout() -> Duration {
         Duration::secs(30)
+    }
+    pub fn clickhouse_database() -> String {
+        "otel".into()
+    }
+    pub fn clickhouse_logs_table() -> String {
+        "otel_logs".into()
     }
     pub fn log_level() -> String {
         "info".into()

@@ -7,12 +7,13 @@
 //! - [`rowbinary`]: the RowBinary wire primitives and OTLP value stringification.
 //! - [`encode`]: a batch → RowBinary rows for a layout.
 //! - [`schema`]: `CREATE TABLE` statements for a layout, database, TTL and cluster.
-//!
-//! The HTTP transport, retries and the exporter wiring come next (issue 3); this part is pure and
-//! benchmarked on its own.
+//! - [`client`]: the HTTP interface, compressed blocks, retry classes by error code.
+//! - [`exporter`]: start-up checks, one `INSERT` per batch, deduplication tokens.
 
+pub mod client;
 pub mod columns;
 pub mod encode;
+pub mod exporter;
 pub mod rowbinary;
 pub mod schema;
 
@@ -25,3 +26,5 @@ pub enum Layout {
     /// `DateTime` seconds plus a nanosecond `UInt64`.
     Portable,
 }
+
+pub use exporter::ClickHouse;

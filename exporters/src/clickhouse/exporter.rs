@@ -1,0 +1,159 @@
+//! The ClickHouse exporter: checks the server at start (version → layout, schema created or verified),
+//! then turns each batch into one compressed RowBinary `INSERT` per table, carrying a deduplication
+//! token where the server supports one, so a retried insert is stored once.
+
+use super::client::{compress, Client};
+use super::columns::{insert_columns, LOG_COLUMNS};
+use super::encode::Encoder;
+use super::schema::{create_database, ident, logs_table, TableOptions};
+use super::Layout;
+use crate::exporter::{Encoded, ExportError, Exporter};
+use bytes::Bytes;
+use std::sync::Mutex;
+use weir_config::{ClickHouseCompression, ClickHouseExporter as Config, ClickHouseLayout};
+use weir_pipeline::{Batch, Logs};
+
+/// One `INSERT`, ready to send (and to send again, unchanged, on retry).
+pub struct Insert {
+    body: Bytes,
+    /// `insert_deduplication_token`: a hash of the rows, identical on every retry.
+    token: Option<String>,
+}
+
+pub struct ClickHouse {
+    client: Client,
+    layout: Layout,
+    compression: ClickHouseCompression,
+    logs_insert: String,
+    /// Settings sent with every insert.
+    settings: Vec<(&'static str, &'static str)>,
+    dedup_token: bool,
+    /// Reused row buffers, so steady-state encoding does not allocate them afresh.
+    encoder: Mutex<(Encoder, Vec<u8>)>,
+}
+
+impl ClickHouse {
+    /// Connects, picks the layout and creates (or checks) the schema. Errors say what to fix.
+    pub async fn connect(cfg: &Config) -> Result<Self, ExportError> {
+        let client = Client::new(
+            &cfg.endpoint,
+            cfg.username.as_deref(),
+            cfg.password.as_deref(),
+        );
+        let (major, minor) = client.version().await.map_err(|e| {
+            ExportError::permanent(
+                "startup",
+                format!("ClickHouse at {} is not usable: {e}", cfg.endpoint),
+            )
+        })?;
+        let modern_server = major >= 22;
+        let layout = match cfg.layout {
+            ClickHouseLayout::Modern => Layout::Modern,
+            ClickHouseLayout::Portable => Layout::Portable,
+            ClickHouseLayout::Auto if modern_server => Layout::Modern,
+            ClickHouseLayout::Auto => Layout::Portable,
+        };
+        let opts = TableOptions {
+            database: cfg.database.clone(),
+            table: cfg.logs_table.clone(),
+            ttl_hours: cfg.ttl.map(|t| (t.0.as_secs() / 3600).max(1) as u32),
+            cluster: cfg.cluster.clone(),
+        };
+        if cfg.create_schema {
+            for ddl in [create_database(&opts), logs_table(layout, &opts)] {
+                // 18.x needs this to create LowCardinality columns; newer servers ignore it.
+                let params: &[(&str, &str)] = if modern_server {
+                    &[]
+                } else {
+                    &[("allow_experimental_low_cardinality_type", "1")]
+                };
+                client.post(&ddl, params, Bytes::new()).await.map_err(|e| {
+                    ExportError::permanent(
+                        "startup",
+                        format!("creating the schema failed: {e}\n{ddl}"),
+                    )
+                })?;
+            }
+        } else {
+            let exists = format!(
+                "EXISTS TABLE {}.{}",
+                ident(&opts.database),
+                ident(&opts.table)
+            );
+            let answer = client.post(&exists, &[], Bytes::new()).await?;
+            if answer.as_ref().trim_ascii() != b"1" {
+                return Err(ExportError::permanent(
+                    "startup",
+                    format!(
+                        "table {}.{} does not exist; create it or set create_schema: true",
+                        opts.database, opts.table
+                    ),
+                ));
+            }
+        }
+        let mut settings = Vec::new();
+        if cfg.async_insert && (major, minor) >= (21, 11) {
+            settings.extend([("async_insert", "1"), ("wait_for_async_insert", "1")]);
+        }
+        if cfg.compression != ClickHouseCompression::None {
+            settings.push(("decompress", "1"));
+        }
+        tracing::info!(endpoint = %cfg.endpoint, version = %format!("{major}.{minor}"), ?layout, table = %format!("{}.{}", opts.database, opts.table), "ClickHouse ready");
+        Ok(ClickHouse {
+            client,
+            layout,
+            compression: cfg.compression,
+            logs_insert: format!(
+                "INSERT INTO {}.{} ({}) FORMAT RowBinary",
+                ident(&opts.database),
+                ident(&opts.table),
+                insert_columns(LOG_COLUMNS, layout)
+            ),
+            settings,
+            dedup_token: (major, minor) >= (22, 2),
+            encoder: Mutex::new((Encoder::default(), Vec::new())),
+        })
+    }
+
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+}
+
+impl Exporter<Logs> for ClickHouse {
+    type Request = Insert;
+
+    fn kind(&self) -> &'static str {
+        "clickhouse"
+    }
+
+    fn encode(&self, batch: Batch<Logs>) -> Result<Vec<Encoded<Insert>>, ExportError> {
+        let mut guard = self.encoder.lock().unwrap_or_else(|e| e.into_inner());
+        let (encoder, rows) = &mut *guard;
+        rows.clear();
+        rows.reserve(batch.bytes() + batch.bytes() / 4);
+        let items = encoder.logs(&batch.resources, self.layout, rows);
+        let token = self
+            .dedup_token
+            .then(|| format!("{:032x}", cityhash_rs::cityhash_102_128(rows)));
+        let body = match self.compression {
+            ClickHouseCompression::None => Bytes::copy_from_slice(rows),
+            method => Bytes::from(compress(rows, method)),
+        };
+        Ok(vec![Encoded {
+            request: Insert { body, token },
+            items,
+        }])
+    }
+
+    async fn send(&self, insert: &Insert) -> Result<(), ExportError> {
+        let mut params = self.settings.clone();
+        if let Some(t) = &insert.token {
+            params.push(("insert_deduplication_token", t.as_str()));
+        }
+        self.client
+            .post(&self.logs_insert, &params, insert.body.clone())
+            .await
+            .map(|_| ())
+    }
+}
