@@ -62,5 +62,34 @@ fn pipeline(c: &mut Criterion) {
     bench_signal::<Traces>(c, "traces_1000", traces, 1000);
 }
 
-criterion_group!(benches, pipeline);
+/// RowBinary rows for ClickHouse's `otel_logs`, both layouts, and the LZ4 block compression after it.
+fn clickhouse(c: &mut Criterion) {
+    use weir_exporters::clickhouse::client::compress;
+    use weir_exporters::clickhouse::encode::Encoder;
+    use weir_exporters::clickhouse::Layout;
+    let logs = fixtures::resource_logs(10, 1000);
+    let mut g = c.benchmark_group("clickhouse_logs_10000");
+    g.throughput(Throughput::Elements(10_000));
+    let mut encoder = Encoder::default();
+    let mut out = Vec::new();
+    for (name, layout) in [
+        ("rowbinary_modern", Layout::Modern),
+        ("rowbinary_portable", Layout::Portable),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                out.clear();
+                encoder.logs(&logs, layout, &mut out)
+            })
+        });
+    }
+    out.clear();
+    encoder.logs(&logs, Layout::Modern, &mut out);
+    g.bench_function("lz4_blocks", |b| {
+        b.iter(|| compress(&out, weir_config::ClickHouseCompression::Lz4))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, pipeline, clickhouse);
 criterion_main!(benches);

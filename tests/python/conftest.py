@@ -21,18 +21,18 @@ def free_port() -> int:
 
 
 class Weir:
-    def __init__(self, tmp: Path):
+    def __init__(self, tmp: Path, config: Path = REPO / "examples" / "default.yaml", env: dict = None):
         self.grpc = f"127.0.0.1:{free_port()}"
         self.http = f"127.0.0.1:{free_port()}"
         self.admin = f"127.0.0.1:{free_port()}"
         self.data = tmp / "data"
         self.log_path = tmp / "weir.log"
         binary = os.environ.get("WEIR_BIN", str(REPO / "target" / "debug" / "weir"))
-        env = dict(os.environ,
+        env = dict(os.environ, **(env or {}),
                    WEIR_GRPC_ADDR=self.grpc, WEIR_HTTP_ADDR=self.http,
                    WEIR_ADMIN_ADDR=self.admin, WEIR_DATA_DIR=str(self.data))
-        # The shipped default config, pointed at this test's ports and directory through its variables.
-        self.proc = subprocess.Popen([binary, "--config", str(REPO / "examples" / "default.yaml")],
+        # A shipped config, pointed at this test's ports and directory through its variables.
+        self.proc = subprocess.Popen([binary, "--config", str(config)],
                                      env=env, stdout=subprocess.DEVNULL,
                                      stderr=open(self.log_path, "wb"))
         deadline = time.time() + 20
@@ -43,6 +43,8 @@ class Weir:
                         return
             except OSError:
                 time.sleep(0.05)
+            if self.proc.poll() is not None:
+                break
         raise RuntimeError("weir did not become ready:\n" + self.log())
 
     def log(self) -> str:
@@ -75,3 +77,54 @@ def weir(tmp_path):
     if w.proc.poll() is None:
         w.proc.kill()
         w.proc.wait()
+
+
+class ClickHouse:
+    """A private ClickHouse server (Debian's clickhouse-server) on free loopback ports with its own data
+    directory, so a test can stop and restart it without touching anyone else's."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.http_port = free_port()
+        self.tcp_port = free_port()
+        self.url = f"http://127.0.0.1:{self.http_port}"
+        self.proc = None
+        self.start()
+
+    def start(self):
+        p = self.path
+        args = ["clickhouse-server", "--config-file=/etc/clickhouse-server/config.xml", "--",
+                f"--http_port={self.http_port}", f"--tcp_port={self.tcp_port}",
+                f"--interserver_http_port={free_port()}", "--listen_host=127.0.0.1",
+                f"--path={p}/", f"--tmp_path={p}/tmp/", f"--user_files_path={p}/user_files/",
+                f"--format_schema_path={p}/format_schemas/",
+                f"--logger.log={p}/server.log", f"--logger.errorlog={p}/server.err.log"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                if self.query("SELECT 1").strip() == "1":
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("clickhouse-server did not start")
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=60)
+
+    def query(self, sql: str) -> str:
+        req = urllib.request.Request(self.url + "/", data=sql.encode(), method="POST")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.read().decode()
+
+    def rows(self, sql: str) -> list:
+        return [json.loads(line) for line in self.query(sql + " FORMAT JSONEachRow").splitlines() if line]
+
+
+@pytest.fixture
+def clickhouse(tmp_path):
+    ch = ClickHouse(tmp_path / "clickhouse")
+    yield ch
+    if ch.proc.poll() is None:
+        ch.stop()

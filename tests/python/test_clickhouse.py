@@ -1,0 +1,124 @@
+"""Logs sent by the OpenTelemetry Python SDK reach a real ClickHouse server (Debian's 18.16, so the
+portable layout) through weir, with exact values and exactly as many rows as records sent — also when
+ClickHouse is down for 30 seconds in the middle of the load."""
+
+import logging
+import threading
+import time
+
+from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+
+from conftest import REPO, Weir
+
+DB = "weir_e2e"
+
+
+def start_weir(tmp_path, clickhouse):
+    # The shipped example, pointed at this test's server; quick retries so the outage test is short.
+    config = tmp_path / "clickhouse.yaml"
+    text = (REPO / "examples" / "clickhouse.yaml").read_text()
+    text = text.replace("    max_in_flight: 2\n", "    max_in_flight: 2\n    retry: {initial_backoff: 100ms, max_backoff: 1s}\n")
+    text = text.replace("      max_age: 5s\n", "      max_age: 200ms\n")
+    config.write_text(text)
+    return Weir(tmp_path, config=config, env={"CLICKHOUSE_URL": clickhouse.url, "CLICKHOUSE_DATABASE": DB})
+
+
+def sdk_logger(weir, name):
+    provider = LoggerProvider(resource=Resource.create({"service.name": "py-clickhouse"}))
+    exporter = OTLPLogExporter(endpoint=f"http://{weir.grpc}", insecure=True)
+    provider.add_log_record_processor(BatchLogRecordProcessor(exporter, schedule_delay_millis=100))
+    log = logging.getLogger(name)
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    log.addHandler(LoggingHandler(level=logging.INFO, logger_provider=provider))
+    return provider, log
+
+
+def wait_rows(clickhouse, want, timeout=60):
+    deadline = time.time() + timeout
+    n = -1
+    while time.time() < deadline:
+        try:
+            n = int(clickhouse.query(f"SELECT count() FROM {DB}.otel_logs"))
+        except OSError:
+            n = -1
+        if n >= want:
+            return n
+        time.sleep(0.2)
+    return n
+
+
+def test_sdk_logs_arrive_as_exact_rows(tmp_path, clickhouse):
+    weir = start_weir(tmp_path, clickhouse)
+    provider, log = sdk_logger(weir, "ch-exact")
+    tracer = TracerProvider().get_tracer("t")
+    sent = {}
+    for i in range(500):
+        with tracer.start_as_current_span("op") as span:
+            log.error("payment %d failed: ünïcode ✓", i, extra={"i": i, "amount": i * 1.5, "ok": False})
+            sent[i] = f"{span.get_span_context().trace_id:032x}"
+    provider.shutdown()
+
+    assert wait_rows(clickhouse, 500) == 500, weir.log()
+    rows = clickhouse.rows(
+        f"SELECT TimestampNanos, TraceId, SpanId, SeverityText, SeverityNumber, ServiceName, Body, "
+        f"LogAttributesKeys AS k, LogAttributesValues AS v, ScopeName FROM {DB}.otel_logs")
+    assert len(rows) == 500
+    seen = set()
+    for r in rows:
+        attrs = dict(zip(r["k"], r["v"]))
+        i = int(attrs["i"])
+        seen.add(i)
+        assert r["Body"] == f"payment {i} failed: ünïcode ✓"
+        assert r["TraceId"] == sent[i]
+        assert len(r["SpanId"]) == 16
+        assert r["SeverityText"] == "ERROR" and r["SeverityNumber"] == 17
+        assert r["ServiceName"] == "py-clickhouse"
+        # Doubles as their shortest round-trip text, without a trailing ".0" (as the collector writes them).
+        amount = repr(i * 1.5)
+        assert attrs["amount"] == (amount[:-2] if amount.endswith(".0") else amount)
+        assert attrs["ok"] == "false"
+        assert r["ScopeName"] == "ch-exact"
+        assert int(r["TimestampNanos"]) > 1_700_000_000 * 10**9
+    assert seen == set(range(500))
+    assert weir.metric("weir_exporter_sent_items_total", 'exporter="clickhouse"') == 500
+    assert weir.stop() == 0
+
+
+def test_thirty_second_outage_loses_nothing_and_duplicates_nothing(tmp_path, clickhouse):
+    weir = start_weir(tmp_path, clickhouse)
+    provider, log = sdk_logger(weir, "ch-outage")
+
+    def load(start, count):
+        for i in range(start, start + count):
+            log.warning("event %d", i, extra={"i": i})
+            if i % 100 == 99:
+                time.sleep(0.05)
+        provider.force_flush()
+
+    load(0, 1000)
+    assert wait_rows(clickhouse, 1000) == 1000, weir.log()
+    clickhouse.stop()
+    down_since = time.time()
+    # While ClickHouse is down weir keeps accepting, holds the batches and retries.
+    sender = threading.Thread(target=load, args=(1000, 2000))
+    sender.start()
+    sender.join()
+    provider.shutdown()
+    assert weir.metric("weir_receiver_accepted_items_total", 'signal="logs"') == 3000
+    time.sleep(max(0.0, 30 - (time.time() - down_since)))
+    assert weir.metric("weir_exporter_retries_total", 'exporter="clickhouse"') > 0, weir.log()
+    clickhouse.start()
+
+    assert wait_rows(clickhouse, 3000) == 3000, weir.log()
+    distinct = int(clickhouse.query(
+        f"SELECT uniqExact(LogAttributesValues[indexOf(LogAttributesKeys, 'i')]) FROM {DB}.otel_logs"))
+    assert distinct == 3000
+    time.sleep(1)
+    assert int(clickhouse.query(f"SELECT count() FROM {DB}.otel_logs")) == 3000, "no duplicates"
+    assert weir.metric("weir_exporter_failed_items_total", 'exporter="clickhouse"') == 0
+    assert weir.stop() == 0
