@@ -9,12 +9,16 @@ use opentelemetry_proto::tonic::common::v1::{
     any_value::Value, AnyValue, ArrayValue, KeyValue, KeyValueList,
 };
 use opentelemetry_proto::tonic::logs::v1::ResourceLogs;
+use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Status};
 use serde_json::{json, Value as Json};
 use std::path::Path;
 use std::process::Command;
-use weir_exporters::clickhouse::columns::{insert_columns, LOG_COLUMNS};
+use weir_exporters::clickhouse::columns::{insert_columns, LOG_COLUMNS, SPAN_COLUMNS};
 use weir_exporters::clickhouse::encode::Encoder;
-use weir_exporters::clickhouse::schema::{create_database, logs_table, TableOptions};
+use weir_exporters::clickhouse::schema::{
+    create_database, logs_table, traces_tables, TableOptions,
+};
 use weir_exporters::clickhouse::Layout;
 use weir_pipeline::fixtures;
 
@@ -83,30 +87,31 @@ fn corpus() -> Vec<ResourceLogs> {
     logs
 }
 
-fn roundtrip(python: &str, layout: Layout, select: &str) -> Vec<Json> {
-    let dir = tempfile::tempdir().unwrap();
-    let opts = TableOptions {
+fn opts(table: &str) -> TableOptions {
+    TableOptions {
         database: "otel".into(),
-        table: "otel_logs".into(),
-        ttl_hours: Some(720),
+        table: table.into(),
+        // Long enough that the fixtures' 2025 timestamps are not expired on insert.
+        ttl_hours: Some(24 * 365 * 20),
         cluster: None,
-    };
-    let ddl = format!(
-        "{}\n;\n{}",
-        create_database(&opts),
-        logs_table(layout, &opts)
-    );
+    }
+}
+
+/// Runs `ddl` on chdb, inserts `bytes` into `table` (`columns`), and returns `select`'s rows.
+fn load(
+    python: &str,
+    ddl: Vec<String>,
+    table: &str,
+    columns: String,
+    bytes: &[u8],
+    select: &str,
+) -> Vec<Json> {
+    let dir = tempfile::tempdir().unwrap();
     let ddl_file = dir.path().join("ddl.sql");
-    std::fs::write(&ddl_file, ddl).unwrap();
-    let mut bytes = Vec::new();
-    let rows = Encoder::default().logs(&corpus(), layout, &mut bytes);
-    assert_eq!(rows, 6);
+    std::fs::write(&ddl_file, ddl.join("\n;\n")).unwrap();
     let data = dir.path().join("rows.bin");
-    std::fs::write(&data, &bytes).unwrap();
-    let insert = format!(
-        "INSERT INTO otel.otel_logs ({})",
-        insert_columns(LOG_COLUMNS, layout)
-    );
+    std::fs::write(&data, bytes).unwrap();
+    let insert = format!("INSERT INTO otel.{table} ({columns})");
     let script =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/clickhouse/chdb_roundtrip.py");
     let out = Command::new(python)
@@ -127,6 +132,159 @@ fn roundtrip(python: &str, layout: Layout, select: &str) -> Vec<Json> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
+}
+
+fn roundtrip(python: &str, layout: Layout, select: &str) -> Vec<Json> {
+    let o = opts("otel_logs");
+    let mut bytes = Vec::new();
+    assert_eq!(Encoder::default().logs(&corpus(), layout, &mut bytes), 6);
+    let ddl = vec![create_database(&o), logs_table(layout, &o)];
+    load(
+        python,
+        ddl,
+        "otel_logs",
+        insert_columns(LOG_COLUMNS, layout),
+        &bytes,
+        select,
+    )
+}
+
+/// Spans with events and links (one with attributes, one without), kinds and statuses.
+fn spans() -> Vec<ResourceSpans> {
+    let mut rs = fixtures::resource_spans(1, 4);
+    let s = &mut rs[0].scope_spans[0].spans;
+    s[1].events = vec![
+        Event {
+            time_unix_nano: 1_764_000_000_000_000_123,
+            name: "exception".into(),
+            attributes: vec![
+                kv("exception.type", Value::StringValue("IOError".into())),
+                kv("n", Value::IntValue(3)),
+            ],
+            ..Default::default()
+        },
+        Event {
+            time_unix_nano: 1_764_000_000_000_000_456,
+            name: "retry".into(),
+            ..Default::default()
+        },
+    ];
+    s[1].links = vec![Link {
+        trace_id: vec![0xab; 16],
+        span_id: vec![0xcd; 8],
+        trace_state: "ot=th:8".into(),
+        attributes: vec![kv("link.kind", Value::StringValue("follows".into()))],
+        ..Default::default()
+    }];
+    s[2].kind = 3;
+    s[2].status = Some(Status {
+        code: 2,
+        message: "boom".into(),
+    });
+    rs
+}
+
+#[test]
+fn traces_modern_layout_with_events_links_and_trace_id_lookup() {
+    let Some(py) = python() else { return };
+    let o = opts("otel_traces");
+    let mut bytes = Vec::new();
+    assert_eq!(
+        Encoder::default().spans(&spans(), Layout::Modern, &mut bytes),
+        4
+    );
+    let mut ddl = vec![create_database(&o)];
+    ddl.extend(traces_tables(Layout::Modern, &o));
+    let rows = load(
+        &py,
+        ddl,
+        "otel_traces",
+        insert_columns(SPAN_COLUMNS, Layout::Modern),
+        &bytes,
+        "SELECT SpanId, ParentSpanId, SpanName, SpanKind, Duration, StatusCode, StatusMessage, \
+         arrayMap(t -> toUnixTimestamp64Nano(t), Events.Timestamp) AS ev_ts, Events.Name AS ev_name, \
+         Events.Attributes AS ev_attrs, Links.TraceId AS l_trace, Links.SpanId AS l_span, Links.TraceState AS l_state, \
+         Links.Attributes AS l_attrs, SpanAttributes['http.response.status_code'] AS status_attr, \
+         (SELECT count() FROM otel.otel_traces_trace_id_ts) AS lookups \
+         FROM otel.otel_traces ORDER BY Timestamp",
+    );
+    let sent = spans();
+    let s = &sent[0].scope_spans[0].spans;
+    assert_eq!(rows.len(), 4);
+    assert_eq!(rows[0]["SpanId"], json!(hex(&s[0].span_id)));
+    assert_eq!(rows[0]["ParentSpanId"], "");
+    assert_eq!(rows[1]["ParentSpanId"], json!(hex(&s[1].parent_span_id)));
+    assert_eq!(rows[0]["SpanKind"], "Server");
+    assert_eq!(rows[2]["SpanKind"], "Client");
+    assert_eq!(
+        rows[0]["Duration"],
+        json!(s[0].end_time_unix_nano - s[0].start_time_unix_nano)
+    );
+    assert_eq!(rows[0]["StatusCode"], "Error", "fixture span 0 is an error");
+    assert_eq!(rows[1]["StatusCode"], "Unset");
+    assert_eq!(
+        (
+            rows[2]["StatusCode"].clone(),
+            rows[2]["StatusMessage"].clone()
+        ),
+        (json!("Error"), json!("boom"))
+    );
+    assert_eq!(
+        rows[1]["ev_ts"],
+        json!([1_764_000_000_000_000_123u64, 1_764_000_000_000_000_456u64])
+    );
+    assert_eq!(rows[1]["ev_name"], json!(["exception", "retry"]));
+    assert_eq!(
+        rows[1]["ev_attrs"],
+        json!([{"exception.type": "IOError", "n": "3"}, {}])
+    );
+    assert_eq!(rows[1]["l_trace"], json!(["ab".repeat(16)]));
+    assert_eq!(rows[1]["l_span"], json!(["cd".repeat(8)]));
+    assert_eq!(rows[1]["l_state"], json!(["ot=th:8"]));
+    assert_eq!(rows[1]["l_attrs"], json!([{"link.kind": "follows"}]));
+    assert_eq!(rows[0]["ev_name"], json!([]));
+    assert_eq!(rows[0]["status_attr"], "500");
+    assert_eq!(
+        rows[0]["lookups"],
+        json!(1),
+        "the view fed one trace id (spans 0-3 share a trace)"
+    );
+}
+
+#[test]
+fn traces_portable_layout_reads_back() {
+    let Some(py) = python() else { return };
+    let o = opts("otel_traces");
+    let mut bytes = Vec::new();
+    Encoder::default().spans(&spans(), Layout::Portable, &mut bytes);
+    let mut ddl = vec![create_database(&o)];
+    ddl.extend(traces_tables(Layout::Portable, &o));
+    let rows = load(
+        &py,
+        ddl,
+        "otel_traces",
+        insert_columns(SPAN_COLUMNS, Layout::Portable),
+        &bytes,
+        "SELECT EventsTimestampNanos, EventsName, EventsAttributesKeys, EventsAttributesValues, LinksTraceId, \
+         LinksAttributesKeys, LinksAttributesValues, SpanKind FROM otel.otel_traces ORDER BY TimestampNanos",
+    );
+    assert_eq!(rows[1]["EventsName"], json!(["exception", "retry"]));
+    assert_eq!(
+        rows[1]["EventsTimestampNanos"],
+        json!([1_764_000_000_000_000_123u64, 1_764_000_000_000_000_456u64])
+    );
+    assert_eq!(
+        rows[1]["EventsAttributesKeys"],
+        json!([["exception.type", "n"], []])
+    );
+    assert_eq!(
+        rows[1]["EventsAttributesValues"],
+        json!([["IOError", "3"], []])
+    );
+    assert_eq!(rows[1]["LinksTraceId"], json!(["ab".repeat(16)]));
+    assert_eq!(rows[1]["LinksAttributesKeys"], json!([["link.kind"]]));
+    assert_eq!(rows[1]["LinksAttributesValues"], json!([["follows"]]));
+    assert_eq!(rows[2]["SpanKind"], "Client");
 }
 
 fn hex(b: &[u8]) -> String {

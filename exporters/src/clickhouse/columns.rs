@@ -13,6 +13,11 @@ pub enum Kind {
     /// A low-cardinality string (`LowCardinality(String)` where the server has it).
     LowStr,
     UInt8,
+    UInt64,
+    /// Span events as parallel arrays. Modern: `Nested(Timestamp, Name, Attributes)`.
+    Events,
+    /// Span links as parallel arrays. Modern: `Nested(TraceId, SpanId, TraceState, Attributes)`.
+    Links,
     /// OTLP attributes. Modern: `Map(LowCardinality(String), String)`. Portable: `<name>Keys` and
     /// `<name>Values`, both `Array(String)`.
     Attrs,
@@ -104,21 +109,145 @@ pub const LOG_COLUMNS: &[Column<LogField>] = &[
     col("LogAttributes", Kind::Attrs, LogField::LogAttributes, ZSTD),
 ];
 
+/// Where a `otel_traces` column's value comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpanField {
+    /// The span's start time.
+    Timestamp,
+    TraceId,
+    SpanId,
+    ParentSpanId,
+    TraceState,
+    SpanName,
+    /// `Unspecified`, `Internal`, `Server`, `Client`, `Producer` or `Consumer`.
+    SpanKind,
+    ServiceName,
+    ResourceAttributes,
+    ScopeName,
+    ScopeVersion,
+    SpanAttributes,
+    /// End minus start, in nanoseconds.
+    Duration,
+    /// `Unset`, `Ok` or `Error`.
+    StatusCode,
+    StatusMessage,
+    Events,
+    Links,
+}
+
+/// `otel_traces`, in the collector's column order.
+pub const SPAN_COLUMNS: &[Column<SpanField>] = &[
+    col(
+        "Timestamp",
+        Kind::Time,
+        SpanField::Timestamp,
+        "CODEC(Delta(8), ZSTD(1))",
+    ),
+    col("TraceId", Kind::Str, SpanField::TraceId, ZSTD),
+    col("SpanId", Kind::Str, SpanField::SpanId, ZSTD),
+    col("ParentSpanId", Kind::Str, SpanField::ParentSpanId, ZSTD),
+    col("TraceState", Kind::Str, SpanField::TraceState, ZSTD),
+    col("SpanName", Kind::LowStr, SpanField::SpanName, ZSTD),
+    col("SpanKind", Kind::LowStr, SpanField::SpanKind, ZSTD),
+    col("ServiceName", Kind::LowStr, SpanField::ServiceName, ZSTD),
+    col(
+        "ResourceAttributes",
+        Kind::Attrs,
+        SpanField::ResourceAttributes,
+        ZSTD,
+    ),
+    col("ScopeName", Kind::Str, SpanField::ScopeName, ZSTD),
+    col("ScopeVersion", Kind::Str, SpanField::ScopeVersion, ZSTD),
+    col(
+        "SpanAttributes",
+        Kind::Attrs,
+        SpanField::SpanAttributes,
+        ZSTD,
+    ),
+    col(
+        "Duration",
+        Kind::UInt64,
+        SpanField::Duration,
+        "CODEC(T64, ZSTD(1))",
+    ),
+    col("StatusCode", Kind::LowStr, SpanField::StatusCode, ZSTD),
+    col("StatusMessage", Kind::Str, SpanField::StatusMessage, ZSTD),
+    col("Events", Kind::Events, SpanField::Events, ZSTD),
+    col("Links", Kind::Links, SpanField::Links, ZSTD),
+];
+
+const MAP: &str = "Map(LowCardinality(String), String)";
+
 /// The physical columns (name, type) a logical column becomes in `layout`, in insert order.
 pub fn physical<F>(c: &Column<F>, layout: Layout) -> Vec<(String, &'static str)> {
     let n = c.name.to_string();
     match (c.kind, layout) {
+        (Kind::UInt64, _) => vec![(n, "UInt64")],
+        (Kind::Events, Layout::Modern) => vec![
+            (format!("{n}.Timestamp"), "Array(DateTime64(9))"),
+            (format!("{n}.Name"), "Array(LowCardinality(String))"),
+            (
+                format!("{n}.Attributes"),
+                "Array(Map(LowCardinality(String), String))",
+            ),
+        ],
+        (Kind::Events, Layout::Portable) => vec![
+            (format!("{n}TimestampNanos"), "Array(UInt64)"),
+            (format!("{n}Name"), "Array(String)"),
+            (format!("{n}AttributesKeys"), "Array(Array(String))"),
+            (format!("{n}AttributesValues"), "Array(Array(String))"),
+        ],
+        (Kind::Links, Layout::Modern) => vec![
+            (format!("{n}.TraceId"), "Array(String)"),
+            (format!("{n}.SpanId"), "Array(String)"),
+            (format!("{n}.TraceState"), "Array(String)"),
+            (
+                format!("{n}.Attributes"),
+                "Array(Map(LowCardinality(String), String))",
+            ),
+        ],
+        (Kind::Links, Layout::Portable) => vec![
+            (format!("{n}TraceId"), "Array(String)"),
+            (format!("{n}SpanId"), "Array(String)"),
+            (format!("{n}TraceState"), "Array(String)"),
+            (format!("{n}AttributesKeys"), "Array(Array(String))"),
+            (format!("{n}AttributesValues"), "Array(Array(String))"),
+        ],
         (Kind::Time, Layout::Modern) => vec![(n, "DateTime64(9)")],
         (Kind::Time, Layout::Portable) => vec![(format!("{n}Nanos"), "UInt64"), (n, "DateTime")],
         (Kind::Str, _) => vec![(n, "String")],
         (Kind::LowStr, Layout::Modern) => vec![(n, "LowCardinality(String)")],
         (Kind::LowStr, Layout::Portable) => vec![(n, "String")],
         (Kind::UInt8, _) => vec![(n, "UInt8")],
-        (Kind::Attrs, Layout::Modern) => vec![(n, "Map(LowCardinality(String), String)")],
+        (Kind::Attrs, Layout::Modern) => vec![(n, MAP)],
         (Kind::Attrs, Layout::Portable) => vec![
             (format!("{n}Keys"), "Array(String)"),
             (format!("{n}Values"), "Array(String)"),
         ],
+    }
+}
+
+/// How a logical column is declared in `CREATE TABLE`: its physical columns, except that the modern
+/// layout declares events and links as one `Nested` column, as the collector's tables do.
+pub fn ddl_lines<F>(c: &Column<F>, layout: Layout) -> Vec<String> {
+    let codec = if layout == Layout::Modern && !c.codec.is_empty() {
+        format!(" {}", c.codec)
+    } else {
+        String::new()
+    };
+    match (c.kind, layout) {
+        (Kind::Events, Layout::Modern) => vec![format!(
+            "`{}` Nested (Timestamp DateTime64(9), Name LowCardinality(String), Attributes {MAP}){codec}",
+            c.name
+        )],
+        (Kind::Links, Layout::Modern) => vec![format!(
+            "`{}` Nested (TraceId String, SpanId String, TraceState String, Attributes {MAP}){codec}",
+            c.name
+        )],
+        _ => physical(c, layout)
+            .into_iter()
+            .map(|(name, ty)| format!("`{name}` {ty}{codec}"))
+            .collect(),
     }
 }
 
@@ -127,7 +256,7 @@ pub fn insert_columns<F>(columns: &[Column<F>], layout: Layout) -> String {
     columns
         .iter()
         .flat_map(|c| physical(c, layout))
-        .map(|(name, _)| name)
+        .map(|(name, _)| format!("`{name}`"))
         .collect::<Vec<_>>()
         .join(", ")
 }

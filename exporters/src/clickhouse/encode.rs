@@ -1,7 +1,7 @@
 //! A batch → RowBinary rows for a [`Layout`], written straight from the OTLP structures: ids hex-encoded
 //! into the buffer, string values copied once, no intermediate row of `String`s.
 
-use super::columns::{Column, Kind, LogField, LOG_COLUMNS};
+use super::columns::{Column, Kind, LogField, SpanField, LOG_COLUMNS, SPAN_COLUMNS};
 use super::rowbinary as rb;
 use super::Layout;
 use opentelemetry_proto::tonic::common::v1::{
@@ -9,6 +9,8 @@ use opentelemetry_proto::tonic::common::v1::{
 };
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span};
 
 /// One cell, borrowed from the OTLP batch.
 enum Cell<'a> {
@@ -16,8 +18,11 @@ enum Cell<'a> {
     Bytes(&'a [u8]),
     Id(&'a [u8]),
     U8(u8),
+    U64(u64),
     Any(Option<&'a AnyValue>),
     Attrs(&'a [KeyValue]),
+    Events(&'a [Event]),
+    Links(&'a [Link]),
 }
 
 /// Reusable state: the scratch string for non-string values.
@@ -54,6 +59,77 @@ impl Encoder {
         rows
     }
 
+    /// Appends one row per span to `out`; returns the number of rows.
+    pub fn spans(
+        &mut self,
+        resources: &[ResourceSpans],
+        layout: Layout,
+        out: &mut Vec<u8>,
+    ) -> usize {
+        let mut rows = 0;
+        for rs in resources {
+            let resource = rs.resource.as_ref();
+            let service = service_name(resource);
+            for ss in &rs.scope_spans {
+                for span in &ss.spans {
+                    for c in SPAN_COLUMNS {
+                        let cell = span_cell(c, resource, service, ss.scope.as_ref(), span);
+                        self.write(c, cell, layout, out);
+                    }
+                    rows += 1;
+                }
+            }
+        }
+        rows
+    }
+
+    fn map(&mut self, kvs: &[KeyValue], out: &mut Vec<u8>) {
+        rb::varint(out, kvs.len() as u64);
+        for kv in kvs {
+            rb::string(out, kv.key.as_bytes());
+            rb::string(
+                out,
+                rb::value_text(kv.value.as_ref(), &mut self.scratch).as_bytes(),
+            );
+        }
+    }
+
+    fn keys(kvs: &[KeyValue], out: &mut Vec<u8>) {
+        rb::varint(out, kvs.len() as u64);
+        for kv in kvs {
+            rb::string(out, kv.key.as_bytes());
+        }
+    }
+
+    fn values(&mut self, kvs: &[KeyValue], out: &mut Vec<u8>) {
+        rb::varint(out, kvs.len() as u64);
+        for kv in kvs {
+            rb::string(
+                out,
+                rb::value_text(kv.value.as_ref(), &mut self.scratch).as_bytes(),
+            );
+        }
+    }
+
+    /// Attributes of each element: one `Map` per element, or (portable) parallel key and value arrays.
+    fn nested_attrs<'a, T: 'a>(
+        &mut self,
+        items: &'a [T],
+        attrs: impl Fn(&'a T) -> &'a [KeyValue],
+        layout: Layout,
+        out: &mut Vec<u8>,
+    ) {
+        rb::varint(out, items.len() as u64);
+        match layout {
+            Layout::Modern => items.iter().for_each(|i| self.map(attrs(i), out)),
+            Layout::Portable => {
+                items.iter().for_each(|i| Self::keys(attrs(i), out));
+                rb::varint(out, items.len() as u64);
+                items.iter().for_each(|i| self.values(attrs(i), out));
+            }
+        }
+    }
+
     fn write<F>(&mut self, c: &Column<F>, cell: Cell<'_>, layout: Layout, out: &mut Vec<u8>) {
         match (cell, c.kind, layout) {
             (Cell::Time(ns), Kind::Time, Layout::Modern) => rb::i64(out, ns as i64),
@@ -67,28 +143,36 @@ impl Encoder {
             (Cell::Any(v), _, _) => {
                 rb::string(out, rb::value_text(v, &mut self.scratch).as_bytes())
             }
-            (Cell::Attrs(kvs), _, Layout::Modern) => {
-                rb::varint(out, kvs.len() as u64);
-                for kv in kvs {
-                    rb::string(out, kv.key.as_bytes());
-                    rb::string(
-                        out,
-                        rb::value_text(kv.value.as_ref(), &mut self.scratch).as_bytes(),
-                    );
-                }
-            }
+            (Cell::U64(v), _, _) => rb::u64(out, v),
+            (Cell::Attrs(kvs), _, Layout::Modern) => self.map(kvs, out),
             (Cell::Attrs(kvs), _, Layout::Portable) => {
-                rb::varint(out, kvs.len() as u64);
-                for kv in kvs {
-                    rb::string(out, kv.key.as_bytes());
+                Self::keys(kvs, out);
+                self.values(kvs, out);
+            }
+            (Cell::Events(events), _, _) => {
+                rb::varint(out, events.len() as u64);
+                for e in events {
+                    match layout {
+                        Layout::Modern => rb::i64(out, e.time_unix_nano as i64),
+                        Layout::Portable => rb::u64(out, e.time_unix_nano),
+                    }
                 }
-                rb::varint(out, kvs.len() as u64);
-                for kv in kvs {
-                    rb::string(
-                        out,
-                        rb::value_text(kv.value.as_ref(), &mut self.scratch).as_bytes(),
-                    );
+                rb::varint(out, events.len() as u64);
+                for e in events {
+                    rb::string(out, e.name.as_bytes());
                 }
+                self.nested_attrs(events, |e| &e.attributes, layout, out);
+            }
+            (Cell::Links(links), _, _) => {
+                rb::varint(out, links.len() as u64);
+                links.iter().for_each(|l| rb::hex_id(out, &l.trace_id));
+                rb::varint(out, links.len() as u64);
+                links.iter().for_each(|l| rb::hex_id(out, &l.span_id));
+                rb::varint(out, links.len() as u64);
+                links
+                    .iter()
+                    .for_each(|l| rb::string(out, l.trace_state.as_bytes()));
+                self.nested_attrs(links, |l| &l.attributes, layout, out);
             }
             (Cell::Time(ns), _, _) => rb::u64(out, ns),
         }
@@ -125,6 +209,61 @@ fn log_cell<'a>(
         LogField::ScopeVersion => Cell::Bytes(scope.map_or(&[][..], |s| s.version.as_bytes())),
         LogField::ScopeAttributes => Cell::Attrs(scope.map_or(NONE, |s| &s.attributes)),
         LogField::LogAttributes => Cell::Attrs(&r.attributes),
+    }
+}
+
+fn span_cell<'a>(
+    c: &Column<SpanField>,
+    resource: Option<&'a Resource>,
+    service: &'a [u8],
+    scope: Option<&'a InstrumentationScope>,
+    s: &'a Span,
+) -> Cell<'a> {
+    const NONE: &[KeyValue] = &[];
+    match c.field {
+        SpanField::Timestamp => Cell::Time(s.start_time_unix_nano),
+        SpanField::TraceId => Cell::Id(&s.trace_id),
+        SpanField::SpanId => Cell::Id(&s.span_id),
+        SpanField::ParentSpanId => Cell::Id(&s.parent_span_id),
+        SpanField::TraceState => Cell::Bytes(s.trace_state.as_bytes()),
+        SpanField::SpanName => Cell::Bytes(s.name.as_bytes()),
+        SpanField::SpanKind => Cell::Bytes(span_kind(s.kind).as_bytes()),
+        SpanField::ServiceName => Cell::Bytes(service),
+        SpanField::ResourceAttributes => Cell::Attrs(resource.map_or(NONE, |r| &r.attributes)),
+        SpanField::ScopeName => Cell::Bytes(scope.map_or(&[][..], |s| s.name.as_bytes())),
+        SpanField::ScopeVersion => Cell::Bytes(scope.map_or(&[][..], |s| s.version.as_bytes())),
+        SpanField::SpanAttributes => Cell::Attrs(&s.attributes),
+        SpanField::Duration => {
+            Cell::U64(s.end_time_unix_nano.saturating_sub(s.start_time_unix_nano))
+        }
+        SpanField::StatusCode => Cell::Bytes(status_code(s).as_bytes()),
+        SpanField::StatusMessage => Cell::Bytes(
+            s.status
+                .as_ref()
+                .map_or(&[][..], |st| st.message.as_bytes()),
+        ),
+        SpanField::Events => Cell::Events(&s.events),
+        SpanField::Links => Cell::Links(&s.links),
+    }
+}
+
+/// The collector's names for span kinds.
+fn span_kind(kind: i32) -> &'static str {
+    match kind {
+        1 => "Internal",
+        2 => "Server",
+        3 => "Client",
+        4 => "Producer",
+        5 => "Consumer",
+        _ => "Unspecified",
+    }
+}
+
+fn status_code(s: &Span) -> &'static str {
+    match s.status.as_ref().map_or(0, |st| st.code) {
+        1 => "Ok",
+        2 => "Error",
+        _ => "Unset",
     }
 }
 

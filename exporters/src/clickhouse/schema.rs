@@ -2,7 +2,7 @@
 //! (types, codecs, skip indexes, partitioning, ordering); the portable one keeps the same columns in
 //! types every ClickHouse since 18.x knows. With a cluster, DDL runs `ON CLUSTER` on a replicated engine.
 
-use super::columns::{physical, Column, LogField, LOG_COLUMNS};
+use super::columns::{ddl_lines, Column, LogField, SpanField, LOG_COLUMNS, SPAN_COLUMNS};
 use super::Layout;
 
 #[derive(Debug, Clone)]
@@ -44,14 +44,7 @@ fn column_lines<F>(
 ) -> Vec<String> {
     let mut lines = Vec::new();
     for c in columns {
-        for (name, ty) in physical(c, layout) {
-            let codec = if layout == Layout::Modern && !c.codec.is_empty() {
-                format!(" {}", c.codec)
-            } else {
-                String::new()
-            };
-            lines.push(format!("    {} {ty}{codec}", ident(&name)));
-        }
+        lines.extend(ddl_lines(c, layout).into_iter().map(|l| format!("    {l}")));
         if layout == Layout::Modern {
             for (after, line) in extra_after {
                 if *after == c.name {
@@ -125,6 +118,70 @@ pub fn logs_table(layout: Layout, o: &TableOptions) -> String {
             )
         }
     }
+}
+
+/// The `otel_traces` table, then the trace-id lookup table and the materialized view that feeds it.
+pub fn traces_tables(layout: Layout, o: &TableOptions) -> Vec<String> {
+    let name = format!("{}.{}", ident(&o.database), ident(&o.table));
+    let lookup = format!(
+        "{}.{}",
+        ident(&o.database),
+        ident(&format!("{}_trace_id_ts", o.table))
+    );
+    let view = format!(
+        "{}.{}",
+        ident(&o.database),
+        ident(&format!("{}_trace_id_ts_mv", o.table))
+    );
+    let cluster = on_cluster(o);
+    let columns: &[Column<SpanField>] = SPAN_COLUMNS;
+    let mut lines = column_lines(columns, layout, &[]);
+    let (tail, lookup_columns, start) = match layout {
+        Layout::Modern => {
+            lines.extend(
+                [
+                    "INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1",
+                    "INDEX idx_res_attr_key mapKeys(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1",
+                    "INDEX idx_res_attr_value mapValues(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1",
+                    "INDEX idx_span_attr_key mapKeys(SpanAttributes) TYPE bloom_filter(0.01) GRANULARITY 1",
+                    "INDEX idx_span_attr_value mapValues(SpanAttributes) TYPE bloom_filter(0.01) GRANULARITY 1",
+                    "INDEX idx_duration Duration TYPE minmax GRANULARITY 1",
+                ]
+                .iter()
+                .map(|l| format!("    {l}")),
+            );
+            let ttl = o
+                .ttl_hours
+                .map(|h| format!("TTL toDateTime(Timestamp) + toIntervalHour({h})\n"))
+                .unwrap_or_default();
+            (
+                format!("PARTITION BY toDate(Timestamp)\nORDER BY (ServiceName, SpanName, toDateTime(Timestamp))\n{ttl}SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1"),
+                "    TraceId String CODEC(ZSTD(1)),\n    Start DateTime CODEC(Delta, ZSTD(1)),\n    End DateTime CODEC(Delta, ZSTD(1)),\n    INDEX idx_trace_id TraceId TYPE bloom_filter(0.01) GRANULARITY 1",
+                "min(Timestamp)",
+            )
+        }
+        Layout::Portable => {
+            let ttl = o
+                .ttl_hours
+                .map(|h| format!("TTL Timestamp + toIntervalHour({h})\n"))
+                .unwrap_or_default();
+            (
+                format!("PARTITION BY toDate(Timestamp)\nORDER BY (ServiceName, SpanName, Timestamp)\n{ttl}SETTINGS index_granularity = 8192"),
+                "    TraceId String,\n    Start DateTime,\n    End DateTime",
+                "min(Timestamp)",
+            )
+        }
+    };
+    vec![
+        format!("CREATE TABLE IF NOT EXISTS {name}{cluster} (\n{}\n) ENGINE = {}\n{tail}", lines.join(",\n"), engine(o)),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {lookup}{cluster} (\n{lookup_columns}\n) ENGINE = {}\nPARTITION BY toDate(Start)\nORDER BY (TraceId, Start)\nSETTINGS index_granularity = 8192",
+            engine(o)
+        ),
+        format!(
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS {view}{cluster} TO {lookup} AS\nSELECT TraceId, {start} AS Start, max(Timestamp) AS End\nFROM {name}\nWHERE TraceId != ''\nGROUP BY TraceId"
+        ),
+    ]
 }
 
 #[cfg(test)]
