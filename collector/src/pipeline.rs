@@ -101,17 +101,19 @@ pub trait Destinations: Wire {
     ) -> impl std::future::Future<Output = anyhow::Result<TaskHandle<()>>> + Send;
 }
 
-impl Destinations for Logs {
-    async fn clickhouse(
-        cfg: &ClickHouseConfig,
-        delivery: Delivery<Self>,
-    ) -> anyhow::Result<TaskHandle<()>> {
-        let exporter = ClickHouse::connect(cfg)
-            .await
-            .map_err(|e| anyhow::anyhow!("exporters.{}.clickhouse: {e}", delivery.name))?;
-        Ok(delivery.spawn(exporter))
-    }
+macro_rules! clickhouse_destination {
+    ($($signal:ty),*) => {$(
+        impl Destinations for $signal {
+            async fn clickhouse(cfg: &ClickHouseConfig, delivery: Delivery<Self>) -> anyhow::Result<TaskHandle<()>> {
+                let exporter = ClickHouse::connect(cfg, <Self as weir_pipeline::Signal>::KIND)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("exporters.{}.clickhouse: {e}", delivery.name))?;
+                Ok(delivery.spawn(exporter))
+            }
+        }
+    )*};
 }
+clickhouse_destination!(Logs, Traces);
 
 macro_rules! not_for_clickhouse {
     ($($signal:ty),*) => {$(
@@ -123,7 +125,7 @@ macro_rules! not_for_clickhouse {
         }
     )*};
 }
-not_for_clickhouse!(Traces, Metrics);
+not_for_clickhouse!(Metrics);
 
 async fn spawn_exporter<S: Destinations>(
     name: &str,

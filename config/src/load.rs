@@ -175,7 +175,11 @@ fn exporter(path: &str, e: &ExporterConfig) -> Result<(), Invalid> {
                 "https:// is not supported yet (TLS arrives with the edge issue); use http:// on a trusted network",
             ));
         }
-        for (key, v) in [("database", &c.database), ("logs_table", &c.logs_table)] {
+        for (key, v) in [
+            ("database", &c.database),
+            ("logs_table", &c.logs_table),
+            ("traces_table", &c.traces_table),
+        ] {
             if v.is_empty() {
                 return Err(invalid(format!("{p}.{key}"), "must not be empty"));
             }

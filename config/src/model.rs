@@ -224,7 +224,7 @@ impl ExporterConfig {
     /// Signals the destination can take.
     pub fn supports(&self, signal: Signal) -> bool {
         match self.kind() {
-            Some(ExporterKind::ClickHouse(_)) => signal == Signal::Logs,
+            Some(ExporterKind::ClickHouse(_)) => signal != Signal::Metrics,
             _ => true,
         }
     }
@@ -293,6 +293,9 @@ pub struct ClickHouseExporter {
     pub create_schema: bool,
     #[serde(default = "defaults::clickhouse_logs_table")]
     pub logs_table: String,
+    /// Also names `<traces_table>_trace_id_ts` and its materialized view.
+    #[serde(default = "defaults::clickhouse_traces_table")]
+    pub traces_table: String,
     /// Rows older than this are dropped by ClickHouse (`TTL`, whole hours); unset keeps them.
     #[serde(default)]
     pub ttl: Option<Duration>,
@@ -514,6 +517,9 @@ pub mod defaults {
     }
     pub fn clickhouse_logs_table() -> String {
         "otel_logs".into()
+    }
+    pub fn clickhouse_traces_table() -> String {
+        "otel_traces".into()
     }
     pub fn log_level() -> String {
         "info".into()

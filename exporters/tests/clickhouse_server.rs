@@ -104,3 +104,56 @@ fn portable_layout_round_trips_through_a_real_server() {
     assert_eq!(row["LogAttributesValues"], json!(["process_order", "0"]));
     post(&url, &format!("DROP DATABASE {}", opts.database), b"").unwrap();
 }
+
+fn exporter_config(url: &str, database: &str) -> weir_config::ClickHouseExporter {
+    let yaml = format!(
+        "exporters:\n  ch:\n    clickhouse: {{endpoint: \"{url}\", database: {database}, create_schema: false}}\n"
+    );
+    let cfg = weir_config::parse(&yaml, "test", |_| None).unwrap();
+    cfg.exporters["ch"].clickhouse.clone().unwrap()
+}
+
+#[tokio::test]
+async fn missing_tables_and_schema_errors_are_reported_not_retried() {
+    use weir_exporters::clickhouse::ClickHouse;
+    use weir_exporters::{Exporter, Retry};
+    let Some(url) = server() else { return };
+    let db = format!("weir_schema_{}", std::process::id());
+    post(&url, &format!("CREATE DATABASE IF NOT EXISTS {db}"), b"").unwrap();
+    let cfg = exporter_config(&url, &db);
+
+    let Err(e) = ClickHouse::connect(&cfg, weir_config::Signal::Logs).await else {
+        panic!("a missing table must stop start-up");
+    };
+    assert!(
+        e.message
+            .contains("does not exist; create it or set create_schema: true"),
+        "{e}"
+    );
+
+    // A table someone created with the wrong columns: the insert fails for good, with the server's reason.
+    post(
+        &url,
+        &format!("CREATE TABLE {db}.otel_logs (Body String) ENGINE = MergeTree() ORDER BY Body"),
+        b"",
+    )
+    .unwrap();
+    let ch = ClickHouse::connect(&cfg, weir_config::Signal::Logs)
+        .await
+        .unwrap();
+    let batch =
+        weir_pipeline::Batch::<weir_pipeline::Logs>::measured(fixtures::resource_logs(1, 3));
+    let insert = Exporter::<weir_pipeline::Logs>::encode(&ch, batch)
+        .unwrap()
+        .remove(0);
+    let err = Exporter::<weir_pipeline::Logs>::send(&ch, &insert.request)
+        .await
+        .unwrap_err();
+    assert_eq!(err.retry, Retry::Never, "{err}");
+    assert_eq!(err.reason, "rejected");
+    assert!(
+        err.message.contains("Code: "),
+        "the server's own message is kept: {err}"
+    );
+    post(&url, &format!("DROP DATABASE {db}"), b"").unwrap();
+}

@@ -122,3 +122,56 @@ def test_thirty_second_outage_loses_nothing_and_duplicates_nothing(tmp_path, cli
     assert int(clickhouse.query(f"SELECT count() FROM {DB}.otel_logs")) == 3000, "no duplicates"
     assert weir.metric("weir_exporter_failed_items_total", 'exporter="clickhouse"') == 0
     assert weir.stop() == 0
+
+
+def test_sdk_spans_arrive_with_events_links_and_status(tmp_path, clickhouse):
+    from opentelemetry import trace as api
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    weir = start_weir(tmp_path, clickhouse)
+    provider = TracerProvider(resource=Resource.create({"service.name": "py-traces"}))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"http://{weir.grpc}", insecure=True)))
+    tracer = provider.get_tracer("ch-traces")
+    sent = {}
+    for i in range(200):
+        with tracer.start_as_current_span("parent", kind=api.SpanKind.SERVER, attributes={"i": i}) as parent:
+            parent.add_event("checkpoint", {"step": i})
+            with tracer.start_as_current_span("child", kind=api.SpanKind.CLIENT,
+                                              links=[api.Link(parent.get_span_context(), {"why": "retry"})]) as child:
+                child.set_status(api.Status(api.StatusCode.ERROR, "backend down"))
+            ctx = parent.get_span_context()
+            sent[f"{ctx.span_id:016x}"] = (f"{ctx.trace_id:032x}", f"{child.get_span_context().span_id:016x}", i)
+    provider.shutdown()
+
+    deadline = time.time() + 60
+    n = 0
+    while time.time() < deadline and n < 400:
+        n = int(clickhouse.query(f"SELECT count() FROM {DB}.otel_traces"))
+        time.sleep(0.2)
+    assert n == 400, weir.log()
+    parents = clickhouse.rows(
+        f"SELECT SpanId, TraceId, SpanKind, ServiceName, EventsName, EventsAttributesKeys, EventsAttributesValues, "
+        f"SpanAttributesValues, Duration FROM {DB}.otel_traces WHERE SpanName = 'parent'")
+    assert len(parents) == 200
+    for p in parents:
+        trace_id, _, i = sent[p["SpanId"]]
+        assert p["TraceId"] == trace_id
+        assert p["SpanKind"] == "Server" and p["ServiceName"] == "py-traces"
+        assert p["EventsName"] == ["checkpoint"]
+        assert p["EventsAttributesKeys"] == [["step"]] and p["EventsAttributesValues"] == [[str(i)]]
+        assert p["SpanAttributesValues"] == [str(i)]
+        assert int(p["Duration"]) > 0
+    children = clickhouse.rows(
+        f"SELECT SpanId, ParentSpanId, SpanKind, StatusCode, StatusMessage, LinksTraceId, LinksSpanId, "
+        f"LinksAttributesKeys, LinksAttributesValues FROM {DB}.otel_traces WHERE SpanName = 'child'")
+    by_parent = {c["ParentSpanId"]: c for c in children}
+    for parent_id, (trace_id, child_id, _) in sent.items():
+        c = by_parent[parent_id]
+        assert c["SpanId"] == child_id
+        assert (c["SpanKind"], c["StatusCode"], c["StatusMessage"]) == ("Client", "Error", "backend down")
+        assert c["LinksTraceId"] == [trace_id] and c["LinksSpanId"] == [parent_id]
+        assert c["LinksAttributesKeys"] == [["why"]] and c["LinksAttributesValues"] == [["retry"]]
+    lookups = int(clickhouse.query(f"SELECT count() FROM {DB}.otel_traces_trace_id_ts"))
+    assert lookups >= 200, "the materialized view fed the trace-id lookup table"
+    assert weir.stop() == 0

@@ -3,15 +3,15 @@
 //! token where the server supports one, so a retried insert is stored once.
 
 use super::client::{compress, Client};
-use super::columns::{insert_columns, LOG_COLUMNS};
+use super::columns::{insert_columns, LOG_COLUMNS, SPAN_COLUMNS};
 use super::encode::Encoder;
-use super::schema::{create_database, ident, logs_table, TableOptions};
+use super::schema::{create_database, ident, logs_table, traces_tables, TableOptions};
 use super::Layout;
 use crate::exporter::{Encoded, ExportError, Exporter};
 use bytes::Bytes;
 use std::sync::Mutex;
-use weir_config::{ClickHouseCompression, ClickHouseExporter as Config, ClickHouseLayout};
-use weir_pipeline::{Batch, Logs};
+use weir_config::{ClickHouseCompression, ClickHouseExporter as Config, ClickHouseLayout, Signal};
+use weir_pipeline::{Batch, Logs, Traces};
 
 /// One `INSERT`, ready to send (and to send again, unchanged, on retry).
 pub struct Insert {
@@ -24,7 +24,8 @@ pub struct ClickHouse {
     client: Client,
     layout: Layout,
     compression: ClickHouseCompression,
-    logs_insert: String,
+    /// `INSERT INTO <table> (<columns>) FORMAT RowBinary` for this exporter's signal.
+    insert: String,
     /// Settings sent with every insert.
     settings: Vec<(&'static str, &'static str)>,
     dedup_token: bool,
@@ -33,8 +34,8 @@ pub struct ClickHouse {
 }
 
 impl ClickHouse {
-    /// Connects, picks the layout and creates (or checks) the schema. Errors say what to fix.
-    pub async fn connect(cfg: &Config) -> Result<Self, ExportError> {
+    /// Connects, picks the layout and creates (or checks) `signal`'s tables. Errors say what to fix.
+    pub async fn connect(cfg: &Config, signal: Signal) -> Result<Self, ExportError> {
         let client = Client::new(
             &cfg.endpoint,
             cfg.username.as_deref(),
@@ -53,14 +54,29 @@ impl ClickHouse {
             ClickHouseLayout::Auto if modern_server => Layout::Modern,
             ClickHouseLayout::Auto => Layout::Portable,
         };
+        let (table, columns) = match signal {
+            Signal::Logs => (&cfg.logs_table, insert_columns(LOG_COLUMNS, layout)),
+            Signal::Traces => (&cfg.traces_table, insert_columns(SPAN_COLUMNS, layout)),
+            Signal::Metrics => {
+                return Err(ExportError::permanent(
+                    "config",
+                    "the clickhouse exporter does not take metrics yet",
+                ))
+            }
+        };
         let opts = TableOptions {
             database: cfg.database.clone(),
-            table: cfg.logs_table.clone(),
+            table: table.clone(),
             ttl_hours: cfg.ttl.map(|t| (t.0.as_secs() / 3600).max(1) as u32),
             cluster: cfg.cluster.clone(),
         };
         if cfg.create_schema {
-            for ddl in [create_database(&opts), logs_table(layout, &opts)] {
+            let mut statements = vec![create_database(&opts)];
+            match signal {
+                Signal::Traces => statements.extend(traces_tables(layout, &opts)),
+                _ => statements.push(logs_table(layout, &opts)),
+            }
+            for ddl in statements {
                 // 18.x needs this to create LowCardinality columns; newer servers ignore it.
                 let params: &[(&str, &str)] = if modern_server {
                     &[]
@@ -103,11 +119,10 @@ impl ClickHouse {
             client,
             layout,
             compression: cfg.compression,
-            logs_insert: format!(
-                "INSERT INTO {}.{} ({}) FORMAT RowBinary",
+            insert: format!(
+                "INSERT INTO {}.{} ({columns}) FORMAT RowBinary",
                 ident(&opts.database),
                 ident(&opts.table),
-                insert_columns(LOG_COLUMNS, layout)
             ),
             settings,
             dedup_token: (major, minor) >= (22, 2),
@@ -120,19 +135,18 @@ impl ClickHouse {
     }
 }
 
-impl Exporter<Logs> for ClickHouse {
-    type Request = Insert;
-
-    fn kind(&self) -> &'static str {
-        "clickhouse"
-    }
-
-    fn encode(&self, batch: Batch<Logs>) -> Result<Vec<Encoded<Insert>>, ExportError> {
+impl ClickHouse {
+    /// Rows from `write` into one compressed insert, with its dedup token.
+    fn insert(
+        &self,
+        items_hint: usize,
+        write: impl FnOnce(&mut Encoder, &mut Vec<u8>) -> usize,
+    ) -> Encoded<Insert> {
         let mut guard = self.encoder.lock().unwrap_or_else(|e| e.into_inner());
         let (encoder, rows) = &mut *guard;
         rows.clear();
-        rows.reserve(batch.bytes() + batch.bytes() / 4);
-        let items = encoder.logs(&batch.resources, self.layout, rows);
+        rows.reserve(items_hint);
+        let items = write(encoder, rows);
         let token = self
             .dedup_token
             .then(|| format!("{:032x}", cityhash_rs::cityhash_102_128(rows)));
@@ -140,20 +154,47 @@ impl Exporter<Logs> for ClickHouse {
             ClickHouseCompression::None => Bytes::copy_from_slice(rows),
             method => Bytes::from(compress(rows, method)),
         };
-        Ok(vec![Encoded {
+        Encoded {
             request: Insert { body, token },
             items,
-        }])
+        }
     }
 
-    async fn send(&self, insert: &Insert) -> Result<(), ExportError> {
+    async fn send_insert(&self, insert: &Insert) -> Result<(), ExportError> {
         let mut params = self.settings.clone();
         if let Some(t) = &insert.token {
             params.push(("insert_deduplication_token", t.as_str()));
         }
         self.client
-            .post(&self.logs_insert, &params, insert.body.clone())
+            .post(&self.insert, &params, insert.body.clone())
             .await
             .map(|_| ())
     }
 }
+
+/// Both signals share everything but the rows they write.
+macro_rules! clickhouse_exporter {
+    ($signal:ty, $rows:ident) => {
+        impl Exporter<$signal> for ClickHouse {
+            type Request = Insert;
+
+            fn kind(&self) -> &'static str {
+                "clickhouse"
+            }
+
+            fn encode(&self, batch: Batch<$signal>) -> Result<Vec<Encoded<Insert>>, ExportError> {
+                let hint = batch.bytes() + batch.bytes() / 4;
+                Ok(vec![self.insert(hint, |e, out| {
+                    e.$rows(&batch.resources, self.layout, out)
+                })])
+            }
+
+            async fn send(&self, insert: &Insert) -> Result<(), ExportError> {
+                self.send_insert(insert).await
+            }
+        }
+    };
+}
+
+clickhouse_exporter!(Logs, logs);
+clickhouse_exporter!(Traces, spans);

@@ -30,6 +30,16 @@ fn engine(o: &TableOptions) -> String {
     }
 }
 
+/// Lets `insert_deduplication_token` work on a plain MergeTree, so a retried insert is stored once
+/// (replicated tables deduplicate by default).
+fn dedup_window(o: &TableOptions) -> &'static str {
+    if o.cluster.is_none() {
+        ", non_replicated_deduplication_window = 1000"
+    } else {
+        ""
+    }
+}
+
 fn on_cluster(o: &TableOptions) -> String {
     o.cluster
         .as_ref()
@@ -98,10 +108,11 @@ pub fn logs_table(layout: Layout, o: &TableOptions) -> String {
                 .map(|h| format!("TTL TimestampTime + toIntervalHour({h})\n"))
                 .unwrap_or_default();
             format!(
-                "CREATE TABLE IF NOT EXISTS {name}{} (\n{}\n) ENGINE = {}\nPARTITION BY toDate(TimestampTime)\nPRIMARY KEY (ServiceName, TimestampTime)\nORDER BY (ServiceName, TimestampTime, Timestamp)\n{ttl}SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1",
+                "CREATE TABLE IF NOT EXISTS {name}{} (\n{}\n) ENGINE = {}\nPARTITION BY toDate(TimestampTime)\nPRIMARY KEY (ServiceName, TimestampTime)\nORDER BY (ServiceName, TimestampTime, Timestamp)\n{ttl}SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1{}",
                 on_cluster(o),
                 lines.join(",\n"),
                 engine(o),
+                dedup_window(o),
             )
         }
         Layout::Portable => {
@@ -155,7 +166,7 @@ pub fn traces_tables(layout: Layout, o: &TableOptions) -> Vec<String> {
                 .map(|h| format!("TTL toDateTime(Timestamp) + toIntervalHour({h})\n"))
                 .unwrap_or_default();
             (
-                format!("PARTITION BY toDate(Timestamp)\nORDER BY (ServiceName, SpanName, toDateTime(Timestamp))\n{ttl}SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1"),
+                format!("PARTITION BY toDate(Timestamp)\nORDER BY (ServiceName, SpanName, toDateTime(Timestamp))\n{ttl}SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1{}", dedup_window(o)),
                 "    TraceId String CODEC(ZSTD(1)),\n    Start DateTime CODEC(Delta, ZSTD(1)),\n    End DateTime CODEC(Delta, ZSTD(1)),\n    INDEX idx_trace_id TraceId TYPE bloom_filter(0.01) GRANULARITY 1",
                 "min(Timestamp)",
             )
