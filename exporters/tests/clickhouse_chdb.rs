@@ -14,10 +14,10 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Status};
 use serde_json::{json, Value as Json};
 use std::path::Path;
 use std::process::Command;
-use weir_exporters::clickhouse::columns::{insert_columns, LOG_COLUMNS, SPAN_COLUMNS};
+use weir_exporters::clickhouse::columns::{insert_columns, MetricTable, LOG_COLUMNS, SPAN_COLUMNS};
 use weir_exporters::clickhouse::encode::Encoder;
 use weir_exporters::clickhouse::schema::{
-    create_database, logs_table, traces_tables, TableOptions,
+    create_database, logs_table, metrics_table, traces_tables, TableOptions,
 };
 use weir_exporters::clickhouse::Layout;
 use weir_pipeline::fixtures;
@@ -429,4 +429,197 @@ fn portable_layout_reads_back_on_the_modern_engine_too() {
     );
     assert_eq!(rows[0]["ResourceAttributesKeys"][0], "service.name");
     assert_eq!(rows[3]["Body"], "héllo wörld ✓ 日本語 🚀");
+}
+
+/// One metric of each kind, with exemplars, bucket arrays and quantiles.
+fn metrics() -> Vec<opentelemetry_proto::tonic::metrics::v1::ResourceMetrics> {
+    use opentelemetry_proto::tonic::metrics::v1::{
+        exemplar, exponential_histogram_data_point::Buckets, metric::Data, number_data_point,
+        summary_data_point::ValueAtQuantile, Exemplar, ExponentialHistogram,
+        ExponentialHistogramDataPoint, Histogram, HistogramDataPoint, Metric, Summary,
+        SummaryDataPoint,
+    };
+    let mut rm = fixtures::resource_metrics(1, 4);
+    let t = 1_764_000_000_000_000_000u64;
+    let exemplar = Exemplar {
+        filtered_attributes: vec![kv("user", Value::StringValue("u1".into()))],
+        time_unix_nano: t + 5,
+        value: Some(exemplar::Value::AsInt(7)),
+        span_id: vec![0x11; 8],
+        trace_id: vec![0x22; 16],
+    };
+    let metrics = &mut rm[0].scope_metrics[0].metrics;
+    if let Some(Data::Gauge(g)) = &mut metrics[0].data {
+        g.data_points[0].exemplars = vec![exemplar.clone()];
+        g.data_points[1].value = Some(number_data_point::Value::AsInt(-3));
+    }
+    metrics.push(Metric {
+        name: "http.server.duration".into(),
+        unit: "ms".into(),
+        description: "request latency".into(),
+        data: Some(Data::Histogram(Histogram {
+            data_points: vec![HistogramDataPoint {
+                attributes: vec![kv("route", Value::StringValue("/a".into()))],
+                start_time_unix_nano: t,
+                time_unix_nano: t + 10,
+                count: 6,
+                sum: Some(42.5),
+                bucket_counts: vec![1, 2, 3],
+                explicit_bounds: vec![10.0, 100.0],
+                exemplars: vec![exemplar],
+                min: Some(0.5),
+                max: Some(250.0),
+                ..Default::default()
+            }],
+            aggregation_temporality: 2,
+        })),
+        ..Default::default()
+    });
+    metrics.push(Metric {
+        name: "queue.wait".into(),
+        data: Some(Data::ExponentialHistogram(ExponentialHistogram {
+            data_points: vec![ExponentialHistogramDataPoint {
+                time_unix_nano: t + 20,
+                count: 9,
+                sum: Some(3.25),
+                scale: 3,
+                zero_count: 1,
+                positive: Some(Buckets {
+                    offset: -2,
+                    bucket_counts: vec![4, 4],
+                }),
+                negative: None,
+                ..Default::default()
+            }],
+            aggregation_temporality: 1,
+        })),
+        ..Default::default()
+    });
+    metrics.push(Metric {
+        name: "gc.pause".into(),
+        data: Some(Data::Summary(Summary {
+            data_points: vec![SummaryDataPoint {
+                time_unix_nano: t + 30,
+                count: 100,
+                sum: 12.0,
+                quantile_values: vec![
+                    ValueAtQuantile {
+                        quantile: 0.5,
+                        value: 0.1,
+                    },
+                    ValueAtQuantile {
+                        quantile: 0.99,
+                        value: 0.9,
+                    },
+                ],
+                ..Default::default()
+            }],
+        })),
+        ..Default::default()
+    });
+    rm
+}
+
+fn metric_rows(py: &str, layout: Layout, kind: MetricTable, select: &str) -> Vec<Json> {
+    let o = opts("otel_metrics");
+    let mut out: [Vec<u8>; 5] = Default::default();
+    let rows = Encoder::default().metrics(&metrics(), layout, &mut out);
+    assert_eq!(rows, [2, 2, 1, 1, 1]);
+    let table = format!("otel_metrics_{}", kind.suffix());
+    let ddl = vec![create_database(&o), metrics_table(kind, layout, &o)];
+    load(
+        py,
+        ddl,
+        &table,
+        insert_columns(kind.columns(), layout),
+        &out[kind as usize],
+        select,
+    )
+}
+
+// ClickHouse's JSON writes integral doubles without a fraction (7, not 7.0).
+#[test]
+fn metrics_modern_layout_all_five_tables() {
+    let Some(py) = python() else { return };
+    let g = metric_rows(
+        &py,
+        Layout::Modern,
+        MetricTable::Gauge,
+        "SELECT MetricName, Value, Attributes, ServiceName, Exemplars.Value AS ev, Exemplars.TraceId AS et, \
+         Exemplars.FilteredAttributes AS ea, toUnixTimestamp64Nano(TimeUnix) AS t FROM otel.otel_metrics_gauge ORDER BY t",
+    );
+    assert_eq!(g.len(), 2);
+    assert_eq!(g[0]["MetricName"], "system.cpu.utilization");
+    assert_eq!(g[0]["ev"], json!([7]));
+    assert_eq!(g[0]["et"], json!(["22".repeat(16)]));
+    assert_eq!(g[0]["ea"], json!([{"user": "u1"}]));
+    assert_eq!(g[1]["Value"], json!(-3));
+    assert_eq!(g[0]["Attributes"], json!({"cpu": "0"}));
+    let s = metric_rows(
+        &py,
+        Layout::Modern,
+        MetricTable::Sum,
+        "SELECT Value, AggregationTemporality, IsMonotonic FROM otel.otel_metrics_sum ORDER BY Value",
+    );
+    assert_eq!(
+        s[0],
+        json!({"Value": 1, "AggregationTemporality": 2, "IsMonotonic": true})
+    );
+    let h = metric_rows(
+        &py,
+        Layout::Modern,
+        MetricTable::Histogram,
+        "SELECT MetricUnit, MetricDescription, Count, Sum, BucketCounts, ExplicitBounds, Min, Max, \
+         AggregationTemporality, Exemplars.SpanId AS es FROM otel.otel_metrics_histogram",
+    );
+    assert_eq!(
+        h[0],
+        json!({"MetricUnit": "ms", "MetricDescription": "request latency", "Count": 6, "Sum": 42.5,
+               "BucketCounts": [1, 2, 3], "ExplicitBounds": [10, 100], "Min": 0.5, "Max": 250,
+               "AggregationTemporality": 2, "es": ["11".repeat(8)]})
+    );
+    let e = metric_rows(
+        &py,
+        Layout::Modern,
+        MetricTable::ExponentialHistogram,
+        "SELECT Count, Scale, ZeroCount, PositiveOffset, PositiveBucketCounts, NegativeBucketCounts \
+         FROM otel.otel_metrics_exponential_histogram",
+    );
+    assert_eq!(
+        e[0],
+        json!({"Count": 9, "Scale": 3, "ZeroCount": 1, "PositiveOffset": -2, "PositiveBucketCounts": [4, 4],
+               "NegativeBucketCounts": []})
+    );
+    let q = metric_rows(
+        &py,
+        Layout::Modern,
+        MetricTable::Summary,
+        "SELECT Count, Sum, ValueAtQuantiles.Quantile AS q, ValueAtQuantiles.Value AS v FROM otel.otel_metrics_summary",
+    );
+    assert_eq!(
+        q[0],
+        json!({"Count": 100, "Sum": 12, "q": [0.5, 0.99], "v": [0.1, 0.9]})
+    );
+}
+
+#[test]
+fn metrics_portable_layout_reads_back() {
+    let Some(py) = python() else { return };
+    let g = metric_rows(
+        &py,
+        Layout::Portable,
+        MetricTable::Gauge,
+        "SELECT ExemplarsValue, ExemplarsFilteredAttributesKeys AS k, ExemplarsTimeUnixNanos AS t, AttributesValues \
+         FROM otel.otel_metrics_gauge ORDER BY TimeUnixNanos",
+    );
+    assert_eq!(g[0]["ExemplarsValue"], json!([7]));
+    assert_eq!(g[0]["k"], json!([["user"]]));
+    assert_eq!(g[0]["t"], json!([1_764_000_000_000_000_005u64]));
+    let q = metric_rows(
+        &py,
+        Layout::Portable,
+        MetricTable::Summary,
+        "SELECT ValueAtQuantilesQuantile AS q, ValueAtQuantilesValue AS v FROM otel.otel_metrics_summary",
+    );
+    assert_eq!(q[0], json!({"q": [0.5, 0.99], "v": [0.1, 0.9]}));
 }

@@ -13,7 +13,17 @@ pub enum Kind {
     /// A low-cardinality string (`LowCardinality(String)` where the server has it).
     LowStr,
     UInt8,
+    UInt32,
     UInt64,
+    Int32,
+    Float64,
+    Bool,
+    ArrayUInt64,
+    ArrayFloat64,
+    /// Metric exemplars. Modern: `Nested(FilteredAttributes, TimeUnix, Value, SpanId, TraceId)`.
+    Exemplars,
+    /// Summary quantiles. Modern: `Nested(Quantile, Value)`.
+    Quantiles,
     /// Span events as parallel arrays. Modern: `Nested(Timestamp, Name, Attributes)`.
     Events,
     /// Span links as parallel arrays. Modern: `Nested(TraceId, SpanId, TraceState, Attributes)`.
@@ -183,6 +193,42 @@ pub fn physical<F>(c: &Column<F>, layout: Layout) -> Vec<(String, &'static str)>
     let n = c.name.to_string();
     match (c.kind, layout) {
         (Kind::UInt64, _) => vec![(n, "UInt64")],
+        (Kind::UInt32, _) => vec![(n, "UInt32")],
+        (Kind::Int32, _) => vec![(n, "Int32")],
+        (Kind::Float64, _) => vec![(n, "Float64")],
+        (Kind::Bool, Layout::Modern) => vec![(n, "Bool")],
+        (Kind::Bool, Layout::Portable) => vec![(n, "UInt8")],
+        (Kind::ArrayUInt64, _) => vec![(n, "Array(UInt64)")],
+        (Kind::ArrayFloat64, _) => vec![(n, "Array(Float64)")],
+        (Kind::Exemplars, Layout::Modern) => vec![
+            (
+                format!("{n}.FilteredAttributes"),
+                "Array(Map(LowCardinality(String), String))",
+            ),
+            (format!("{n}.TimeUnix"), "Array(DateTime64(9))"),
+            (format!("{n}.Value"), "Array(Float64)"),
+            (format!("{n}.SpanId"), "Array(String)"),
+            (format!("{n}.TraceId"), "Array(String)"),
+        ],
+        (Kind::Exemplars, Layout::Portable) => vec![
+            (format!("{n}FilteredAttributesKeys"), "Array(Array(String))"),
+            (
+                format!("{n}FilteredAttributesValues"),
+                "Array(Array(String))",
+            ),
+            (format!("{n}TimeUnixNanos"), "Array(UInt64)"),
+            (format!("{n}Value"), "Array(Float64)"),
+            (format!("{n}SpanId"), "Array(String)"),
+            (format!("{n}TraceId"), "Array(String)"),
+        ],
+        (Kind::Quantiles, Layout::Modern) => vec![
+            (format!("{n}.Quantile"), "Array(Float64)"),
+            (format!("{n}.Value"), "Array(Float64)"),
+        ],
+        (Kind::Quantiles, Layout::Portable) => vec![
+            (format!("{n}Quantile"), "Array(Float64)"),
+            (format!("{n}Value"), "Array(Float64)"),
+        ],
         (Kind::Events, Layout::Modern) => vec![
             (format!("{n}.Timestamp"), "Array(DateTime64(9))"),
             (format!("{n}.Name"), "Array(LowCardinality(String))"),
@@ -244,6 +290,14 @@ pub fn ddl_lines<F>(c: &Column<F>, layout: Layout) -> Vec<String> {
             "`{}` Nested (TraceId String, SpanId String, TraceState String, Attributes {MAP}){codec}",
             c.name
         )],
+        (Kind::Exemplars, Layout::Modern) => vec![format!(
+            "`{}` Nested (FilteredAttributes {MAP}, TimeUnix DateTime64(9), Value Float64, SpanId String, TraceId String){codec}",
+            c.name
+        )],
+        (Kind::Quantiles, Layout::Modern) => vec![format!(
+            "`{}` Nested (Quantile Float64, Value Float64){codec}",
+            c.name
+        )],
         _ => physical(c, layout)
             .into_iter()
             .map(|(name, ty)| format!("`{name}` {ty}{codec}"))
@@ -259,4 +313,206 @@ pub fn insert_columns<F>(columns: &[Column<F>], layout: Layout) -> String {
         .map(|(name, _)| format!("`{name}`"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Where a metric table's column value comes from, for one data point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PointField {
+    ResourceAttributes,
+    ResourceSchemaUrl,
+    ScopeName,
+    ScopeVersion,
+    ScopeAttributes,
+    ScopeDroppedAttrCount,
+    ScopeSchemaUrl,
+    ServiceName,
+    MetricName,
+    MetricDescription,
+    MetricUnit,
+    Attributes,
+    StartTimeUnix,
+    TimeUnix,
+    /// Gauge and sum: the number as a double.
+    Value,
+    Flags,
+    Exemplars,
+    AggregationTemporality,
+    IsMonotonic,
+    Count,
+    Sum,
+    BucketCounts,
+    ExplicitBounds,
+    Min,
+    Max,
+    Scale,
+    ZeroCount,
+    PositiveOffset,
+    PositiveBucketCounts,
+    NegativeOffset,
+    NegativeBucketCounts,
+    ValueAtQuantiles,
+}
+
+/// The columns every metric table starts with.
+macro_rules! point_head {
+    ($($rest:expr),* $(,)?) => {
+        &[
+            col("ResourceAttributes", Kind::Attrs, PointField::ResourceAttributes, ZSTD),
+            col("ResourceSchemaUrl", Kind::Str, PointField::ResourceSchemaUrl, ZSTD),
+            col("ScopeName", Kind::Str, PointField::ScopeName, ZSTD),
+            col("ScopeVersion", Kind::Str, PointField::ScopeVersion, ZSTD),
+            col("ScopeAttributes", Kind::Attrs, PointField::ScopeAttributes, ZSTD),
+            col("ScopeDroppedAttrCount", Kind::UInt32, PointField::ScopeDroppedAttrCount, ZSTD),
+            col("ScopeSchemaUrl", Kind::Str, PointField::ScopeSchemaUrl, ZSTD),
+            col("ServiceName", Kind::LowStr, PointField::ServiceName, ZSTD),
+            col("MetricName", Kind::Str, PointField::MetricName, ZSTD),
+            col("MetricDescription", Kind::Str, PointField::MetricDescription, ZSTD),
+            col("MetricUnit", Kind::Str, PointField::MetricUnit, ZSTD),
+            col("Attributes", Kind::Attrs, PointField::Attributes, ZSTD),
+            col("StartTimeUnix", Kind::Time, PointField::StartTimeUnix, DELTA),
+            col("TimeUnix", Kind::Time, PointField::TimeUnix, DELTA),
+            $($rest),*
+        ]
+    };
+}
+
+const DELTA: &str = "CODEC(Delta, ZSTD(1))";
+
+pub const GAUGE_COLUMNS: &[Column<PointField>] = point_head![
+    col("Value", Kind::Float64, PointField::Value, ZSTD),
+    col("Flags", Kind::UInt32, PointField::Flags, ZSTD),
+    col("Exemplars", Kind::Exemplars, PointField::Exemplars, ZSTD),
+];
+
+pub const SUM_COLUMNS: &[Column<PointField>] = point_head![
+    col("Value", Kind::Float64, PointField::Value, ZSTD),
+    col("Flags", Kind::UInt32, PointField::Flags, ZSTD),
+    col("Exemplars", Kind::Exemplars, PointField::Exemplars, ZSTD),
+    col(
+        "AggregationTemporality",
+        Kind::Int32,
+        PointField::AggregationTemporality,
+        ZSTD
+    ),
+    col("IsMonotonic", Kind::Bool, PointField::IsMonotonic, DELTA),
+];
+
+pub const HISTOGRAM_COLUMNS: &[Column<PointField>] = point_head![
+    col("Count", Kind::UInt64, PointField::Count, DELTA),
+    col("Sum", Kind::Float64, PointField::Sum, ZSTD),
+    col(
+        "BucketCounts",
+        Kind::ArrayUInt64,
+        PointField::BucketCounts,
+        ZSTD
+    ),
+    col(
+        "ExplicitBounds",
+        Kind::ArrayFloat64,
+        PointField::ExplicitBounds,
+        ZSTD
+    ),
+    col("Exemplars", Kind::Exemplars, PointField::Exemplars, ZSTD),
+    col("Flags", Kind::UInt32, PointField::Flags, ZSTD),
+    col("Min", Kind::Float64, PointField::Min, ZSTD),
+    col("Max", Kind::Float64, PointField::Max, ZSTD),
+    col(
+        "AggregationTemporality",
+        Kind::Int32,
+        PointField::AggregationTemporality,
+        ZSTD
+    ),
+];
+
+pub const EXP_HISTOGRAM_COLUMNS: &[Column<PointField>] = point_head![
+    col("Count", Kind::UInt64, PointField::Count, DELTA),
+    col("Sum", Kind::Float64, PointField::Sum, ZSTD),
+    col("Scale", Kind::Int32, PointField::Scale, ZSTD),
+    col("ZeroCount", Kind::UInt64, PointField::ZeroCount, ZSTD),
+    col(
+        "PositiveOffset",
+        Kind::Int32,
+        PointField::PositiveOffset,
+        ZSTD
+    ),
+    col(
+        "PositiveBucketCounts",
+        Kind::ArrayUInt64,
+        PointField::PositiveBucketCounts,
+        ZSTD
+    ),
+    col(
+        "NegativeOffset",
+        Kind::Int32,
+        PointField::NegativeOffset,
+        ZSTD
+    ),
+    col(
+        "NegativeBucketCounts",
+        Kind::ArrayUInt64,
+        PointField::NegativeBucketCounts,
+        ZSTD
+    ),
+    col("Exemplars", Kind::Exemplars, PointField::Exemplars, ZSTD),
+    col("Flags", Kind::UInt32, PointField::Flags, ZSTD),
+    col("Min", Kind::Float64, PointField::Min, ZSTD),
+    col("Max", Kind::Float64, PointField::Max, ZSTD),
+    col(
+        "AggregationTemporality",
+        Kind::Int32,
+        PointField::AggregationTemporality,
+        ZSTD
+    ),
+];
+
+pub const SUMMARY_COLUMNS: &[Column<PointField>] = point_head![
+    col("Count", Kind::UInt64, PointField::Count, DELTA),
+    col("Sum", Kind::Float64, PointField::Sum, ZSTD),
+    col(
+        "ValueAtQuantiles",
+        Kind::Quantiles,
+        PointField::ValueAtQuantiles,
+        ZSTD
+    ),
+    col("Flags", Kind::UInt32, PointField::Flags, ZSTD),
+];
+
+/// The five metric tables: suffix of `otel_metrics_<suffix>` and its columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricTable {
+    Gauge,
+    Sum,
+    Histogram,
+    ExponentialHistogram,
+    Summary,
+}
+
+impl MetricTable {
+    pub const ALL: [MetricTable; 5] = [
+        MetricTable::Gauge,
+        MetricTable::Sum,
+        MetricTable::Histogram,
+        MetricTable::ExponentialHistogram,
+        MetricTable::Summary,
+    ];
+
+    pub fn suffix(self) -> &'static str {
+        match self {
+            MetricTable::Gauge => "gauge",
+            MetricTable::Sum => "sum",
+            MetricTable::Histogram => "histogram",
+            MetricTable::ExponentialHistogram => "exponential_histogram",
+            MetricTable::Summary => "summary",
+        }
+    }
+
+    pub fn columns(self) -> &'static [Column<PointField>] {
+        match self {
+            MetricTable::Gauge => GAUGE_COLUMNS,
+            MetricTable::Sum => SUM_COLUMNS,
+            MetricTable::Histogram => HISTOGRAM_COLUMNS,
+            MetricTable::ExponentialHistogram => EXP_HISTOGRAM_COLUMNS,
+            MetricTable::Summary => SUMMARY_COLUMNS,
+        }
+    }
 }

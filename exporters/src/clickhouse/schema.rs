@@ -2,7 +2,9 @@
 //! (types, codecs, skip indexes, partitioning, ordering); the portable one keeps the same columns in
 //! types every ClickHouse since 18.x knows. With a cluster, DDL runs `ON CLUSTER` on a replicated engine.
 
-use super::columns::{ddl_lines, Column, LogField, SpanField, LOG_COLUMNS, SPAN_COLUMNS};
+use super::columns::{
+    ddl_lines, Column, LogField, MetricTable, SpanField, LOG_COLUMNS, SPAN_COLUMNS,
+};
 use super::Layout;
 
 #[derive(Debug, Clone)]
@@ -193,6 +195,55 @@ pub fn traces_tables(layout: Layout, o: &TableOptions) -> Vec<String> {
             "CREATE MATERIALIZED VIEW IF NOT EXISTS {view}{cluster} TO {lookup} AS\nSELECT TraceId, {start} AS Start, max(Timestamp) AS End\nFROM {name}\nWHERE TraceId != ''\nGROUP BY TraceId"
         ),
     ]
+}
+
+/// One `otel_metrics_<kind>` table; `o.table` is the prefix (default `otel_metrics`).
+pub fn metrics_table(kind: MetricTable, layout: Layout, o: &TableOptions) -> String {
+    let name = format!(
+        "{}.{}",
+        ident(&o.database),
+        ident(&format!("{}_{}", o.table, kind.suffix()))
+    );
+    let mut lines = column_lines(kind.columns(), layout, &[]);
+    match layout {
+        Layout::Modern => {
+            lines.extend(
+                [
+                    "INDEX idx_res_attr_key mapKeys(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1",
+                    "INDEX idx_res_attr_value mapValues(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1",
+                    "INDEX idx_scope_attr_key mapKeys(ScopeAttributes) TYPE bloom_filter(0.01) GRANULARITY 1",
+                    "INDEX idx_scope_attr_value mapValues(ScopeAttributes) TYPE bloom_filter(0.01) GRANULARITY 1",
+                    "INDEX idx_attr_key mapKeys(Attributes) TYPE bloom_filter(0.01) GRANULARITY 1",
+                    "INDEX idx_attr_value mapValues(Attributes) TYPE bloom_filter(0.01) GRANULARITY 1",
+                ]
+                .iter()
+                .map(|l| format!("    {l}")),
+            );
+            let ttl = o
+                .ttl_hours
+                .map(|h| format!("TTL toDateTime(TimeUnix) + toIntervalHour({h})\n"))
+                .unwrap_or_default();
+            format!(
+                "CREATE TABLE IF NOT EXISTS {name}{} (\n{}\n) ENGINE = {}\nPARTITION BY toDate(TimeUnix)\nORDER BY (ServiceName, MetricName, toStartOfHour(TimeUnix), cityHash64(Attributes), TimeUnix)\n{ttl}SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1{}",
+                on_cluster(o),
+                lines.join(",\n"),
+                engine(o),
+                dedup_window(o),
+            )
+        }
+        Layout::Portable => {
+            let ttl = o
+                .ttl_hours
+                .map(|h| format!("TTL TimeUnix + toIntervalHour({h})\n"))
+                .unwrap_or_default();
+            format!(
+                "CREATE TABLE IF NOT EXISTS {name}{} (\n{}\n) ENGINE = {}\nPARTITION BY toDate(TimeUnix)\nORDER BY (ServiceName, MetricName, TimeUnix)\n{ttl}SETTINGS index_granularity = 8192",
+                on_cluster(o),
+                lines.join(",\n"),
+                engine(o),
+            )
+        }
+    }
 }
 
 #[cfg(test)]
