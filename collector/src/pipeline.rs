@@ -113,19 +113,7 @@ macro_rules! clickhouse_destination {
         }
     )*};
 }
-clickhouse_destination!(Logs, Traces);
-
-macro_rules! not_for_clickhouse {
-    ($($signal:ty),*) => {$(
-        impl Destinations for $signal {
-            async fn clickhouse(_: &ClickHouseConfig, d: Delivery<Self>) -> anyhow::Result<TaskHandle<()>> {
-                // Validation rejects this; reaching it is a bug, reported rather than ignored.
-                anyhow::bail!("exporters.{}: clickhouse does not take {}", d.name, <Self as weir_pipeline::Signal>::KIND.as_str())
-            }
-        }
-    )*};
-}
-not_for_clickhouse!(Metrics);
+clickhouse_destination!(Logs, Traces, Metrics);
 
 async fn spawn_exporter<S: Destinations>(
     name: &str,

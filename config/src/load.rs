@@ -179,17 +179,10 @@ fn exporter(path: &str, e: &ExporterConfig) -> Result<(), Invalid> {
             ("database", &c.database),
             ("logs_table", &c.logs_table),
             ("traces_table", &c.traces_table),
+            ("metrics_table", &c.metrics_table),
         ] {
             if v.is_empty() {
                 return Err(invalid(format!("{p}.{key}"), "must not be empty"));
-            }
-        }
-        if let Some(s) = &e.signals {
-            if let Some(bad) = s.iter().find(|s| !e.supports(**s)) {
-                return Err(invalid(
-                    format!("{path}.signals"),
-                    format!("the clickhouse exporter does not take {} yet", bad.as_str()),
-                ));
             }
         }
     }

@@ -221,12 +221,9 @@ impl ExporterConfig {
         }
     }
 
-    /// Signals the destination can take.
-    pub fn supports(&self, signal: Signal) -> bool {
-        match self.kind() {
-            Some(ExporterKind::ClickHouse(_)) => signal != Signal::Metrics,
-            _ => true,
-        }
+    /// Signals the destination can take (every destination so far takes all three).
+    pub fn supports(&self, _signal: Signal) -> bool {
+        true
     }
 
     pub fn receives(&self, signal: Signal) -> bool {
@@ -296,6 +293,10 @@ pub struct ClickHouseExporter {
     /// Also names `<traces_table>_trace_id_ts` and its materialized view.
     #[serde(default = "defaults::clickhouse_traces_table")]
     pub traces_table: String,
+    /// Prefix of the five metric tables: `<prefix>_gauge`, `_sum`, `_histogram`,
+    /// `_exponential_histogram`, `_summary`.
+    #[serde(default = "defaults::clickhouse_metrics_table")]
+    pub metrics_table: String,
     /// Rows older than this are dropped by ClickHouse (`TTL`, whole hours); unset keeps them.
     #[serde(default)]
     pub ttl: Option<Duration>,
@@ -520,6 +521,9 @@ pub mod defaults {
     }
     pub fn clickhouse_traces_table() -> String {
         "otel_traces".into()
+    }
+    pub fn clickhouse_metrics_table() -> String {
+        "otel_metrics".into()
     }
     pub fn log_level() -> String {
         "info".into()

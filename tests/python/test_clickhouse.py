@@ -175,3 +175,48 @@ def test_sdk_spans_arrive_with_events_links_and_status(tmp_path, clickhouse):
     lookups = int(clickhouse.query(f"SELECT count() FROM {DB}.otel_traces_trace_id_ts"))
     assert lookups >= 200, "the materialized view fed the trace-id lookup table"
     assert weir.stop() == 0
+
+
+def test_sdk_metrics_land_in_their_tables(tmp_path, clickhouse):
+    from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+    from opentelemetry.metrics import Observation
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+    weir = start_weir(tmp_path, clickhouse)
+    reader = PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=f"http://{weir.grpc}", insecure=True), 60_000)
+    provider = MeterProvider(resource=Resource.create({"service.name": "py-metrics"}), metric_readers=[reader])
+    meter = provider.get_meter("ch-metrics")
+    orders = meter.create_counter("orders", unit="{order}", description="orders placed")
+    latency = meter.create_histogram("latency", unit="ms")
+    meter.create_observable_gauge("temperature", callbacks=[lambda _: [Observation(21.5, {"room": "a"})]])
+    for i in range(100):
+        orders.add(1, {"shop": f"s{i % 2}"})
+        latency.record(i, {"route": "/x"})
+    provider.shutdown()
+
+    def wait_count(table, want):
+        deadline = time.time() + 30
+        n = 0
+        while time.time() < deadline and n < want:
+            n = int(clickhouse.query(f"SELECT count() FROM {DB}.otel_metrics_{table}"))
+            time.sleep(0.2)
+        return n
+
+    assert wait_count("sum", 2) == 2, weir.log()
+    sums = clickhouse.rows(
+        f"SELECT AttributesValues AS shop, Value, IsMonotonic, AggregationTemporality, MetricUnit, "
+        f"MetricDescription, ServiceName FROM {DB}.otel_metrics_sum ORDER BY shop")
+    assert [(r["shop"], r["Value"]) for r in sums] == [(["s0"], 50), (["s1"], 50)]
+    assert sums[0]["IsMonotonic"] == 1 and sums[0]["AggregationTemporality"] == 2
+    assert (sums[0]["MetricUnit"], sums[0]["MetricDescription"], sums[0]["ServiceName"]) == (
+        "{order}", "orders placed", "py-metrics")
+    assert wait_count("histogram", 1) == 1
+    h = clickhouse.rows(f"SELECT Count, Sum, Min, Max, length(BucketCounts) AS b, "
+                        f"length(ExplicitBounds) AS e FROM {DB}.otel_metrics_histogram")[0]
+    assert (int(h["Count"]), h["Sum"], h["Min"], h["Max"]) == (100, sum(range(100)), 0, 99)
+    assert int(h["b"]) == int(h["e"]) + 1
+    assert wait_count("gauge", 1) == 1
+    g = clickhouse.rows(f"SELECT Value, AttributesKeys FROM {DB}.otel_metrics_gauge")[0]
+    assert (g["Value"], g["AttributesKeys"]) == (21.5, ["room"])
+    assert weir.stop() == 0

@@ -3,18 +3,22 @@
 //! token where the server supports one, so a retried insert is stored once.
 
 use super::client::{compress, Client};
-use super::columns::{insert_columns, LOG_COLUMNS, SPAN_COLUMNS};
+use super::columns::{insert_columns, MetricTable, LOG_COLUMNS, SPAN_COLUMNS};
 use super::encode::Encoder;
-use super::schema::{create_database, ident, logs_table, traces_tables, TableOptions};
+use super::schema::{
+    create_database, ident, logs_table, metrics_table, traces_tables, TableOptions,
+};
 use super::Layout;
 use crate::exporter::{Encoded, ExportError, Exporter};
 use bytes::Bytes;
 use std::sync::Mutex;
 use weir_config::{ClickHouseCompression, ClickHouseExporter as Config, ClickHouseLayout, Signal};
-use weir_pipeline::{Batch, Logs, Traces};
+use weir_pipeline::{Batch, Logs, Metrics, Traces};
 
 /// One `INSERT`, ready to send (and to send again, unchanged, on retry).
 pub struct Insert {
+    /// Index into the exporter's insert statements (one per table of its signal).
+    table: usize,
     body: Bytes,
     /// `insert_deduplication_token`: a hash of the rows, identical on every retry.
     token: Option<String>,
@@ -24,8 +28,9 @@ pub struct ClickHouse {
     client: Client,
     layout: Layout,
     compression: ClickHouseCompression,
-    /// `INSERT INTO <table> (<columns>) FORMAT RowBinary` for this exporter's signal.
-    insert: String,
+    /// `INSERT INTO <table> (<columns>) FORMAT RowBinary` per table of this exporter's signal (metrics
+    /// have five tables, in [`MetricTable::ALL`] order).
+    inserts: Vec<String>,
     /// Settings sent with every insert.
     settings: Vec<(&'static str, &'static str)>,
     dedup_token: bool,
@@ -54,15 +59,28 @@ impl ClickHouse {
             ClickHouseLayout::Auto if modern_server => Layout::Modern,
             ClickHouseLayout::Auto => Layout::Portable,
         };
-        let (table, columns) = match signal {
-            Signal::Logs => (&cfg.logs_table, insert_columns(LOG_COLUMNS, layout)),
-            Signal::Traces => (&cfg.traces_table, insert_columns(SPAN_COLUMNS, layout)),
-            Signal::Metrics => {
-                return Err(ExportError::permanent(
-                    "config",
-                    "the clickhouse exporter does not take metrics yet",
-                ))
-            }
+        let (table, tables): (&String, Vec<(String, String)>) = match signal {
+            Signal::Logs => (
+                &cfg.logs_table,
+                vec![(cfg.logs_table.clone(), insert_columns(LOG_COLUMNS, layout))],
+            ),
+            Signal::Traces => (
+                &cfg.traces_table,
+                vec![(
+                    cfg.traces_table.clone(),
+                    insert_columns(SPAN_COLUMNS, layout),
+                )],
+            ),
+            Signal::Metrics => (
+                &cfg.metrics_table,
+                MetricTable::ALL
+                    .iter()
+                    .map(|k| {
+                        let name = format!("{}_{}", cfg.metrics_table, k.suffix());
+                        (name, insert_columns(k.columns(), layout))
+                    })
+                    .collect(),
+            ),
         };
         let opts = TableOptions {
             database: cfg.database.clone(),
@@ -74,7 +92,12 @@ impl ClickHouse {
             let mut statements = vec![create_database(&opts)];
             match signal {
                 Signal::Traces => statements.extend(traces_tables(layout, &opts)),
-                _ => statements.push(logs_table(layout, &opts)),
+                Signal::Logs => statements.push(logs_table(layout, &opts)),
+                Signal::Metrics => statements.extend(
+                    MetricTable::ALL
+                        .iter()
+                        .map(|k| metrics_table(*k, layout, &opts)),
+                ),
             }
             for ddl in statements {
                 // 18.x needs this to create LowCardinality columns; newer servers ignore it.
@@ -91,20 +114,18 @@ impl ClickHouse {
                 })?;
             }
         } else {
-            let exists = format!(
-                "EXISTS TABLE {}.{}",
-                ident(&opts.database),
-                ident(&opts.table)
-            );
-            let answer = client.post(&exists, &[], Bytes::new()).await?;
-            if answer.as_ref().trim_ascii() != b"1" {
-                return Err(ExportError::permanent(
-                    "startup",
-                    format!(
-                        "table {}.{} does not exist; create it or set create_schema: true",
-                        opts.database, opts.table
-                    ),
-                ));
+            for (name, _) in &tables {
+                let exists = format!("EXISTS TABLE {}.{}", ident(&opts.database), ident(name));
+                let answer = client.post(&exists, &[], Bytes::new()).await?;
+                if answer.as_ref().trim_ascii() != b"1" {
+                    return Err(ExportError::permanent(
+                        "startup",
+                        format!(
+                            "table {}.{name} does not exist; create it or set create_schema: true",
+                            opts.database
+                        ),
+                    ));
+                }
             }
         }
         let mut settings = Vec::new();
@@ -119,11 +140,16 @@ impl ClickHouse {
             client,
             layout,
             compression: cfg.compression,
-            insert: format!(
-                "INSERT INTO {}.{} ({columns}) FORMAT RowBinary",
-                ident(&opts.database),
-                ident(&opts.table),
-            ),
+            inserts: tables
+                .iter()
+                .map(|(name, columns)| {
+                    format!(
+                        "INSERT INTO {}.{} ({columns}) FORMAT RowBinary",
+                        ident(&opts.database),
+                        ident(name)
+                    )
+                })
+                .collect(),
             settings,
             dedup_token: (major, minor) >= (22, 2),
             encoder: Mutex::new((Encoder::default(), Vec::new())),
@@ -147,6 +173,11 @@ impl ClickHouse {
         rows.clear();
         rows.reserve(items_hint);
         let items = write(encoder, rows);
+        self.seal(0, rows, items)
+    }
+
+    /// Compresses the rows of table `table` and attaches the deduplication token.
+    fn seal(&self, table: usize, rows: &[u8], items: usize) -> Encoded<Insert> {
         let token = self
             .dedup_token
             .then(|| format!("{:032x}", cityhash_rs::cityhash_102_128(rows)));
@@ -155,7 +186,7 @@ impl ClickHouse {
             method => Bytes::from(compress(rows, method)),
         };
         Encoded {
-            request: Insert { body, token },
+            request: Insert { table, body, token },
             items,
         }
     }
@@ -166,13 +197,13 @@ impl ClickHouse {
             params.push(("insert_deduplication_token", t.as_str()));
         }
         self.client
-            .post(&self.insert, &params, insert.body.clone())
+            .post(&self.inserts[insert.table], &params, insert.body.clone())
             .await
             .map(|_| ())
     }
 }
 
-/// Both signals share everything but the rows they write.
+/// Logs and traces share everything but the rows they write (one table each).
 macro_rules! clickhouse_exporter {
     ($signal:ty, $rows:ident) => {
         impl Exporter<$signal> for ClickHouse {
@@ -198,3 +229,27 @@ macro_rules! clickhouse_exporter {
 
 clickhouse_exporter!(Logs, logs);
 clickhouse_exporter!(Traces, spans);
+
+impl Exporter<Metrics> for ClickHouse {
+    type Request = Insert;
+
+    fn kind(&self) -> &'static str {
+        "clickhouse"
+    }
+
+    /// One insert per metric table that has rows in this batch.
+    fn encode(&self, batch: Batch<Metrics>) -> Result<Vec<Encoded<Insert>>, ExportError> {
+        let mut buffers: [Vec<u8>; 5] = Default::default();
+        let rows = Encoder::default().metrics(&batch.resources, self.layout, &mut buffers);
+        Ok(MetricTable::ALL
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| rows[*i] > 0)
+            .map(|(i, _)| self.seal(i, &buffers[i], rows[i]))
+            .collect())
+    }
+
+    async fn send(&self, insert: &Insert) -> Result<(), ExportError> {
+        self.send_insert(insert).await
+    }
+}
