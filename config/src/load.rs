@@ -359,6 +359,37 @@ mod tests {
     }
 
     #[test]
+    fn clickhouse_gets_its_own_batch_defaults_and_checks_its_url() {
+        let c = parse(
+            "exporters:\n  ch:\n    clickhouse: {endpoint: \"http://127.0.0.1:8123\"}\n    batch: {max_age: 1s}\n",
+            "t",
+            no_env,
+        )
+        .unwrap();
+        let ch = &c.exporters["ch"];
+        let b = ch.batch();
+        assert_eq!(
+            (b.max_items, b.max_bytes),
+            (50_000, crate::ByteSize::mib(32))
+        );
+        assert_eq!(b.max_age.0, std::time::Duration::from_secs(1));
+        let cfg = ch.clickhouse.as_ref().unwrap();
+        assert_eq!(
+            (cfg.database.as_str(), cfg.logs_table.as_str()),
+            ("otel", "otel_logs")
+        );
+        assert!(cfg.create_schema);
+        assert!(
+            err("exporters:\n  ch:\n    clickhouse: {endpoint: \"127.0.0.1:8123\"}\n")
+                .contains("exporters.ch.clickhouse.endpoint")
+        );
+        assert!(
+            err("exporters:\n  ch:\n    clickhouse: {endpoint: \"http://x\", layout: new}\n")
+                .contains("exporters.ch.clickhouse.layout")
+        );
+    }
+
+    #[test]
     fn broken_yaml_is_an_error_not_a_panic() {
         let e = err("exporters: [\n");
         assert!(e.starts_with("test.yaml"), "{e}");

@@ -6,7 +6,7 @@ use super::client::{compress, Client};
 use super::columns::{insert_columns, MetricTable, LOG_COLUMNS, SPAN_COLUMNS};
 use super::encode::Encoder;
 use super::schema::{
-    create_database, ident, logs_table, metrics_table, traces_tables, TableOptions,
+    create_database, ident, logs_statements, metrics_statements, traces_statements, TableOptions,
 };
 use super::Layout;
 use crate::exporter::{Encoded, ExportError, Exporter};
@@ -90,15 +90,11 @@ impl ClickHouse {
         };
         if cfg.create_schema {
             let mut statements = vec![create_database(&opts)];
-            match signal {
-                Signal::Traces => statements.extend(traces_tables(layout, &opts)),
-                Signal::Logs => statements.push(logs_table(layout, &opts)),
-                Signal::Metrics => statements.extend(
-                    MetricTable::ALL
-                        .iter()
-                        .map(|k| metrics_table(*k, layout, &opts)),
-                ),
-            }
+            statements.extend(match signal {
+                Signal::Logs => logs_statements(layout, &opts),
+                Signal::Traces => traces_statements(layout, &opts),
+                Signal::Metrics => metrics_statements(layout, &opts),
+            });
             for ddl in statements {
                 // 18.x needs this to create LowCardinality columns; newer servers ignore it.
                 let params: &[(&str, &str)] = if modern_server {

@@ -1,6 +1,10 @@
-//! `CREATE TABLE` statements. The modern layout reproduces the OpenTelemetry Collector's `otel_logs`
-//! (types, codecs, skip indexes, partitioning, ordering); the portable one keeps the same columns in
-//! types every ClickHouse since 18.x knows. With a cluster, DDL runs `ON CLUSTER` on a replicated engine.
+//! `CREATE TABLE` statements. The modern layout reproduces the OpenTelemetry Collector's tables (types,
+//! codecs, skip indexes, partitioning, ordering); the portable one keeps the same columns in types every
+//! ClickHouse since 18.x knows.
+//!
+//! With a cluster, every statement runs `ON CLUSTER`: the data lives in `<table>_local` tables on a
+//! replicated engine, and `<table>` is a `Distributed` table over them, so inserts and queries use the
+//! same names as on a single server (spans are sharded by trace id, so a trace stays on one shard).
 
 use super::columns::{
     ddl_lines, Column, LogField, MetricTable, SpanField, LOG_COLUMNS, SPAN_COLUMNS,
@@ -66,6 +70,71 @@ fn column_lines<F>(
         }
     }
     lines
+}
+
+/// The options for the tables that hold the data: `<table>_local` on a cluster.
+fn local(o: &TableOptions) -> TableOptions {
+    let mut l = o.clone();
+    if o.cluster.is_some() {
+        l.table = format!("{}_local", o.table);
+    }
+    l
+}
+
+/// `<name>` as a `Distributed` table over `<local>` on every shard of the cluster.
+fn distributed(o: &TableOptions, name: &str, local: &str, key: &str) -> String {
+    let cluster = o.cluster.as_deref().unwrap_or_default();
+    let db = ident(&o.database);
+    format!(
+        "CREATE TABLE IF NOT EXISTS {db}.{}{} AS {db}.{} ENGINE = Distributed({}, {}, {}, {key})",
+        ident(name),
+        on_cluster(o),
+        ident(local),
+        ident(cluster),
+        ident(&o.database),
+        ident(local),
+    )
+}
+
+/// Every statement for the logs table, in order.
+pub fn logs_statements(layout: Layout, o: &TableOptions) -> Vec<String> {
+    let l = local(o);
+    let mut out = vec![logs_table(layout, &l)];
+    if o.cluster.is_some() {
+        out.push(distributed(o, &o.table, &l.table, "rand()"));
+    }
+    out
+}
+
+/// Every statement for the traces tables (with the trace-id lookup and its view), in order.
+pub fn traces_statements(layout: Layout, o: &TableOptions) -> Vec<String> {
+    let l = local(o);
+    let mut out = traces_tables(layout, &l);
+    if o.cluster.is_some() {
+        out.push(distributed(o, &o.table, &l.table, "cityHash64(TraceId)"));
+        out.push(distributed(
+            o,
+            &format!("{}_trace_id_ts", o.table),
+            &format!("{}_trace_id_ts", l.table),
+            "cityHash64(TraceId)",
+        ));
+    }
+    out
+}
+
+/// Every statement for the five metric tables, in order.
+pub fn metrics_statements(layout: Layout, o: &TableOptions) -> Vec<String> {
+    let l = local(o);
+    let mut out = Vec::new();
+    for kind in MetricTable::ALL {
+        out.push(metrics_table(kind, layout, &l));
+        if o.cluster.is_some() {
+            let name = format!("{}_{}", o.table, kind.suffix());
+            let local = format!("{}_{}", l.table, kind.suffix());
+            out.push(distributed(o, &name, &local, "rand()"));
+        }
+    }
+    out
 }
 
 /// `CREATE DATABASE IF NOT EXISTS`.
@@ -283,6 +352,36 @@ mod tests {
         );
         assert!(ddl.contains("`LogAttributesKeys` Array(String)"));
         assert!(ddl.contains("`TimestampNanos` UInt64"));
+    }
+
+    #[test]
+    fn cluster_puts_data_in_local_replicated_tables_behind_distributed_ones() {
+        let mut o = opts();
+        o.cluster = Some("main".into());
+        let logs = logs_statements(Layout::Modern, &o);
+        assert_eq!(logs.len(), 2);
+        assert!(logs[0]
+            .starts_with("CREATE TABLE IF NOT EXISTS `otel`.`otel_logs_local` ON CLUSTER `main`"));
+        assert!(logs[0].contains("ReplicatedMergeTree("));
+        assert_eq!(
+            logs[1],
+            "CREATE TABLE IF NOT EXISTS `otel`.`otel_logs` ON CLUSTER `main` AS `otel`.`otel_logs_local` \
+             ENGINE = Distributed(`main`, `otel`, `otel_logs_local`, rand())"
+        );
+        o.table = "otel_traces".into();
+        let traces = traces_statements(Layout::Modern, &o);
+        assert_eq!(traces.len(), 5);
+        assert!(traces[2].contains("TO `otel`.`otel_traces_local_trace_id_ts`"));
+        assert!(traces[2].contains("FROM `otel`.`otel_traces_local`"));
+        assert!(traces[3].ends_with("cityHash64(TraceId))"));
+        o.table = "otel_metrics".into();
+        let metrics = metrics_statements(Layout::Modern, &o);
+        assert_eq!(metrics.len(), 10);
+        assert!(metrics[9].contains(
+            "`otel_metrics_summary` ON CLUSTER `main` AS `otel`.`otel_metrics_local_summary`"
+        ));
+        o.cluster = None;
+        assert_eq!(metrics_statements(Layout::Modern, &o).len(), 5);
     }
 
     #[test]
