@@ -7,7 +7,7 @@
 //! same names as on a single server (spans are sharded by trace id, so a trace stays on one shard).
 
 use super::columns::{
-    ddl_lines, Column, LogField, MetricTable, SpanField, LOG_COLUMNS, SPAN_COLUMNS,
+    ddl_lines, Column, Kind, LogField, MetricTable, SpanField, LOG_COLUMNS, SPAN_COLUMNS,
 };
 use super::Layout;
 
@@ -70,6 +70,31 @@ fn column_lines<F>(
         }
     }
     lines
+}
+
+/// Bloom-filter skip indexes on the keys and values of every attribute map, named as the collector
+/// names them (`idx_res_attr_key`, `idx_log_attr_value`, …).
+fn map_indexes<F>(columns: &[Column<F>]) -> Vec<String> {
+    columns
+        .iter()
+        .filter(|c| c.kind == Kind::Attrs)
+        .flat_map(|c| {
+            let short = match c.name {
+                "ResourceAttributes" => "res_attr",
+                "ScopeAttributes" => "scope_attr",
+                "LogAttributes" => "log_attr",
+                "SpanAttributes" => "span_attr",
+                _ => "attr",
+            };
+            ["Keys", "Values"].map(|part| {
+                format!(
+                    "    INDEX idx_{short}_{} map{part}({}) TYPE bloom_filter(0.01) GRANULARITY 1",
+                    if part == "Keys" { "key" } else { "value" },
+                    c.name
+                )
+            })
+        })
+        .collect()
 }
 
 /// The options for the tables that hold the data: `<table>_local` on a cluster.
@@ -160,15 +185,10 @@ pub fn logs_table(layout: Layout, o: &TableOptions) -> String {
                     "TimestampTime DateTime DEFAULT toDateTime(Timestamp)",
                 )],
             );
+            lines.extend(map_indexes(columns));
             lines.extend(
                 [
                     "INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1",
-                    "INDEX idx_res_attr_key mapKeys(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1",
-                    "INDEX idx_res_attr_value mapValues(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1",
-                    "INDEX idx_scope_attr_key mapKeys(ScopeAttributes) TYPE bloom_filter(0.01) GRANULARITY 1",
-                    "INDEX idx_scope_attr_value mapValues(ScopeAttributes) TYPE bloom_filter(0.01) GRANULARITY 1",
-                    "INDEX idx_log_attr_key mapKeys(LogAttributes) TYPE bloom_filter(0.01) GRANULARITY 1",
-                    "INDEX idx_log_attr_value mapValues(LogAttributes) TYPE bloom_filter(0.01) GRANULARITY 1",
                     "INDEX idx_body Body TYPE tokenbf_v1(32768, 3, 0) GRANULARITY 8",
                 ]
                 .iter()
@@ -220,13 +240,10 @@ pub fn traces_tables(layout: Layout, o: &TableOptions) -> Vec<String> {
     let mut lines = column_lines(columns, layout, &[]);
     let (tail, lookup_columns, start) = match layout {
         Layout::Modern => {
+            lines.extend(map_indexes(columns));
             lines.extend(
                 [
                     "INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1",
-                    "INDEX idx_res_attr_key mapKeys(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1",
-                    "INDEX idx_res_attr_value mapValues(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1",
-                    "INDEX idx_span_attr_key mapKeys(SpanAttributes) TYPE bloom_filter(0.01) GRANULARITY 1",
-                    "INDEX idx_span_attr_value mapValues(SpanAttributes) TYPE bloom_filter(0.01) GRANULARITY 1",
                     "INDEX idx_duration Duration TYPE minmax GRANULARITY 1",
                 ]
                 .iter()
@@ -276,18 +293,7 @@ pub fn metrics_table(kind: MetricTable, layout: Layout, o: &TableOptions) -> Str
     let mut lines = column_lines(kind.columns(), layout, &[]);
     match layout {
         Layout::Modern => {
-            lines.extend(
-                [
-                    "INDEX idx_res_attr_key mapKeys(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1",
-                    "INDEX idx_res_attr_value mapValues(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1",
-                    "INDEX idx_scope_attr_key mapKeys(ScopeAttributes) TYPE bloom_filter(0.01) GRANULARITY 1",
-                    "INDEX idx_scope_attr_value mapValues(ScopeAttributes) TYPE bloom_filter(0.01) GRANULARITY 1",
-                    "INDEX idx_attr_key mapKeys(Attributes) TYPE bloom_filter(0.01) GRANULARITY 1",
-                    "INDEX idx_attr_value mapValues(Attributes) TYPE bloom_filter(0.01) GRANULARITY 1",
-                ]
-                .iter()
-                .map(|l| format!("    {l}")),
-            );
+            lines.extend(map_indexes(kind.columns()));
             let ttl = o
                 .ttl_hours
                 .map(|h| format!("TTL toDateTime(TimeUnix) + toIntervalHour({h})\n"))
