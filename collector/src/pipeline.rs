@@ -7,9 +7,10 @@ use crate::workers::{self, Route};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use tokio::task::JoinHandle as TaskHandle;
-use weir_config::ClickHouseExporter as ClickHouseConfig;
+use weir_config::{ClickHouseExporter as ClickHouseConfig, LokiExporter as LokiConfig};
 use weir_config::{Config, ExporterConfig, ExporterKind};
 use weir_exporters::clickhouse::ClickHouse;
+use weir_exporters::loki::Loki;
 use weir_exporters::{
     deliver, Blackhole, DeliveryMetrics, DeliverySettings, Exporter, FileExporter,
 };
@@ -99,10 +100,17 @@ pub trait Destinations: Wire {
         cfg: &ClickHouseConfig,
         delivery: Delivery<Self>,
     ) -> impl std::future::Future<Output = anyhow::Result<TaskHandle<()>>> + Send;
+
+    /// Loki takes logs only; validation keeps other signals away from it.
+    fn loki(
+        cfg: &LokiConfig,
+        delivery: Delivery<Self>,
+        registry: &Arc<Registry>,
+    ) -> anyhow::Result<TaskHandle<()>>;
 }
 
-macro_rules! clickhouse_destination {
-    ($($signal:ty),*) => {$(
+macro_rules! destinations {
+    ($($signal:ty => $loki:expr),*) => {$(
         impl Destinations for $signal {
             async fn clickhouse(cfg: &ClickHouseConfig, delivery: Delivery<Self>) -> anyhow::Result<TaskHandle<()>> {
                 let exporter = ClickHouse::connect(cfg, <Self as weir_pipeline::Signal>::KIND)
@@ -110,10 +118,35 @@ macro_rules! clickhouse_destination {
                     .map_err(|e| anyhow::anyhow!("exporters.{}.clickhouse: {e}", delivery.name))?;
                 Ok(delivery.spawn(exporter))
             }
+
+            fn loki(cfg: &LokiConfig, delivery: Delivery<Self>, registry: &Arc<Registry>) -> anyhow::Result<TaskHandle<()>> {
+                let spawn: fn(&LokiConfig, Delivery<Self>, &Arc<Registry>) -> anyhow::Result<TaskHandle<()>> = $loki;
+                spawn(cfg, delivery, registry)
+            }
         }
     )*};
 }
-clickhouse_destination!(Logs, Traces, Metrics);
+
+fn loki_only<S: Wire>(
+    _: &LokiConfig,
+    d: Delivery<S>,
+    _: &Arc<Registry>,
+) -> anyhow::Result<TaskHandle<()>> {
+    anyhow::bail!(
+        "exporters.{}: loki takes only logs, not {}",
+        d.name,
+        S::KIND.as_str()
+    )
+}
+
+destinations!(
+    Logs => |cfg, d, registry| {
+        let exporter = Loki::new(cfg, registry, &d.name);
+        Ok(d.spawn(exporter))
+    },
+    Traces => loki_only::<Traces>,
+    Metrics => loki_only::<Metrics>
+);
 
 async fn spawn_exporter<S: Destinations>(
     name: &str,
@@ -137,6 +170,7 @@ async fn spawn_exporter<S: Destinations>(
         }
         Some(ExporterKind::Blackhole(_)) => Ok(delivery.spawn(Blackhole)),
         Some(ExporterKind::ClickHouse(c)) => S::clickhouse(c, delivery).await,
+        Some(ExporterKind::Loki(l)) => S::loki(l, delivery, registry),
         None => anyhow::bail!("exporters.{name}: no destination configured"),
     }
 }

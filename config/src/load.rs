@@ -148,13 +148,13 @@ fn exporter(path: &str, e: &ExporterConfig) -> Result<(), Invalid> {
         0 => {
             return Err(invalid(
                 path,
-                "no destination: set exactly one of `file: {path: …}`, `clickhouse: {endpoint: …}` or `blackhole: {}`",
+                "no destination: set exactly one of `file: {path: …}`, `clickhouse: {endpoint: …}`, `loki: {endpoint: …}` or `blackhole: {}`",
             ))
         }
         _ => {
             return Err(invalid(
                 path,
-                "set exactly one destination (file, clickhouse or blackhole), not several",
+                "set exactly one destination (file, clickhouse, loki or blackhole), not several",
             ))
         }
     }
@@ -183,6 +183,34 @@ fn exporter(path: &str, e: &ExporterConfig) -> Result<(), Invalid> {
         ] {
             if v.is_empty() {
                 return Err(invalid(format!("{p}.{key}"), "must not be empty"));
+            }
+        }
+    }
+    if let Some(l) = &e.loki {
+        let p = format!("{path}.loki");
+        if !l.endpoint.starts_with("http://") {
+            return Err(invalid(
+                format!("{p}.endpoint"),
+                format!(
+                    "`{}` must be an http:// URL (https arrives with the edge issue)",
+                    l.endpoint
+                ),
+            ));
+        }
+        positive(&format!("{p}.max_request_bytes"), l.max_request_bytes.0)?;
+        positive(&format!("{p}.max_streams"), l.max_streams as u64)?;
+        if l.bearer_token.is_some() && l.username.is_some() {
+            return Err(invalid(
+                p,
+                "set either username/password or bearer_token, not both",
+            ));
+        }
+        if let Some(s) = &e.signals {
+            if s.iter().any(|s| *s != crate::Signal::Logs) {
+                return Err(invalid(
+                    format!("{path}.signals"),
+                    "the loki exporter takes only logs",
+                ));
             }
         }
     }

@@ -155,6 +155,7 @@ pub struct ExporterConfig {
     pub file: Option<FileExporter>,
     pub blackhole: Option<BlackholeExporter>,
     pub clickhouse: Option<ClickHouseExporter>,
+    pub loki: Option<LokiExporter>,
     /// Signals this exporter receives; default: all it supports.
     pub signals: Option<Vec<Signal>>,
     #[serde(default)]
@@ -177,15 +178,17 @@ pub enum ExporterKind<'a> {
     File(&'a FileExporter),
     Blackhole(&'a BlackholeExporter),
     ClickHouse(&'a ClickHouseExporter),
+    Loki(&'a LokiExporter),
 }
 
 impl ExporterConfig {
     /// The configured destination; `None` when zero or several are set (validation rejects that).
     pub fn kind(&self) -> Option<ExporterKind<'_>> {
-        match (&self.file, &self.blackhole, &self.clickhouse) {
-            (Some(f), None, None) => Some(ExporterKind::File(f)),
-            (None, Some(b), None) => Some(ExporterKind::Blackhole(b)),
-            (None, None, Some(c)) => Some(ExporterKind::ClickHouse(c)),
+        match (&self.file, &self.blackhole, &self.clickhouse, &self.loki) {
+            (Some(f), None, None, None) => Some(ExporterKind::File(f)),
+            (None, Some(b), None, None) => Some(ExporterKind::Blackhole(b)),
+            (None, None, Some(c), None) => Some(ExporterKind::ClickHouse(c)),
+            (None, None, None, Some(l)) => Some(ExporterKind::Loki(l)),
             _ => None,
         }
     }
@@ -196,6 +199,7 @@ impl ExporterConfig {
             self.file.is_some(),
             self.blackhole.is_some(),
             self.clickhouse.is_some(),
+            self.loki.is_some(),
         ]
         .iter()
         .filter(|d| **d)
@@ -208,6 +212,8 @@ impl ExporterConfig {
     pub fn batch(&self) -> Batching {
         let (items, bytes, age) = match self.kind() {
             Some(ExporterKind::ClickHouse(_)) => (50_000, ByteSize::mib(32), Duration::secs(5)),
+            // Loki wants requests of about 1 MiB of lines; the exporter splits larger batches.
+            Some(ExporterKind::Loki(_)) => (20_000, ByteSize::mib(4), Duration::secs(1)),
             _ => (
                 defaults::batch_items(),
                 defaults::batch_bytes(),
@@ -221,9 +227,12 @@ impl ExporterConfig {
         }
     }
 
-    /// Signals the destination can take (every destination so far takes all three).
-    pub fn supports(&self, _signal: Signal) -> bool {
-        true
+    /// Signals the destination can take.
+    pub fn supports(&self, signal: Signal) -> bool {
+        match self.kind() {
+            Some(ExporterKind::Loki(_)) => signal == Signal::Logs,
+            _ => true,
+        }
     }
 
     pub fn receives(&self, signal: Signal) -> bool {
@@ -247,6 +256,88 @@ pub struct FileExporter {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BlackholeExporter {}
+
+/// What becomes of log attributes that are not labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum MetadataMode {
+    /// Every attribute not promoted to a label is structured metadata.
+    #[default]
+    All,
+    /// Only those listed in `structured_metadata_keys`.
+    Allowlist,
+    /// None (trace context and severity are still sent).
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LineFormat {
+    /// The body as is; maps and arrays as compact JSON.
+    #[default]
+    Raw,
+    /// A JSON object with `body` and the record's attributes.
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OversizeLine {
+    /// Cut at `max_line_bytes` (on a UTF-8 boundary) and keep the record.
+    #[default]
+    Truncate,
+    /// Drop the record (counted).
+    Drop,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LokiExporter {
+    /// Base URL, e.g. `http://127.0.0.1:3100`; records go to `/loki/api/v1/push`.
+    pub endpoint: String,
+    /// `X-Scope-OrgID` for every request.
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// A resource attribute naming the tenant (overrides `tenant` where present): one request per tenant.
+    #[serde(default)]
+    pub tenant_attribute: Option<String>,
+    /// Resource attributes promoted to labels (`.` becomes `_`).
+    #[serde(default = "defaults::loki_resource_labels")]
+    pub resource_labels: Vec<String>,
+    /// Log-record attributes promoted to labels; keep this short, labels are Loki's index.
+    #[serde(default)]
+    pub attribute_labels: Vec<String>,
+    /// Adds `level` (from severity) as a label.
+    #[serde(default)]
+    pub severity_label: bool,
+    #[serde(default)]
+    pub structured_metadata: MetadataMode,
+    #[serde(default)]
+    pub structured_metadata_keys: Vec<String>,
+    #[serde(default)]
+    pub line_format: LineFormat,
+    #[serde(default = "defaults::loki_max_line")]
+    pub max_line_bytes: ByteSize,
+    #[serde(default)]
+    pub oversize_lines: OversizeLine,
+    /// Σ(line + structured metadata) per request; Loki's clients use 1 MiB.
+    #[serde(default = "defaults::loki_max_request")]
+    pub max_request_bytes: ByteSize,
+    /// Distinct streams allowed per `stream_window`; past it the label with the most distinct values
+    /// is set to `overflow` for new streams, so a runaway label cannot hit Loki's stream limit.
+    #[serde(default = "defaults::loki_max_streams")]
+    pub max_streams: usize,
+    #[serde(default = "defaults::loki_stream_window")]
+    pub stream_window: Duration,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub bearer_token: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
 
 /// Which ClickHouse table layout to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -512,6 +603,43 @@ pub mod defaults {
     }
     pub fn shutdown_timeout() -> Duration {
         Duration::secs(30)
+    }
+    /// The resource attributes Loki's own OTLP ingestion makes index labels.
+    pub fn loki_resource_labels() -> Vec<String> {
+        [
+            "service.name",
+            "service.namespace",
+            "service.instance.id",
+            "deployment.environment",
+            "deployment.environment.name",
+            "cloud.region",
+            "cloud.availability_zone",
+            "k8s.cluster.name",
+            "k8s.namespace.name",
+            "k8s.pod.name",
+            "k8s.container.name",
+            "container.name",
+            "k8s.replicaset.name",
+            "k8s.deployment.name",
+            "k8s.statefulset.name",
+            "k8s.daemonset.name",
+            "k8s.cronjob.name",
+            "k8s.job.name",
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+    pub fn loki_max_line() -> ByteSize {
+        ByteSize::kib(256)
+    }
+    pub fn loki_max_request() -> ByteSize {
+        ByteSize::mib(1)
+    }
+    pub fn loki_max_streams() -> usize {
+        2000
+    }
+    pub fn loki_stream_window() -> Duration {
+        Duration::secs(3600)
     }
     pub fn clickhouse_database() -> String {
         "otel".into()

@@ -8,6 +8,8 @@
 //! - [`backoff`]: jittered exponential backoff.
 //! - [`file`]: OTLP/JSON lines on local disk with size-based rotation.
 //! - [`blackhole`]: accepts and discards, for benchmarks and capacity tests.
+//! - [`clickhouse`], [`loki`]: the database and log-store destinations; [`http`] is their shared client.
+//! - [`text`]: OTLP values as text, the way the collector ecosystem writes them.
 
 pub mod backoff;
 pub mod blackhole;
@@ -15,6 +17,9 @@ pub mod clickhouse;
 pub mod delivery;
 pub mod exporter;
 pub mod file;
+pub mod http;
+pub mod loki;
+pub mod text;
 
 pub use blackhole::Blackhole;
 pub use delivery::{deliver, DeliveryMetrics, DeliverySettings};

@@ -3,11 +3,9 @@
 
 use super::rowbinary;
 use crate::exporter::{ExportError, Retry};
+use crate::http::{self, HttpClient};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client as HyperClient;
-use hyper_util::rt::TokioExecutor;
+use http_body_util::Full;
 use std::time::Duration;
 use weir_config::ClickHouseCompression;
 
@@ -16,20 +14,14 @@ const BLOCK: usize = 1 << 20;
 
 #[derive(Clone)]
 pub struct Client {
-    http: HyperClient<HttpConnector, Full<Bytes>>,
+    http: HttpClient,
     base: String,
     auth: Option<(String, String)>,
 }
 
 impl Client {
     pub fn new(endpoint: &str, username: Option<&str>, password: Option<&str>) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(5)));
-        let http = HyperClient::builder(TokioExecutor::new())
-            // Old servers close idle keep-alive connections after 3 s; reuse only fresher ones.
-            .pool_idle_timeout(Duration::from_secs(2))
-            .build(connector);
+        let http = http::client();
         let auth = username.map(|u| (u.to_string(), password.unwrap_or_default().to_string()));
         Client {
             http,
@@ -62,21 +54,8 @@ impl Client {
         let req = req.body(Full::new(body)).map_err(|e| {
             ExportError::permanent("config", format!("bad ClickHouse request: {e}"))
         })?;
-        let resp = self.http.request(req).await.map_err(|e| {
-            ExportError::retryable(
-                "network",
-                format!("ClickHouse at {} unreachable: {e}", self.base),
-            )
-        })?;
-        let status = resp.status();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| {
-                ExportError::retryable("network", format!("reading ClickHouse's answer: {e}"))
-            })?
-            .to_bytes();
+        let resp = http::send(&self.http, req, &format!("ClickHouse at {}", self.base)).await?;
+        let (status, body) = (resp.status, resp.body);
         if status.is_success() {
             return Ok(body);
         }
