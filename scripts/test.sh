@@ -27,6 +27,7 @@ if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -r tests/python/requirements.txt
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -r tests/clickhouse/requirements.txt
 export WEIR_CHDB_PYTHON="$PWD/.venv/bin/python"
+export WEIR_PYTHON="$PWD/.venv/bin/python"
 
 log "ClickHouse server on 127.0.0.1:8123"
 export WEIR_CLICKHOUSE_URL="http://127.0.0.1:8123"

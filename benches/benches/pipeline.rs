@@ -91,5 +91,25 @@ fn clickhouse(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, pipeline, clickhouse);
+/// Loki: labels, metadata, grouping by stream, sorting, protobuf and snappy, for 10 000 records.
+fn loki(c: &mut Criterion) {
+    use weir_exporters::loki::encode::{encode, Rules};
+    use weir_exporters::loki::streams::StreamGuard;
+    let yaml = "exporters:\n  l:\n    loki: {endpoint: \"http://127.0.0.1:3100\"}\n";
+    let cfg = weir_config::parse(yaml, "bench", |_| None)
+        .unwrap()
+        .exporters["l"]
+        .loki
+        .clone()
+        .unwrap();
+    let rules = Rules::new(&cfg);
+    let guard = StreamGuard::new(cfg.max_streams, cfg.stream_window.0);
+    let logs = fixtures::resource_logs(10, 1000);
+    let mut g = c.benchmark_group("loki_logs_10000");
+    g.throughput(Throughput::Elements(10_000));
+    g.bench_function("encode_push", |b| b.iter(|| encode(&rules, &guard, &logs)));
+    g.finish();
+}
+
+criterion_group!(benches, pipeline, clickhouse, loki);
 criterion_main!(benches);
