@@ -10,7 +10,7 @@ use crate::text::{json_string, value_text};
 use bytes::Bytes;
 use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use weir_config::{LineFormat, LokiExporter, MetadataMode, OversizeLine};
 
 /// The encoding rules, compiled from config once.
