@@ -165,18 +165,24 @@ pub fn encode(
 
 /// Groups by tenant and stream, sorts each stream by time, and cuts requests at `max_request` bytes.
 fn requests(rules: &Rules, pending: Vec<Pending>) -> Vec<Push> {
-    let mut by_tenant: BTreeMap<Option<String>, BTreeMap<String, Vec<EntryAdapter>>> =
-        BTreeMap::new();
+    // Keyed by the label pairs; each stream's label string is rendered once, not once per record.
+    type Streams = HashMap<Vec<(String, String)>, Vec<EntryAdapter>>;
+    let mut by_tenant: BTreeMap<Option<String>, Streams> = BTreeMap::new();
     for p in pending {
         by_tenant
             .entry(p.tenant)
             .or_default()
-            .entry(label_set(&p.labels))
+            .entry(p.labels)
             .or_default()
             .push(p.entry);
     }
     let mut out = Vec::new();
     for (tenant, streams) in by_tenant {
+        let mut streams: Vec<(String, Vec<EntryAdapter>)> = streams
+            .into_iter()
+            .map(|(labels, entries)| (label_set(&labels), entries))
+            .collect();
+        streams.sort_by(|a, b| a.0.cmp(&b.0));
         let mut req = PushRequest::default();
         let (mut size, mut entries) = (0usize, 0usize);
         for (labels, mut stream) in streams {
