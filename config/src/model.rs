@@ -280,6 +280,17 @@ pub enum LineFormat {
     Json,
 }
 
+/// How a Loki push body is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LokiEncoding {
+    /// Protobuf in snappy block format: what Loki's own clients send; smallest and fastest.
+    #[default]
+    Protobuf,
+    /// Loki's JSON push format, for gateways and proxies that only speak JSON.
+    Json,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum OversizeLine {
@@ -320,6 +331,8 @@ pub struct LokiExporter {
     pub max_line_bytes: ByteSize,
     #[serde(default)]
     pub oversize_lines: OversizeLine,
+    #[serde(default)]
+    pub encoding: LokiEncoding,
     /// Σ(line + structured metadata) per request; Loki's clients use 1 MiB.
     #[serde(default = "defaults::loki_max_request")]
     pub max_request_bytes: ByteSize,

@@ -520,3 +520,34 @@ async fn a_hundred_thousand_pods_do_not_make_a_hundred_thousand_streams() {
         "counted"
     );
 }
+
+#[tokio::test]
+async fn json_encoding_and_labels_beyond_lokis_limit_travel_as_metadata() {
+    let r = Receiver::start(Limits::default()).await;
+    let keys: Vec<String> = (0..18).map(|i| format!("attr.{i:02}")).collect();
+    let cfg = loki_config(
+        &r.url(),
+        &format!(", encoding: json, resource_labels: [{}]", keys.join(", ")),
+    );
+    let mut logs = recent_logs(1, 5);
+    let res = logs[0].resource.as_mut().unwrap();
+    for k in &keys {
+        res.attributes.push(fixtures::kv(k, &format!("v-{k}")));
+    }
+    let registry = Registry::new();
+    let m = deliver_batch(Loki::new(&cfg, &registry, "l"), logs).await;
+    assert_eq!(m.sent_items.get(), 5, "{:?}", r.requests());
+    assert_eq!(
+        m.failed("rejected").get(),
+        0,
+        "Loki would have refused 18 labels"
+    );
+    let streams = r.streams("fake");
+    let (labels, entries) = streams.iter().next().unwrap();
+    assert_eq!(labels.matches("attr_").count(), 15, "{labels}");
+    assert!(labels.contains("service_name=\"unknown_service\""));
+    let sm: std::collections::HashMap<_, _> = entries[0].metadata.iter().cloned().collect();
+    assert_eq!(sm["attr_17"], "v-attr.17");
+    assert_eq!(entries.len(), 5);
+    assert!(entries[0].line.starts_with("order "), "{}", entries[0].line);
+}

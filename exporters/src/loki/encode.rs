@@ -11,7 +11,7 @@ use bytes::Bytes;
 use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use weir_config::{LineFormat, LokiExporter, MetadataMode, OversizeLine};
+use weir_config::{LineFormat, LokiEncoding, LokiExporter, MetadataMode, OversizeLine};
 
 /// The encoding rules, compiled from config once.
 pub struct Rules {
@@ -27,7 +27,11 @@ pub struct Rules {
     max_line: usize,
     oversize: OversizeLine,
     max_request: usize,
+    encoding: LokiEncoding,
 }
+
+/// Loki refuses a stream with more label names than this (`service_name` not counted).
+pub const MAX_LABELS: usize = 15;
 
 impl Rules {
     pub fn new(c: &LokiExporter) -> Self {
@@ -44,6 +48,7 @@ impl Rules {
             max_line: c.max_line_bytes.as_usize(),
             oversize: c.oversize_lines,
             max_request: c.max_request_bytes.as_usize(),
+            encoding: c.encoding,
         }
     }
 
@@ -60,8 +65,9 @@ impl Rules {
 #[derive(Debug, Clone)]
 pub struct Push {
     pub tenant: Option<String>,
-    /// Snappy block of the protobuf `PushRequest`.
+    /// Snappy block of the protobuf `PushRequest`, or Loki's JSON push format.
     pub body: Bytes,
+    pub content_type: &'static str,
     pub entries: usize,
 }
 
@@ -118,10 +124,23 @@ pub fn encode(
                 if rules.severity_label {
                     labels.push(("level".into(), level(r).into()));
                 }
-                labels.sort();
-                labels.dedup_by(|a, b| a.0 == b.0);
                 let mut metadata =
                     Vec::with_capacity(4 + r.attributes.len() + resource_metadata.len());
+                // Past Loki's label limit the later-listed labels travel as metadata instead.
+                let mut counted = 0;
+                labels.retain(|(name, value)| {
+                    if name == "service_name" {
+                        return true;
+                    }
+                    counted += 1;
+                    if counted <= MAX_LABELS {
+                        return true;
+                    }
+                    metadata.push(meta(name, value.clone()));
+                    false
+                });
+                labels.sort();
+                labels.dedup_by(|a, b| a.0 == b.0);
                 if !is_zero(&r.trace_id) {
                     metadata.push(meta("trace_id", hex(&r.trace_id)));
                 }
@@ -208,7 +227,7 @@ fn requests(rules: &Rules, pending: Vec<Pending>) -> Vec<Push> {
                             },
                         ));
                     }
-                    out.push(seal(&tenant, std::mem::take(&mut req), entries));
+                    out.push(seal(rules, &tenant, std::mem::take(&mut req), entries));
                     (size, entries) = (0, 0);
                 }
                 size += cost;
@@ -220,22 +239,75 @@ fn requests(rules: &Rules, pending: Vec<Pending>) -> Vec<Push> {
             }
         }
         if entries > 0 {
-            out.push(seal(&tenant, req, entries));
+            out.push(seal(rules, &tenant, req, entries));
         }
     }
     out
 }
 
-fn seal(tenant: &Option<String>, req: PushRequest, entries: usize) -> Push {
-    let proto = prost::Message::encode_to_vec(&req);
-    let body = snap::raw::Encoder::new()
-        .compress_vec(&proto)
-        .expect("snappy block compression cannot fail for in-memory input");
+fn seal(rules: &Rules, tenant: &Option<String>, req: PushRequest, entries: usize) -> Push {
+    let (body, content_type) = match rules.encoding {
+        LokiEncoding::Protobuf => {
+            let proto = prost::Message::encode_to_vec(&req);
+            let body = snap::raw::Encoder::new()
+                .compress_vec(&proto)
+                .expect("snappy block compression cannot fail for in-memory input");
+            (body, "application/x-protobuf")
+        }
+        LokiEncoding::Json => (json_body(&req).into_bytes(), "application/json"),
+    };
     Push {
         tenant: tenant.clone(),
         body: Bytes::from(body),
+        content_type,
         entries,
     }
+}
+
+/// `{"streams":[{"stream":{…},"values":[["<ns>","<line>",{…}]]}]}`: timestamps as decimal strings,
+/// structured metadata as a string-valued object.
+fn json_body(req: &PushRequest) -> String {
+    let mut out = String::from("{\"streams\":[");
+    for (i, s) in req.streams.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"stream\":{");
+        let labels = super::labels::parse_rendered(&s.labels);
+        for (j, (k, v)) in labels.iter().enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            let _ = json_string(k, &mut out);
+            out.push(':');
+            let _ = json_string(v, &mut out);
+        }
+        out.push_str("},\"values\":[");
+        for (j, e) in s.entries.iter().enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            let ts = e.timestamp.map_or(0, |t| t.as_nanos());
+            out.push_str(&format!("[\"{ts}\","));
+            let _ = json_string(&e.line, &mut out);
+            if !e.structured_metadata.is_empty() {
+                out.push_str(",{");
+                for (k, m) in e.structured_metadata.iter().enumerate() {
+                    if k > 0 {
+                        out.push(',');
+                    }
+                    let _ = json_string(&m.name, &mut out);
+                    out.push(':');
+                    let _ = json_string(&m.value, &mut out);
+                }
+                out.push('}');
+            }
+            out.push(']');
+        }
+        out.push_str("]}");
+    }
+    out.push_str("]}");
+    out
 }
 
 /// The line: the body as is (non-strings as compact JSON), or a JSON object with the attributes

@@ -97,7 +97,7 @@ impl Exporter<Logs> for Loki {
 
     async fn send(&self, push: &Push) -> Result<(), ExportError> {
         let mut req = hyper::Request::post(&self.url)
-            .header("Content-Type", "application/x-protobuf")
+            .header("Content-Type", push.content_type)
             .header("Content-Length", push.body.len());
         if let Some(t) = &push.tenant {
             req = req.header("X-Scope-OrgID", t.as_str());

@@ -62,6 +62,42 @@ pub fn label_set(pairs: &[(String, String)]) -> String {
     out
 }
 
+/// The pairs of a label set written by [`label_set`] (for the JSON body, which wants them as an object).
+pub fn parse_rendered(set: &str) -> Vec<(String, String)> {
+    let inner = set.trim().trim_start_matches('{').trim_end_matches('}');
+    let mut out = Vec::new();
+    let mut chars = inner.chars().peekable();
+    loop {
+        while matches!(chars.peek(), Some(',' | ' ')) {
+            chars.next();
+        }
+        let name: String = chars.by_ref().take_while(|c| *c != '=').collect();
+        if name.is_empty() {
+            return out;
+        }
+        chars.next(); // opening quote
+        let mut value = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '"' => break,
+                '\\' => match chars.next() {
+                    Some('n') => value.push('\n'),
+                    Some('r') => value.push('\r'),
+                    Some('t') => value.push('\t'),
+                    Some('x') => {
+                        let hex: String = chars.by_ref().take(2).collect();
+                        value.push(u8::from_str_radix(&hex, 16).map_or('?', char::from));
+                    }
+                    Some(other) => value.push(other),
+                    None => {}
+                },
+                c => value.push(c),
+            }
+        }
+        out.push((name, value));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,6 +117,15 @@ mod tests {
         let mut s = String::new();
         quote_into(&mut s, "a\"b\\c\nd\u{1b}é");
         assert_eq!(s, "\"a\\\"b\\\\c\\nd\\x1bé\"");
+    }
+
+    #[test]
+    fn rendered_sets_parse_back() {
+        let pairs = vec![
+            ("a".to_string(), "x \"y\"\n\u{1b}".to_string()),
+            ("b".to_string(), "2".to_string()),
+        ];
+        assert_eq!(parse_rendered(&label_set(&pairs)), pairs);
     }
 
     #[test]
