@@ -111,5 +111,59 @@ fn loki(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, pipeline, clickhouse, loki);
+/// Normalize: spans (validation, tracestate), logs that already carry ids or have no source, and logs
+/// whose context must be parsed from a `traceparent` attribute.
+fn normalize(c: &mut Criterion) {
+    use weir_pipeline::stage::Stage;
+    use weir_pipeline::stages::normalize::{Normalize, NormalizePolicy};
+    let registry = weir_pipeline::metrics::Registry::new();
+    let n = Normalize::new(
+        NormalizePolicy {
+            invalid_spans: weir_config::InvalidSpans::Flag,
+            remove_source_attributes: false,
+        },
+        &registry,
+    );
+    let mut g = c.benchmark_group("normalize_1000");
+    g.throughput(Throughput::Elements(1000));
+    let spans = fixtures::resource_spans(10, 100);
+    g.bench_function("spans", |b| {
+        b.iter_batched(
+            || Batch::<Traces>::new(spans.clone(), 0),
+            |mut batch| Stage::<Traces>::apply(&n, &mut batch),
+            criterion::BatchSize::LargeInput,
+        )
+    });
+    let logs = fixtures::resource_logs(10, 100);
+    g.bench_function("logs_mixed", |b| {
+        b.iter_batched(
+            || Batch::<Logs>::new(logs.clone(), 0),
+            |mut batch| Stage::<Logs>::apply(&n, &mut batch),
+            criterion::BatchSize::LargeInput,
+        )
+    });
+    let mut with_tp = fixtures::resource_logs(10, 100);
+    for r in with_tp
+        .iter_mut()
+        .flat_map(|r| r.scope_logs.iter_mut())
+        .flat_map(|s| s.log_records.iter_mut())
+    {
+        r.trace_id.clear();
+        r.span_id.clear();
+        r.attributes.push(fixtures::kv(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ));
+    }
+    g.bench_function("logs_fill_from_traceparent", |b| {
+        b.iter_batched(
+            || Batch::<Logs>::new(with_tp.clone(), 0),
+            |mut batch| Stage::<Logs>::apply(&n, &mut batch),
+            criterion::BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, pipeline, clickhouse, loki, normalize);
 criterion_main!(benches);

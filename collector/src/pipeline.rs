@@ -16,6 +16,7 @@ use weir_exporters::{
 };
 use weir_pipeline::metrics::Registry;
 use weir_pipeline::queue::{Limits, QueueStats};
+use weir_pipeline::stages::normalize::{Normalize, NormalizePolicy};
 use weir_pipeline::{bounded, Batch, Chain, Receiver, Sender};
 use weir_pipeline::{Logs, Metrics, Traces};
 
@@ -60,7 +61,7 @@ pub async fn start<S: Destinations>(
         deliveries.push(spawn_exporter::<S>(name, cfg, rx, registry, abort.clone()).await?);
         routes.push(Route::new(tx, cfg.queue.overflow, name, registry));
     }
-    let chain = Arc::new(Chain::<S>::pass());
+    let chain = Arc::new(S::chain(config, registry));
     let workers = workers::spawn(workers, intake_rx, chain, Arc::new(routes))?;
     Ok(Some((
         intake_tx,
@@ -70,6 +71,41 @@ pub async fn start<S: Destinations>(
             queues,
         },
     )))
+}
+
+/// The stage chain each signal runs.
+pub trait Stages: Wire {
+    fn chain(config: &Config, registry: &Arc<Registry>) -> Chain<Self>;
+}
+
+fn normalize(config: &Config, registry: &Arc<Registry>) -> Option<Normalize> {
+    let c = &config.pipeline.normalize;
+    c.enabled
+        .then(|| Normalize::new(NormalizePolicy::from(c), registry))
+}
+
+impl Stages for Traces {
+    fn chain(config: &Config, registry: &Arc<Registry>) -> Chain<Self> {
+        match normalize(config, registry) {
+            Some(n) => Chain::new(vec![Box::new(n)]),
+            None => Chain::pass(),
+        }
+    }
+}
+
+impl Stages for Logs {
+    fn chain(config: &Config, registry: &Arc<Registry>) -> Chain<Self> {
+        match normalize(config, registry) {
+            Some(n) => Chain::new(vec![Box::new(n)]),
+            None => Chain::pass(),
+        }
+    }
+}
+
+impl Stages for Metrics {
+    fn chain(_: &Config, _: &Arc<Registry>) -> Chain<Self> {
+        Chain::pass()
+    }
 }
 
 /// Everything a delivery loop needs besides the exporter itself.
@@ -95,7 +131,7 @@ impl<S: Wire> Delivery<S> {
 }
 
 /// Destinations that take only some signals: each signal says which it can build.
-pub trait Destinations: Wire {
+pub trait Destinations: Stages {
     fn clickhouse(
         cfg: &ClickHouseConfig,
         delivery: Delivery<Self>,

@@ -109,6 +109,42 @@ pub struct PipelineConfig {
     /// How long a request may wait for room in a full intake queue before the client is told to retry.
     #[serde(default = "defaults::enqueue_timeout")]
     pub enqueue_timeout: Duration,
+    #[serde(default)]
+    pub normalize: NormalizeConfig,
+}
+
+/// What becomes of a span whose trace or span id is all zeros.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum InvalidSpans {
+    /// Keep it, marked `weir.trace_context.invalid = true`, so nothing disappears by default.
+    #[default]
+    Flag,
+    /// Drop it (counted).
+    Drop,
+}
+
+/// W3C trace-context normalisation, on by default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NormalizeConfig {
+    #[serde(default = "defaults::yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub invalid_spans: InvalidSpans,
+    /// Remove `traceparent`, `b3`, … attributes from log records once their context is filled in.
+    #[serde(default)]
+    pub remove_source_attributes: bool,
+}
+
+impl Default for NormalizeConfig {
+    fn default() -> Self {
+        NormalizeConfig {
+            enabled: true,
+            invalid_spans: InvalidSpans::Flag,
+            remove_source_attributes: false,
+        }
+    }
 }
 
 impl Default for PipelineConfig {
@@ -117,6 +153,7 @@ impl Default for PipelineConfig {
             workers: 0,
             intake_queue: defaults::intake_queue(),
             enqueue_timeout: defaults::enqueue_timeout(),
+            normalize: NormalizeConfig::default(),
         }
     }
 }

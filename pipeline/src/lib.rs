@@ -5,6 +5,7 @@
 //! - [`batch`]: [`Batch`], OTLP resources plus their item and byte counts.
 //! - [`queue`]: bounded lock-free MPMC queues with capacity in items and bytes.
 //! - [`stage`]: the [`Stage`] trait and the [`Chain`] that worker threads run.
+//! - [`stages`]: the stages themselves (`Normalize` today).
 //! - [`hotswap`]: the one mechanism for replacing a policy while traffic flows.
 //! - [`metrics`]: lock-free counters and histograms rendered as Prometheus text.
 //! - `fixtures` (feature `test-util`): realistic OTLP batches for tests and benchmarks.
@@ -17,6 +18,7 @@ pub mod metrics;
 pub mod queue;
 pub mod signal;
 pub mod stage;
+pub mod stages;
 
 pub use batch::Batch;
 pub use hotswap::HotSwap;

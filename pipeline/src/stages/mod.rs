@@ -1,0 +1,6 @@
+//! The stages a pipeline can run, each a verb: [`normalize::Normalize`] today; sampling and redaction
+//! follow.
+
+pub mod context;
+pub mod normalize;
+pub mod tracestate;

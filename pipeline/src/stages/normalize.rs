@@ -1,0 +1,504 @@
+//! `Normalize`: W3C trace context made trustworthy before anything samples or exports on it.
+//!
+//! - Spans: an all-zero trace or span id is invalid — the span is dropped and counted, or kept with
+//!   `weir.trace_context.invalid = true` (policy). An all-zero parent id becomes empty (a root).
+//!   `trace_state` is validated and trimmed ([`super::tracestate`]).
+//! - Log records without a trace id get one, with span id and flags, from the first source that
+//!   parses, in this order: a `traceparent` attribute; `trace_id` + `span_id` (+ `trace_flags`)
+//!   attributes; B3 single `b3`; B3 multi `X-B3-TraceId`/`X-B3-SpanId`/`X-B3-Sampled`/`X-B3-Flags`;
+//!   Jaeger `uber-trace-id`; AWS `X-Amzn-Trace-Id` — first among the record's attributes, then the
+//!   same keys in a map body, then in a JSON-object string body. Keys match case-insensitively.
+//!   Sources that parse to a different trace are counted as conflicting; sources that do not parse as
+//!   invalid. An all-zero id already on a record is cleared (counted).
+//!
+//! Ids stay binary in OTLP; every exporter writes them as lowercase hex.
+
+use super::context::{self, Context, Invalid};
+use super::tracestate;
+use crate::batch::Batch;
+use crate::hotswap::HotSwap;
+use crate::metrics::{Counter, Registry};
+use crate::signal::{Logs, Traces};
+use crate::stage::Stage;
+use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
+use weir_config::{InvalidSpans, NormalizeConfig};
+
+/// The policy in force; swapped whole on reload.
+#[derive(Debug, Clone)]
+pub struct NormalizePolicy {
+    pub invalid_spans: InvalidSpans,
+    pub remove_source_attributes: bool,
+}
+
+impl From<&NormalizeConfig> for NormalizePolicy {
+    fn from(c: &NormalizeConfig) -> Self {
+        NormalizePolicy {
+            invalid_spans: c.invalid_spans,
+            remove_source_attributes: c.remove_source_attributes,
+        }
+    }
+}
+
+/// The attribute set on spans kept despite invalid ids (`invalid_spans: flag`).
+pub const INVALID_FLAG: &str = "weir.trace_context.invalid";
+
+/// Keys that carry trace context on log records, lowercase.
+const SOURCE_KEYS: [&str; 11] = [
+    "traceparent",
+    "trace_id",
+    "span_id",
+    "trace_flags",
+    "b3",
+    "x-b3-traceid",
+    "x-b3-spanid",
+    "x-b3-sampled",
+    "x-b3-flags",
+    "uber-trace-id",
+    "x-amzn-trace-id",
+];
+
+pub struct Normalize {
+    policy: HotSwap<NormalizePolicy>,
+    filled: Counter,
+    invalid_source: Counter,
+    conflicting: Counter,
+    zero_ids_cleared: Counter,
+    spans_dropped: Counter,
+    spans_flagged: Counter,
+    tracestate_trimmed: Counter,
+}
+
+impl Normalize {
+    pub fn new(policy: NormalizePolicy, registry: &Registry) -> Self {
+        let c = |signal: &str, action: &str| {
+            registry.counter(
+                "weir_normalize_items_total",
+                "Items the normalize stage changed, dropped or could not use a trace-context source of, by action.",
+                &[("signal", signal), ("action", action)],
+            )
+        };
+        Normalize {
+            policy: HotSwap::new(policy),
+            filled: c("logs", "filled"),
+            invalid_source: c("logs", "invalid_source"),
+            conflicting: c("logs", "conflicting"),
+            zero_ids_cleared: c("logs", "zero_ids_cleared"),
+            spans_dropped: c("traces", "invalid_dropped"),
+            spans_flagged: c("traces", "invalid_flagged"),
+            tracestate_trimmed: c("traces", "tracestate_trimmed"),
+        }
+    }
+
+    /// The policy holder, for reloads.
+    pub fn policy(&self) -> &HotSwap<NormalizePolicy> {
+        &self.policy
+    }
+}
+
+fn all_zero(id: &[u8]) -> bool {
+    id.iter().all(|b| *b == 0)
+}
+
+impl Stage<Traces> for Normalize {
+    fn name(&self) -> &'static str {
+        "normalize"
+    }
+
+    fn apply(&self, batch: &mut Batch<Traces>) {
+        let policy = self.policy.load();
+        for scope in batch
+            .resources
+            .iter_mut()
+            .flat_map(|r| r.scope_spans.iter_mut())
+        {
+            scope.spans.retain_mut(|span| {
+                if !span.parent_span_id.is_empty() && all_zero(&span.parent_span_id) {
+                    span.parent_span_id.clear();
+                }
+                if let Some(fixed) = tracestate::normalize(&span.trace_state) {
+                    span.trace_state = fixed;
+                    self.tracestate_trimmed.inc();
+                }
+                if !(all_zero(&span.trace_id) || all_zero(&span.span_id)) {
+                    return true;
+                }
+                match policy.invalid_spans {
+                    InvalidSpans::Drop => {
+                        self.spans_dropped.inc();
+                        false
+                    }
+                    InvalidSpans::Flag => {
+                        self.spans_flagged.inc();
+                        span.attributes.push(KeyValue {
+                            key: INVALID_FLAG.into(),
+                            value: Some(AnyValue {
+                                value: Some(Value::BoolValue(true)),
+                            }),
+                            ..Default::default()
+                        });
+                        true
+                    }
+                }
+            });
+        }
+    }
+}
+
+impl Stage<Logs> for Normalize {
+    fn name(&self) -> &'static str {
+        "normalize"
+    }
+
+    fn apply(&self, batch: &mut Batch<Logs>) {
+        let policy = self.policy.load();
+        for scope in batch
+            .resources
+            .iter_mut()
+            .flat_map(|r| r.scope_logs.iter_mut())
+        {
+            for record in &mut scope.log_records {
+                if !record.trace_id.is_empty() {
+                    if all_zero(&record.trace_id) {
+                        record.trace_id.clear();
+                        record.span_id.clear();
+                        self.zero_ids_cleared.inc();
+                    } else {
+                        continue;
+                    }
+                }
+                self.fill(record, policy.remove_source_attributes);
+            }
+        }
+    }
+}
+
+/// Source values found on one record, borrowed.
+#[derive(Default)]
+struct Found<'a> {
+    values: [Option<&'a str>; SOURCE_KEYS.len()],
+}
+
+impl<'a> Found<'a> {
+    fn offer(&mut self, key: &str, value: &'a str) {
+        if let Some(i) = SOURCE_KEYS.iter().position(|k| k.eq_ignore_ascii_case(key)) {
+            self.values[i].get_or_insert(value);
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<&'a str> {
+        SOURCE_KEYS
+            .iter()
+            .position(|k| *k == key)
+            .and_then(|i| self.values[i])
+    }
+
+    fn any(&self) -> bool {
+        self.values.iter().any(Option::is_some)
+    }
+
+    /// Every source that is present, parsed, in precedence order.
+    fn parsed(&self) -> Vec<Result<Context, Invalid>> {
+        let mut out = Vec::new();
+        if let Some(v) = self.get("traceparent") {
+            out.push(context::traceparent(v));
+        }
+        if let (Some(t), Some(s)) = (self.get("trace_id"), self.get("span_id")) {
+            out.push(context::hex_ids(t, s, self.get("trace_flags")));
+        }
+        if let Some(v) = self.get("b3") {
+            // A lone sampling flag (`0`, `1`, `d`) carries no ids and is not an error.
+            if v.trim().len() > 1 {
+                out.push(context::b3_single(v));
+            }
+        }
+        if let (Some(t), Some(s)) = (self.get("x-b3-traceid"), self.get("x-b3-spanid")) {
+            out.push(context::b3_multi(
+                t,
+                s,
+                self.get("x-b3-sampled"),
+                self.get("x-b3-flags"),
+            ));
+        }
+        if let Some(v) = self.get("uber-trace-id") {
+            out.push(context::uber(v));
+        }
+        if let Some(v) = self.get("x-amzn-trace-id") {
+            out.push(context::amzn(v));
+        }
+        out
+    }
+}
+
+fn string_of(v: &Option<AnyValue>) -> Option<&str> {
+    match v.as_ref()?.value.as_ref()? {
+        Value::StringValue(s) => Some(s),
+        _ => None,
+    }
+}
+
+impl Normalize {
+    fn fill(&self, record: &mut LogRecord, remove_sources: bool) {
+        let json_body;
+        let (context, conflicts, invalid, from_attributes) = {
+            let mut sources: Vec<Found<'_>> = Vec::with_capacity(3);
+            let mut attrs = Found::default();
+            for kv in &record.attributes {
+                if let Some(s) = string_of(&kv.value) {
+                    attrs.offer(&kv.key, s);
+                }
+            }
+            sources.push(attrs);
+            match record.body.as_ref().and_then(|b| b.value.as_ref()) {
+                Some(Value::KvlistValue(map)) => {
+                    let mut body = Found::default();
+                    for kv in &map.values {
+                        if let Some(s) = string_of(&kv.value) {
+                            body.offer(&kv.key, s);
+                        }
+                    }
+                    sources.push(body);
+                }
+                Some(Value::StringValue(s)) if s.trim_start().starts_with('{') => {
+                    json_body =
+                        serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(s).ok();
+                    if let Some(obj) = &json_body {
+                        let mut body = Found::default();
+                        for (k, v) in obj {
+                            if let Some(s) = v.as_str() {
+                                body.offer(k, s);
+                            }
+                        }
+                        sources.push(body);
+                    }
+                }
+                _ => {}
+            }
+            let from_attributes = sources[0].any();
+            let mut chosen: Option<Context> = None;
+            let (mut conflicts, mut invalid) = (0, 0);
+            for parsed in sources.iter().flat_map(Found::parsed) {
+                match (parsed, &chosen) {
+                    (Ok(c), None) => chosen = Some(c),
+                    (Ok(c), Some(first)) if c.trace_id != first.trace_id => conflicts += 1,
+                    (Ok(_), Some(_)) => {}
+                    (Err(_), _) => invalid += 1,
+                }
+            }
+            (chosen, conflicts, invalid, from_attributes)
+        };
+        self.conflicting.add(conflicts);
+        self.invalid_source.add(invalid);
+        let Some(c) = context else { return };
+        record.trace_id = c.trace_id.to_vec();
+        record.span_id = c.span_id.to_vec();
+        if let Some(f) = c.flags {
+            record.flags = (record.flags & !0xff) | u32::from(f);
+        }
+        self.filled.inc();
+        if remove_sources && from_attributes {
+            record
+                .attributes
+                .retain(|kv| !SOURCE_KEYS.iter().any(|k| k.eq_ignore_ascii_case(&kv.key)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::{self, kv};
+    use opentelemetry_proto::tonic::common::v1::KeyValueList;
+
+    const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+    fn stage(invalid_spans: InvalidSpans, remove: bool) -> (Normalize, std::sync::Arc<Registry>) {
+        let registry = Registry::new();
+        let n = Normalize::new(
+            NormalizePolicy {
+                invalid_spans,
+                remove_source_attributes: remove,
+            },
+            &registry,
+        );
+        (n, registry)
+    }
+
+    /// One log record without trace context, with `attrs` and `body`, through the stage.
+    fn fill(attrs: Vec<KeyValue>, body: Option<Value>, remove: bool) -> (LogRecord, String) {
+        let (n, registry) = stage(InvalidSpans::Flag, remove);
+        let mut logs = fixtures::resource_logs(1, 1);
+        let r = &mut logs[0].scope_logs[0].log_records[0];
+        r.trace_id.clear();
+        r.span_id.clear();
+        r.flags = 0;
+        r.attributes = attrs;
+        r.body = body.map(|v| AnyValue { value: Some(v) });
+        let mut batch = Batch::<Logs>::measured(logs);
+        Stage::<Logs>::apply(&n, &mut batch);
+        (
+            batch.resources[0].scope_logs[0].log_records[0].clone(),
+            registry.render(),
+        )
+    }
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    #[test]
+    fn every_source_fills_log_records() {
+        let cases: Vec<(Vec<KeyValue>, &str, u32)> = vec![
+            (vec![kv("traceparent", TP)], TRACE, 1),
+            (
+                vec![
+                    kv("trace_id", &TRACE.to_uppercase()),
+                    kv("span_id", "00F067AA0BA902B7"),
+                    kv("trace_flags", "01"),
+                ],
+                TRACE,
+                1,
+            ),
+            (
+                vec![
+                    kv("trace_id", "a3ce929d0e0e4736"),
+                    kv("span_id", "00f067aa0ba902b7"),
+                ],
+                "0000000000000000a3ce929d0e0e4736",
+                0,
+            ),
+            (
+                vec![kv("b3", &format!("{TRACE}-00f067aa0ba902b7-1"))],
+                TRACE,
+                1,
+            ),
+            (
+                vec![
+                    kv("X-B3-TraceId", TRACE),
+                    kv("X-B3-SpanId", "00f067aa0ba902b7"),
+                    kv("X-B3-Sampled", "1"),
+                ],
+                TRACE,
+                1,
+            ),
+            (
+                vec![kv("uber-trace-id", &format!("{TRACE}:f067aa0ba902b7:0:1"))],
+                TRACE,
+                1,
+            ),
+            (
+                vec![kv(
+                    "X-Amzn-Trace-Id",
+                    "Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=00f067aa0ba902b7;Sampled=1",
+                )],
+                TRACE,
+                1,
+            ),
+        ];
+        for (attrs, want, flags) in cases {
+            let label = format!("{:?}", attrs[0].key);
+            let (r, _) = fill(attrs, None, false);
+            assert_eq!(hex(&r.trace_id), want, "{label}");
+            assert_eq!(hex(&r.span_id), "00f067aa0ba902b7", "{label}");
+            assert_eq!(r.flags, flags, "{label}");
+        }
+    }
+
+    #[test]
+    fn body_map_and_json_body_are_sources_too() {
+        let map = Value::KvlistValue(KeyValueList {
+            values: vec![kv("traceparent", TP)],
+        });
+        assert_eq!(hex(&fill(vec![], Some(map), false).0.trace_id), TRACE);
+        let json = Value::StringValue(format!(r#"{{"msg":"hi","traceparent":"{TP}"}}"#));
+        assert_eq!(hex(&fill(vec![], Some(json), false).0.trace_id), TRACE);
+        let (r, _) = fill(vec![], Some(Value::StringValue("{not json".into())), false);
+        assert!(r.trace_id.is_empty());
+    }
+
+    #[test]
+    fn precedence_conflicts_invalid_sources_and_removal() {
+        let other = "00-11111111111111111111111111111111-2222222222222222-00";
+        let (r, metrics) = fill(
+            vec![
+                kv("b3", &format!("{TRACE}-00f067aa0ba902b7")),
+                kv("traceparent", other),
+            ],
+            None,
+            false,
+        );
+        assert_eq!(
+            hex(&r.trace_id),
+            "11111111111111111111111111111111",
+            "traceparent wins over b3"
+        );
+        assert!(metrics.contains("action=\"conflicting\"} 1"), "{metrics}");
+        let (r, metrics) = fill(
+            vec![
+                kv("traceparent", "00-zz-00f067aa0ba902b7-01"),
+                kv("b3", &format!("{TRACE}-00f067aa0ba902b7")),
+            ],
+            None,
+            true,
+        );
+        assert_eq!(
+            hex(&r.trace_id),
+            TRACE,
+            "an invalid traceparent falls through to b3"
+        );
+        assert!(
+            metrics.contains("action=\"invalid_source\"} 1"),
+            "{metrics}"
+        );
+        assert!(r.attributes.is_empty(), "sources removed when asked");
+        let (r, metrics) = fill(vec![kv("traceparent", "ff-bad")], None, false);
+        assert!(r.trace_id.is_empty());
+        assert_eq!(r.attributes.len(), 1, "unused sources stay");
+        assert!(metrics.contains("action=\"filled\"} 0"), "{metrics}");
+    }
+
+    #[test]
+    fn records_with_ids_keep_them_and_zero_ids_are_cleared() {
+        let (n, registry) = stage(InvalidSpans::Flag, false);
+        let mut logs = fixtures::resource_logs(1, 2);
+        let before = logs[0].scope_logs[0].log_records[0].trace_id.clone();
+        logs[0].scope_logs[0].log_records[0]
+            .attributes
+            .push(kv("traceparent", TP));
+        logs[0].scope_logs[0].log_records[1].trace_id = vec![0; 16];
+        let mut batch = Batch::<Logs>::measured(logs);
+        Stage::<Logs>::apply(&n, &mut batch);
+        let recs = &batch.resources[0].scope_logs[0].log_records;
+        assert_eq!(
+            recs[0].trace_id, before,
+            "an existing valid id is never overwritten"
+        );
+        assert!(recs[1].trace_id.is_empty() && recs[1].span_id.is_empty());
+        assert!(registry.render().contains("action=\"zero_ids_cleared\"} 1"));
+    }
+
+    #[test]
+    fn invalid_spans_are_flagged_or_dropped_and_tracestate_trimmed() {
+        for (policy, left) in [(InvalidSpans::Flag, 4), (InvalidSpans::Drop, 3)] {
+            let (n, registry) = stage(policy, false);
+            let mut spans = fixtures::resource_spans(1, 4);
+            let s = &mut spans[0].scope_spans[0].spans;
+            s[0].trace_id = vec![0; 16];
+            s[1].parent_span_id = vec![0; 8];
+            s[2].trace_state = "ot=th:8,Bad=1".into();
+            let mut batch = Batch::<Traces>::measured(spans);
+            Stage::<Traces>::apply(&n, &mut batch);
+            let s = &batch.resources[0].scope_spans[0].spans;
+            assert_eq!(s.len(), left);
+            if policy == InvalidSpans::Flag {
+                assert_eq!(s[0].attributes.last().unwrap().key, INVALID_FLAG);
+                assert!(s[1].parent_span_id.is_empty());
+                assert_eq!(s[2].trace_state, "ot=th:8");
+            }
+            assert!(registry
+                .render()
+                .contains("action=\"tracestate_trimmed\"} 1"));
+        }
+    }
+}
