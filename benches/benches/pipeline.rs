@@ -165,5 +165,36 @@ fn normalize(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, pipeline, clickhouse, loki, normalize);
+/// Sample: head sampling at 10 % over spans, and log rules over records.
+fn sample(c: &mut Criterion) {
+    use weir_pipeline::stage::Stage;
+    use weir_pipeline::stages::sample::{Sample, SamplePolicy};
+    let yaml = "pipeline:\n  sample:\n    traces: {probability: 0.1}\n    logs:\n      rules:\n        - {min_severity: warn, probability: 1}\n        - {severity: info, probability: 0.1}\nexporters:\n  b: {blackhole: {}}\n";
+    let cfg = weir_config::parse(yaml, "bench", |_| None).unwrap();
+    let s = Sample::new(
+        SamplePolicy::from(&cfg.pipeline.sample),
+        &weir_pipeline::metrics::Registry::new(),
+    );
+    let mut g = c.benchmark_group("sample_1000");
+    g.throughput(Throughput::Elements(1000));
+    let spans = fixtures::resource_spans(10, 100);
+    g.bench_function("spans_head_10pct", |b| {
+        b.iter_batched(
+            || Batch::<Traces>::new(spans.clone(), 0),
+            |mut batch| Stage::<Traces>::apply(&s, &mut batch),
+            criterion::BatchSize::LargeInput,
+        )
+    });
+    let logs = fixtures::resource_logs(10, 100);
+    g.bench_function("logs_rules", |b| {
+        b.iter_batched(
+            || Batch::<Logs>::new(logs.clone(), 0),
+            |mut batch| Stage::<Logs>::apply(&s, &mut batch),
+            criterion::BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, pipeline, clickhouse, loki, normalize, sample);
 criterion_main!(benches);

@@ -17,6 +17,7 @@ use weir_exporters::{
 use weir_pipeline::metrics::Registry;
 use weir_pipeline::queue::{Limits, QueueStats};
 use weir_pipeline::stages::normalize::{Normalize, NormalizePolicy};
+use weir_pipeline::stages::sample::{Sample, SamplePolicy};
 use weir_pipeline::{bounded, Batch, Chain, Receiver, Sender};
 use weir_pipeline::{Logs, Metrics, Traces};
 
@@ -84,23 +85,22 @@ fn normalize(config: &Config, registry: &Arc<Registry>) -> Option<Normalize> {
         .then(|| Normalize::new(NormalizePolicy::from(c), registry))
 }
 
-impl Stages for Traces {
-    fn chain(config: &Config, registry: &Arc<Registry>) -> Chain<Self> {
-        match normalize(config, registry) {
-            Some(n) => Chain::new(vec![Box::new(n)]),
-            None => Chain::pass(),
+/// Normalize (when enabled), then Sample: sampling decides on canonical trace context.
+macro_rules! normalize_then_sample {
+    ($($signal:ty),*) => {$(
+        impl Stages for $signal {
+            fn chain(config: &Config, registry: &Arc<Registry>) -> Chain<Self> {
+                let mut stages: Vec<Box<dyn weir_pipeline::Stage<Self>>> = Vec::new();
+                if let Some(n) = normalize(config, registry) {
+                    stages.push(Box::new(n));
+                }
+                stages.push(Box::new(Sample::new(SamplePolicy::from(&config.pipeline.sample), registry)));
+                Chain::new(stages)
+            }
         }
-    }
+    )*};
 }
-
-impl Stages for Logs {
-    fn chain(config: &Config, registry: &Arc<Registry>) -> Chain<Self> {
-        match normalize(config, registry) {
-            Some(n) => Chain::new(vec![Box::new(n)]),
-            None => Chain::pass(),
-        }
-    }
-}
+normalize_then_sample!(Traces, Logs);
 
 impl Stages for Metrics {
     fn chain(_: &Config, _: &Arc<Registry>) -> Chain<Self> {

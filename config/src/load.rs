@@ -133,6 +133,27 @@ fn validate(c: &Config) -> Result<(), Invalid> {
         socket_addr("admin.endpoint", &c.admin.endpoint)?;
     }
     queue_limits("pipeline.intake_queue", &c.pipeline.intake_queue)?;
+    let sample = &c.pipeline.sample;
+    probability(
+        "pipeline.sample.traces.probability",
+        sample.traces.probability,
+    )?;
+    probability(
+        "pipeline.sample.logs.default_probability",
+        sample.logs.default_probability,
+    )?;
+    for (i, rule) in sample.logs.rules.iter().enumerate() {
+        probability(
+            &format!("pipeline.sample.logs.rules[{i}].probability"),
+            rule.probability,
+        )?;
+        if rule.min_severity.is_some() && rule.severity.is_some() {
+            return Err(invalid(
+                format!("pipeline.sample.logs.rules[{i}]"),
+                "set min_severity or severity, not both",
+            ));
+        }
+    }
     if c.exporters.is_empty() {
         return Err(invalid("exporters", "at least one exporter is required"));
     }
@@ -262,6 +283,17 @@ fn queue_limits(path: &str, q: &QueueLimits) -> Result<(), Invalid> {
         return Err(invalid(format!("{path}.max_bytes"), "must be at most 1TiB"));
     }
     Ok(())
+}
+
+fn probability(path: &str, p: f64) -> Result<(), Invalid> {
+    if (0.0..=1.0).contains(&p) {
+        Ok(())
+    } else {
+        Err(invalid(
+            path,
+            format!("{p} is not a probability between 0 and 1"),
+        ))
+    }
 }
 
 fn positive(path: &str, v: u64) -> Result<(), Invalid> {
@@ -415,6 +447,27 @@ mod tests {
             err("exporters:\n  ch:\n    clickhouse: {endpoint: \"http://x\", layout: new}\n")
                 .contains("exporters.ch.clickhouse.layout")
         );
+    }
+
+    #[test]
+    fn sampling_rules_parse_and_are_checked() {
+        let c = parse(
+            "pipeline:\n  sample:\n    traces: {probability: 0.25}\n    logs:\n      rules:\n        - {min_severity: warn, probability: 1}\n        - {name: info, severity: info, service: checkout, probability: 0.1}\nexporters:\n  b: {blackhole: {}}\n",
+            "t",
+            no_env,
+        )
+        .unwrap();
+        let s = &c.pipeline.sample;
+        assert_eq!(s.traces.probability, 0.25);
+        assert_eq!(s.logs.rules[1].severity.unwrap().range(), (9, 12));
+        assert_eq!(s.logs.rules[0].min_severity.unwrap().range().0, 13);
+        let e = err("pipeline:\n  sample:\n    logs:\n      rules:\n        - {probability: 1.5}\nexporters:\n  b: {blackhole: {}}\n");
+        assert!(
+            e.contains("pipeline.sample.logs.rules[0].probability"),
+            "{e}"
+        );
+        let e = err("pipeline:\n  sample:\n    logs:\n      rules:\n        - {severity: loud, probability: 1}\nexporters:\n  b: {blackhole: {}}\n");
+        assert!(e.contains("pipeline.sample.logs.rules[0].severity"), "{e}");
     }
 
     #[test]

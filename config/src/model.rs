@@ -111,6 +111,90 @@ pub struct PipelineConfig {
     pub enqueue_timeout: Duration,
     #[serde(default)]
     pub normalize: NormalizeConfig,
+    #[serde(default)]
+    pub sample: SampleConfig,
+}
+
+/// Consistent probability sampling; the defaults keep everything.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SampleConfig {
+    #[serde(default)]
+    pub traces: TraceSampling,
+    #[serde(default)]
+    pub logs: LogSampling,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraceSampling {
+    /// Head sampling by trace id (OpenTelemetry-compatible thresholds); 1.0 keeps every trace.
+    #[serde(default = "defaults::one")]
+    pub probability: f64,
+}
+
+impl Default for TraceSampling {
+    fn default() -> Self {
+        TraceSampling { probability: 1.0 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSampling {
+    /// First match wins.
+    #[serde(default)]
+    pub rules: Vec<LogRuleConfig>,
+    /// For records no rule matches.
+    #[serde(default = "defaults::one")]
+    pub default_probability: f64,
+}
+
+impl Default for LogSampling {
+    fn default() -> Self {
+        LogSampling {
+            rules: Vec::new(),
+            default_probability: 1.0,
+        }
+    }
+}
+
+/// OTLP severity ranges by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+    Fatal,
+}
+
+impl Severity {
+    /// The severity numbers of this level: TRACE is 1–4, DEBUG 5–8, … FATAL 21–24.
+    pub fn range(self) -> (i32, i32) {
+        let lo = 1 + 4 * self as i32;
+        (lo, lo + 3)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogRuleConfig {
+    /// Used in the `rule` label of `weir_sampled_out_items_total`; default `rule<N>`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Matches this level and above.
+    #[serde(default)]
+    pub min_severity: Option<Severity>,
+    /// Matches exactly this level.
+    #[serde(default)]
+    pub severity: Option<Severity>,
+    /// Matches the resource's `service.name`.
+    #[serde(default)]
+    pub service: Option<String>,
+    pub probability: f64,
 }
 
 /// What becomes of a span whose trace or span id is all zeros.
@@ -154,6 +238,7 @@ impl Default for PipelineConfig {
             intake_queue: defaults::intake_queue(),
             enqueue_timeout: defaults::enqueue_timeout(),
             normalize: NormalizeConfig::default(),
+            sample: SampleConfig::default(),
         }
     }
 }
@@ -581,6 +666,9 @@ pub mod defaults {
 
     pub fn yes() -> bool {
         true
+    }
+    pub fn one() -> f64 {
+        1.0
     }
     pub fn grpc_endpoint() -> String {
         "127.0.0.1:4317".into()

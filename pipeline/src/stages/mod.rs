@@ -3,4 +3,5 @@
 
 pub mod context;
 pub mod normalize;
+pub mod sample;
 pub mod tracestate;

@@ -1,0 +1,472 @@
+//! `Sample`: consistent probability sampling, compatible with OpenTelemetry's (OTEP 235).
+//!
+//! - Spans: randomness R is the 56-bit `rv` from `tracestate` (`ot=rv:…`) when present, else the trace
+//!   id's low 56 bits; a span is kept when R ≥ T, with T = (1 − p)·2^56. An upstream threshold
+//!   (`ot=th:…`) is respected — the effective threshold is the larger, so a chain of tiers only ever
+//!   lowers the probability — and written back as `ot=th:…` on kept spans, other `ot` sub-keys and
+//!   vendors' members untouched. Every instance decides the same for the same trace.
+//! - Log records: the first matching rule (severity at least / exactly, service) gives p. A record with
+//!   a trace id uses its trace's R, so with the same p it shares its trace's fate, and with a higher p a
+//!   kept trace always keeps its logs; a record without one draws R from a hash of its timestamp,
+//!   severity and body (deterministic).
+//!
+//! Sampled-out items are counted per signal and rule. With no configuration nothing is sampled away.
+
+use super::tracestate;
+use crate::batch::Batch;
+use crate::hotswap::HotSwap;
+use crate::metrics::{Counter, Registry};
+use crate::signal::{Logs, Traces};
+use crate::stage::Stage;
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
+
+const MAX: u64 = 1 << 56;
+
+/// A compiled probability: the rejection threshold T in [0, 2^56].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Threshold(pub u64);
+
+impl Threshold {
+    pub fn from_probability(p: f64) -> Self {
+        // p·2^56 first: for small p it stays exact in f64, where (1 − p)·2^56 would lose the low bits.
+        let p = p.clamp(0.0, 1.0);
+        Threshold(MAX - (p * MAX as f64).round() as u64)
+    }
+
+    /// `th` text: 14 hex digits with trailing zeros removed; `0` for "keep everything".
+    pub fn encode(self) -> String {
+        if self.0 == 0 {
+            return "0".into();
+        }
+        let s = format!("{:014x}", self.0.min(MAX - 1));
+        s.trim_end_matches('0').to_string()
+    }
+
+    pub fn decode(th: &str) -> Option<Self> {
+        if th.is_empty() || th.len() > 14 || !th.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let padded = format!("{th:0<14}");
+        u64::from_str_radix(&padded, 16).ok().map(Threshold)
+    }
+}
+
+/// The `ot` member of a tracestate: its `th` and `rv` sub-keys.
+fn ot_values(state: &str) -> (Option<Threshold>, Option<u64>) {
+    let Some(ot) = state
+        .split(',')
+        .map(str::trim)
+        .find_map(|m| m.strip_prefix("ot="))
+    else {
+        return (None, None);
+    };
+    let (mut th, mut rv) = (None, None);
+    for kv in ot.split(';') {
+        match kv.split_once(':') {
+            Some(("th", v)) => th = Threshold::decode(v),
+            Some(("rv", v)) if v.len() == 14 => rv = u64::from_str_radix(v, 16).ok(),
+            _ => {}
+        }
+    }
+    (th, rv)
+}
+
+/// `state` with `ot=th:<t>` set, other `ot` sub-keys and other members kept, `ot` first (W3C:
+/// a modified member moves to the front).
+fn with_threshold(state: &str, t: Threshold) -> String {
+    let mut ot_parts = vec![format!("th:{}", t.encode())];
+    let mut others = Vec::new();
+    for m in state.split(',').map(str::trim).filter(|m| !m.is_empty()) {
+        match m.strip_prefix("ot=") {
+            Some(ot) => ot_parts.extend(
+                ot.split(';')
+                    .filter(|kv| !kv.starts_with("th:") && !kv.is_empty())
+                    .map(String::from),
+            ),
+            None => others.push(m.to_string()),
+        }
+    }
+    let mut out = format!("ot={}", ot_parts.join(";"));
+    for m in others {
+        out.push(',');
+        out.push_str(&m);
+    }
+    tracestate::normalize(&out).unwrap_or(out)
+}
+
+/// Randomness of a trace: its id's low 56 bits.
+pub fn trace_randomness(trace_id: &[u8]) -> u64 {
+    if trace_id.len() != 16 {
+        return 0;
+    }
+    trace_id[9..16]
+        .iter()
+        .fold(0u64, |acc, b| acc << 8 | u64::from(*b))
+}
+
+/// A log-sampling rule, compiled.
+#[derive(Debug, Clone)]
+pub struct LogRule {
+    pub name: String,
+    pub min_severity: Option<i32>,
+    pub max_severity: Option<i32>,
+    pub service: Option<String>,
+    pub threshold: Threshold,
+}
+
+#[derive(Debug, Clone)]
+pub struct SamplePolicy {
+    pub traces: Threshold,
+    pub log_rules: Vec<LogRule>,
+    pub logs_default: Threshold,
+}
+
+impl From<&weir_config::SampleConfig> for SamplePolicy {
+    fn from(c: &weir_config::SampleConfig) -> Self {
+        SamplePolicy {
+            traces: Threshold::from_probability(c.traces.probability),
+            log_rules: c
+                .logs
+                .rules
+                .iter()
+                .enumerate()
+                .map(|(i, r)| LogRule {
+                    name: r.name.clone().unwrap_or_else(|| format!("rule{i}")),
+                    min_severity: r
+                        .min_severity
+                        .map(|s| s.range().0)
+                        .or(r.severity.map(|s| s.range().0)),
+                    max_severity: r.severity.map(|s| s.range().1),
+                    service: r.service.clone(),
+                    threshold: Threshold::from_probability(r.probability),
+                })
+                .collect(),
+            logs_default: Threshold::from_probability(c.logs.default_probability),
+        }
+    }
+}
+
+impl SamplePolicy {
+    /// Keeps everything: the default.
+    pub fn keep_all() -> Self {
+        SamplePolicy {
+            traces: Threshold(0),
+            log_rules: Vec::new(),
+            logs_default: Threshold(0),
+        }
+    }
+}
+
+pub struct Sample {
+    policy: HotSwap<SamplePolicy>,
+    registry: std::sync::Arc<Registry>,
+    spans_out: Counter,
+}
+
+impl Sample {
+    pub fn new(policy: SamplePolicy, registry: &std::sync::Arc<Registry>) -> Self {
+        Sample {
+            policy: HotSwap::new(policy),
+            spans_out: registry.counter(
+                "weir_sampled_out_items_total",
+                "Items sampling decided not to keep, by signal and rule.",
+                &[("signal", "traces"), ("rule", "head")],
+            ),
+            registry: registry.clone(),
+        }
+    }
+
+    pub fn policy(&self) -> &HotSwap<SamplePolicy> {
+        &self.policy
+    }
+
+    fn logs_out(&self, rule: &str) -> Counter {
+        self.registry.counter(
+            "weir_sampled_out_items_total",
+            "Items sampling decided not to keep, by signal and rule.",
+            &[("signal", "logs"), ("rule", rule)],
+        )
+    }
+}
+
+impl Stage<Traces> for Sample {
+    fn name(&self) -> &'static str {
+        "sample"
+    }
+
+    fn apply(&self, batch: &mut Batch<Traces>) {
+        let policy = self.policy.load();
+        let own = policy.traces;
+        let mut dropped = 0;
+        for scope in batch
+            .resources
+            .iter_mut()
+            .flat_map(|r| r.scope_spans.iter_mut())
+        {
+            scope.spans.retain_mut(|span| {
+                // Not sampling here: keep everything and leave tracestate exactly as received.
+                if own.0 == 0 {
+                    return true;
+                }
+                let (upstream, rv) = ot_values(&span.trace_state);
+                let t = Threshold(own.0.max(upstream.map_or(0, |u| u.0)));
+                let r = rv.unwrap_or_else(|| trace_randomness(&span.trace_id));
+                if r < t.0 {
+                    dropped += 1;
+                    return false;
+                }
+                if upstream != Some(t) {
+                    span.trace_state = with_threshold(&span.trace_state, t);
+                }
+                true
+            });
+        }
+        self.spans_out.add(dropped);
+    }
+}
+
+fn service_of(resource: Option<&opentelemetry_proto::tonic::resource::v1::Resource>) -> &str {
+    resource
+        .into_iter()
+        .flat_map(|r| &r.attributes)
+        .find(|kv| kv.key == "service.name")
+        .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+            Value::StringValue(s) => Some(s.as_str()),
+            _ => None,
+        })
+        .unwrap_or("")
+}
+
+/// 56 bits from a record without trace context: FNV-1a over time, severity and body, deterministic.
+fn record_randomness(r: &LogRecord) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    eat(&r.time_unix_nano.to_le_bytes());
+    eat(&r.severity_number.to_le_bytes());
+    if let Some(Value::StringValue(s)) = r.body.as_ref().and_then(|b| b.value.as_ref()) {
+        eat(s.as_bytes());
+    }
+    // Fold the high byte in so all 64 bits matter.
+    (h ^ (h >> 56)) & (MAX - 1)
+}
+
+impl Stage<Logs> for Sample {
+    fn name(&self) -> &'static str {
+        "sample"
+    }
+
+    fn apply(&self, batch: &mut Batch<Logs>) {
+        let policy = self.policy.load();
+        if policy.log_rules.is_empty() && policy.logs_default.0 == 0 {
+            return;
+        }
+        let mut dropped: Vec<(String, u64)> = Vec::new();
+        for rl in &mut batch.resources {
+            let service = service_of(rl.resource.as_ref()).to_string();
+            for scope in &mut rl.scope_logs {
+                scope.log_records.retain(|r| {
+                    let rule = policy.log_rules.iter().find(|rule| {
+                        rule.min_severity.is_none_or(|m| r.severity_number >= m)
+                            && rule.max_severity.is_none_or(|s| r.severity_number <= s)
+                            && rule.service.as_deref().is_none_or(|s| s == service)
+                    });
+                    let (t, name) = rule.map_or((policy.logs_default, "default"), |r| {
+                        (r.threshold, r.name.as_str())
+                    });
+                    if t.0 == 0 {
+                        return true;
+                    }
+                    let rand = if r.trace_id.len() == 16 {
+                        trace_randomness(&r.trace_id)
+                    } else {
+                        record_randomness(r)
+                    };
+                    if rand >= t.0 {
+                        return true;
+                    }
+                    match dropped.iter_mut().find(|(n, _)| n == name) {
+                        Some((_, c)) => *c += 1,
+                        None => dropped.push((name.to_string(), 1)),
+                    }
+                    false
+                });
+            }
+        }
+        for (name, n) in dropped {
+            self.logs_out(&name).add(n);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures;
+
+    #[test]
+    fn thresholds_encode_as_the_spec_shows() {
+        assert_eq!(Threshold::from_probability(1.0).encode(), "0");
+        assert_eq!(Threshold::from_probability(0.5).encode(), "8");
+        assert_eq!(Threshold::from_probability(0.25).encode(), "c");
+        assert_eq!(Threshold::from_probability(0.01).encode(), "fd70a3d70a3d71");
+        assert_eq!(Threshold::decode("8"), Some(Threshold(1 << 55)));
+        assert_eq!(Threshold::decode("xyz"), None);
+    }
+
+    #[test]
+    fn tracestate_rewrite_keeps_other_keys_and_vendors() {
+        assert_eq!(with_threshold("", Threshold(1 << 55)), "ot=th:8");
+        assert_eq!(
+            with_threshold("vendor=x,ot=rv:abcdef01234567;th:c", Threshold(0xe << 52)),
+            "ot=th:e;rv:abcdef01234567,vendor=x"
+        );
+        assert_eq!(
+            ot_values("ot=th:8;rv:00000000000001"),
+            (Some(Threshold(1 << 55)), Some(1))
+        );
+    }
+
+    fn registry() -> std::sync::Arc<Registry> {
+        Registry::new()
+    }
+
+    #[test]
+    fn head_sampling_is_consistent_accurate_and_respects_upstream() {
+        let r = registry();
+        let half = Sample::new(
+            SamplePolicy {
+                traces: Threshold::from_probability(0.5),
+                ..SamplePolicy::keep_all()
+            },
+            &r,
+        );
+        let other_instance = Sample::new(
+            SamplePolicy {
+                traces: Threshold::from_probability(0.5),
+                ..SamplePolicy::keep_all()
+            },
+            &registry(),
+        );
+        let mut spans = fixtures::resource_spans(1, 40_000);
+        for (i, s) in spans[0].scope_spans[0].spans.iter_mut().enumerate() {
+            // Random-looking ids, one per span.
+            let x = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
+            s.trace_id[8..].copy_from_slice(&x.to_be_bytes());
+        }
+        let mut a = Batch::<Traces>::measured(spans.clone());
+        let mut b = Batch::<Traces>::measured(spans);
+        Stage::<Traces>::apply(&half, &mut a);
+        Stage::<Traces>::apply(&other_instance, &mut b);
+        let kept = |x: &Batch<Traces>| {
+            x.resources[0].scope_spans[0]
+                .spans
+                .iter()
+                .map(|s| s.span_id.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(kept(&a), kept(&b), "two instances decide alike");
+        let n = kept(&a).len() as f64;
+        let sigma = (40_000.0f64 * 0.25).sqrt();
+        assert!((n - 20_000.0).abs() < 3.0 * sigma, "kept {n}");
+        assert!(a.resources[0].scope_spans[0]
+            .spans
+            .iter()
+            .all(|s| s.trace_state == "ot=th:8"));
+
+        // A later tier at 100 % keeps what the first kept and passes the threshold on unchanged.
+        let full = Sample::new(SamplePolicy::keep_all(), &r);
+        let mut again = Batch::<Traces>::measured(a.resources.clone());
+        Stage::<Traces>::apply(&full, &mut again);
+        assert_eq!(kept(&again), kept(&a));
+        // A tier at 25 % raises the threshold; never lowers it.
+        let quarter = Sample::new(
+            SamplePolicy {
+                traces: Threshold::from_probability(0.25),
+                ..SamplePolicy::keep_all()
+            },
+            &r,
+        );
+        Stage::<Traces>::apply(&quarter, &mut again);
+        assert!(again.resources[0].scope_spans[0]
+            .spans
+            .iter()
+            .all(|s| s.trace_state == "ot=th:c"));
+        let n = kept(&again).len() as f64;
+        assert!(
+            (n - 10_000.0).abs() < 3.0 * (40_000.0f64 * 0.25 * 0.75).sqrt(),
+            "kept {n}"
+        );
+    }
+
+    #[test]
+    fn log_rules_keep_warnings_sample_info_and_follow_traces() {
+        let r = registry();
+        let policy = SamplePolicy {
+            traces: Threshold::from_probability(0.1),
+            log_rules: vec![
+                LogRule {
+                    name: "warn+".into(),
+                    min_severity: Some(13),
+                    max_severity: None,
+                    service: None,
+                    threshold: Threshold(0),
+                },
+                LogRule {
+                    name: "info".into(),
+                    min_severity: Some(9),
+                    max_severity: Some(12),
+                    service: None,
+                    threshold: Threshold::from_probability(0.1),
+                },
+            ],
+            logs_default: Threshold::from_probability(0.0),
+        };
+        let s = Sample::new(policy, &r);
+        let mut logs = fixtures::resource_logs(1, 20_000);
+        for (i, rec) in logs[0].scope_logs[0].log_records.iter_mut().enumerate() {
+            let x = (i as u64 + 7).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            if !rec.trace_id.is_empty() {
+                rec.trace_id[8..].copy_from_slice(&x.to_be_bytes());
+            }
+            rec.body = Some(opentelemetry_proto::tonic::common::v1::AnyValue {
+                value: Some(Value::StringValue(format!("event {x}"))),
+            });
+        }
+        let errors = logs[0].scope_logs[0]
+            .log_records
+            .iter()
+            .filter(|r| r.severity_number >= 13)
+            .count();
+        let mut batch = Batch::<Logs>::measured(logs);
+        Stage::<Logs>::apply(&s, &mut batch);
+        let kept = &batch.resources[0].scope_logs[0].log_records;
+        assert_eq!(
+            kept.iter().filter(|r| r.severity_number >= 13).count(),
+            errors,
+            "every warning and error kept"
+        );
+        let info = kept.iter().filter(|r| r.severity_number == 9).count() as f64;
+        let infos = 18_000.0;
+        assert!(
+            (info - infos * 0.1).abs() < 3.0 * (infos * 0.1 * 0.9f64).sqrt(),
+            "kept {info} info"
+        );
+        // An info record with a trace id is kept exactly when its trace is (same p, same randomness).
+        let t = Threshold::from_probability(0.1);
+        for rec in kept
+            .iter()
+            .filter(|r| r.severity_number == 9 && !r.trace_id.is_empty())
+        {
+            assert!(trace_randomness(&rec.trace_id) >= t.0);
+        }
+        assert!(r
+            .render()
+            .contains("weir_sampled_out_items_total{signal=\"logs\",rule=\"info\"}"));
+    }
+}
