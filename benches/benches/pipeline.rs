@@ -119,6 +119,7 @@ fn normalize(c: &mut Criterion) {
     let registry = weir_pipeline::metrics::Registry::new();
     let n = Normalize::new(
         NormalizePolicy {
+            enabled: true,
             invalid_spans: weir_config::InvalidSpans::Flag,
             remove_source_attributes: false,
         },

@@ -1,4 +1,5 @@
-//! The admin endpoint: Prometheus `/metrics`, liveness `/healthz`, readiness `/readyz`.
+//! The admin endpoint: Prometheus `/metrics`, liveness `/healthz`, readiness `/readyz`, and
+//! `POST /admin/reload` (stage policies from the config file).
 //! Readiness turns false as soon as shutdown starts, so load balancers stop sending first.
 
 use crate::app::ShutdownSignal;
@@ -16,6 +17,7 @@ use weir_pipeline::metrics::Registry;
 pub struct AdminState {
     pub registry: Arc<Registry>,
     pub ready: AtomicBool,
+    pub policies: Arc<crate::reload::Policies>,
 }
 
 pub async fn bind(
@@ -32,6 +34,7 @@ pub async fn bind(
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
+        .route("/admin/reload", axum::routing::post(reload))
         .with_state(state);
     Ok((local, async move {
         if let Err(e) = axum::serve(listener, app)
@@ -51,6 +54,21 @@ async fn metrics(State(s): State<Arc<AdminState>>) -> impl IntoResponse {
         )],
         s.registry.render(),
     )
+}
+
+/// Answers with the new policy version, or 400 and the reason (the running policies stay).
+async fn reload(State(s): State<Arc<AdminState>>) -> impl IntoResponse {
+    match s.policies.reload() {
+        Ok((version, note)) => {
+            tracing::info!(version, "policies reloaded via /admin/reload");
+            let note = note.map(|n| format!("; {n}")).unwrap_or_default();
+            (StatusCode::OK, format!("policy version {version}{note}\n"))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "reload refused; the running policies stay");
+            (StatusCode::BAD_REQUEST, format!("{e}\n"))
+        }
+    }
 }
 
 async fn ready(State(s): State<Arc<AdminState>>) -> impl IntoResponse {

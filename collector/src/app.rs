@@ -5,6 +5,7 @@
 use crate::admin::{self, AdminState};
 use crate::intake::{Intake, SignalIntake};
 use crate::pipeline::{self, Destinations, SignalPipeline};
+use crate::reload::Policies;
 use crate::{grpc, http};
 use std::future::Future;
 use std::sync::atomic::Ordering;
@@ -31,8 +32,22 @@ impl ShutdownSignal {
 }
 
 /// Runs Weir until `stop` resolves, then shuts down cleanly.
-pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn run(
+    config: Config,
+    source: Option<std::path::PathBuf>,
+    stop: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     let registry = Registry::new();
+    let policies = Arc::new(Policies::new(source));
+    {
+        let p = policies.clone();
+        registry.gauge_fn(
+            "weir_policy_version",
+            "Version of the stage policies in force; increments on every successful reload.",
+            &[],
+            move || p.version() as f64,
+        );
+    }
     let workers = match config.pipeline.workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
@@ -42,9 +57,33 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     let (abort_delivery, abort) = ShutdownSignal::new();
     let intake = Arc::new(Intake {
         request_slots: tokio::sync::Semaphore::new(config.receivers.max_concurrent_requests),
-        traces: intake_for::<Traces>(&config, &registry, workers, &abort, &mut pipelines).await?,
-        logs: intake_for::<Logs>(&config, &registry, workers, &abort, &mut pipelines).await?,
-        metrics: intake_for::<Metrics>(&config, &registry, workers, &abort, &mut pipelines).await?,
+        traces: intake_for::<Traces>(
+            &config,
+            &registry,
+            workers,
+            &abort,
+            &policies,
+            &mut pipelines,
+        )
+        .await?,
+        logs: intake_for::<Logs>(
+            &config,
+            &registry,
+            workers,
+            &abort,
+            &policies,
+            &mut pipelines,
+        )
+        .await?,
+        metrics: intake_for::<Metrics>(
+            &config,
+            &registry,
+            workers,
+            &abort,
+            &policies,
+            &mut pipelines,
+        )
+        .await?,
     });
 
     let (stop_receivers, receivers_signal) = ShutdownSignal::new();
@@ -74,7 +113,9 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     let admin_state = Arc::new(AdminState {
         registry: registry.clone(),
         ready: false.into(),
+        policies: policies.clone(),
     });
+    let hangups = tokio::spawn(reload_on_sighup(policies.clone()));
     let (stop_admin, admin_signal) = ShutdownSignal::new();
     let admin = if config.admin.enabled {
         let (addr, server) =
@@ -93,6 +134,7 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     admin_state.ready.store(false, Ordering::Release);
     let _ = stop_receivers.send(true);
     let clean = drain(receivers, &intake, pipelines, deadline, abort_delivery).await;
+    hangups.abort();
     let _ = stop_admin.send(true);
     if let Some(admin) = admin {
         let _ = admin.await;
@@ -110,9 +152,10 @@ async fn intake_for<S: Destinations>(
     registry: &Arc<Registry>,
     workers: usize,
     abort: &ShutdownSignal,
+    policies: &Policies,
     pipelines: &mut Vec<SignalPipeline>,
 ) -> anyhow::Result<SignalIntake<S>> {
-    let queue = pipeline::start::<S>(config, registry, workers, abort)
+    let queue = pipeline::start::<S>(config, registry, workers, abort, policies)
         .await?
         .map(|(tx, p)| {
             pipelines.push(p);
@@ -180,6 +223,26 @@ async fn drain(
         .collect();
     tracing::error!(queued = ?left, "shutdown deadline passed before every queue drained");
     false
+}
+
+/// Reloads the stage policies on every SIGHUP, logging the outcome.
+async fn reload_on_sighup(policies: Arc<Policies>) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; reload with POST /admin/reload");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        match policies.reload() {
+            Ok((version, note)) => tracing::info!(
+                version,
+                note = note.unwrap_or(""),
+                "SIGHUP: policies reloaded"
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "SIGHUP: reload refused; the running policies stay")
+            }
+        }
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT.

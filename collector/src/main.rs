@@ -5,7 +5,7 @@
 //! - [`pipeline`] and [`workers`]: one pipeline per signal, stage worker threads, exporter routes.
 //! - [`intake`]: what both receivers share: validation, enqueue with bounded wait, acknowledgement.
 //! - [`grpc`], [`http`], [`decode`], [`wire`]: the OTLP receivers and their per-signal details.
-//! - [`admin`]: `/metrics`, `/healthz`, `/readyz`.
+//! - [`admin`]: `/metrics`, `/healthz`, `/readyz`, `/admin/reload`; [`reload`]: live policy swaps.
 
 mod admin;
 mod app;
@@ -14,6 +14,7 @@ mod grpc;
 mod http;
 mod intake;
 mod pipeline;
+mod reload;
 mod wire;
 mod workers;
 
@@ -97,7 +98,7 @@ fn main() -> ExitCode {
             }
         },
         Some(Command::Run) | None => match load(&cli) {
-            Ok(config) => match serve(config) {
+            Ok(config) => match serve(config, cli.config.clone()) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e:#}");
@@ -113,7 +114,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(config: Config) -> anyhow::Result<()> {
+fn serve(config: Config, source: Option<PathBuf>) -> anyhow::Result<()> {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.log.level))
         .with_context(|| format!("log.level: invalid filter {:?}", config.log.level))?;
@@ -131,7 +132,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
         .thread_name("weir-io")
         .build()
         .context("cannot start the async runtime")?;
-    let result = runtime.block_on(app::run(config, app::termination()));
+    let result = runtime.block_on(app::run(config, source, app::termination()));
     // A file write stuck on a blocking thread (a full disk, a pipe nobody reads) must not hold the
     // process past its shutdown: whatever it held was already counted when the deadline passed.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));

@@ -2,6 +2,7 @@
 //! loop per exporter. Adding an exporter kind means one arm in [`spawn_exporter`].
 
 use crate::app::ShutdownSignal;
+use crate::reload::Policies;
 use crate::wire::Wire;
 use crate::workers::{self, Route};
 use std::sync::Arc;
@@ -16,8 +17,6 @@ use weir_exporters::{
 };
 use weir_pipeline::metrics::Registry;
 use weir_pipeline::queue::{Limits, QueueStats};
-use weir_pipeline::stages::normalize::{Normalize, NormalizePolicy};
-use weir_pipeline::stages::sample::{Sample, SamplePolicy};
 use weir_pipeline::{bounded, Batch, Chain, Receiver, Sender};
 use weir_pipeline::{Logs, Metrics, Traces};
 
@@ -35,6 +34,7 @@ pub async fn start<S: Destinations>(
     registry: &Arc<Registry>,
     workers: usize,
     abort: &ShutdownSignal,
+    policies: &Policies,
 ) -> anyhow::Result<Option<(Sender<Batch<S>>, SignalPipeline)>> {
     let signal = S::KIND.as_str();
     let exporters: Vec<_> = config
@@ -62,7 +62,7 @@ pub async fn start<S: Destinations>(
         deliveries.push(spawn_exporter::<S>(name, cfg, rx, registry, abort.clone()).await?);
         routes.push(Route::new(tx, cfg.queue.overflow, name, registry));
     }
-    let chain = Arc::new(S::chain(config, registry));
+    let chain = Arc::new(S::chain(config, registry, policies));
     let workers = workers::spawn(workers, intake_rx, chain, Arc::new(routes))?;
     Ok(Some((
         intake_tx,
@@ -76,37 +76,30 @@ pub async fn start<S: Destinations>(
 
 /// The stage chain each signal runs.
 pub trait Stages: Wire {
-    fn chain(config: &Config, registry: &Arc<Registry>) -> Chain<Self>;
+    fn chain(config: &Config, registry: &Arc<Registry>, policies: &Policies) -> Chain<Self>;
 }
 
-fn normalize(config: &Config, registry: &Arc<Registry>) -> Option<Normalize> {
-    let c = &config.pipeline.normalize;
-    c.enabled
-        .then(|| Normalize::new(NormalizePolicy::from(c), registry))
+impl Stages for Metrics {
+    fn chain(_: &Config, _: &Arc<Registry>, _: &Policies) -> Chain<Self> {
+        Chain::pass()
+    }
 }
 
-/// Normalize (when enabled), then Sample: sampling decides on canonical trace context.
+/// Normalize, then Sample: sampling decides on canonical trace context. Both are always in the chain
+/// (a disabled normalize passes batches through), so a reload can change either.
 macro_rules! normalize_then_sample {
     ($($signal:ty),*) => {$(
         impl Stages for $signal {
-            fn chain(config: &Config, registry: &Arc<Registry>) -> Chain<Self> {
-                let mut stages: Vec<Box<dyn weir_pipeline::Stage<Self>>> = Vec::new();
-                if let Some(n) = normalize(config, registry) {
-                    stages.push(Box::new(n));
-                }
-                stages.push(Box::new(Sample::new(SamplePolicy::from(&config.pipeline.sample), registry)));
-                Chain::new(stages)
+            fn chain(config: &Config, registry: &Arc<Registry>, policies: &Policies) -> Chain<Self> {
+                Chain::new(vec![
+                    Box::new(policies.normalize(config, registry)),
+                    Box::new(policies.sample(config, registry)),
+                ])
             }
         }
     )*};
 }
 normalize_then_sample!(Traces, Logs);
-
-impl Stages for Metrics {
-    fn chain(_: &Config, _: &Arc<Registry>) -> Chain<Self> {
-        Chain::pass()
-    }
-}
 
 /// Everything a delivery loop needs besides the exporter itself.
 pub struct Delivery<S: Wire> {

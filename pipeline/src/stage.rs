@@ -13,6 +13,16 @@ pub trait Stage<S: Signal>: Send + Sync {
     fn apply(&self, batch: &mut Batch<S>);
 }
 
+/// A shared stage runs as itself; lets the owner keep a handle (to swap its policy) while a chain runs it.
+impl<S: Signal, T: Stage<S> + ?Sized> Stage<S> for std::sync::Arc<T> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+    fn apply(&self, batch: &mut Batch<S>) {
+        (**self).apply(batch)
+    }
+}
+
 /// Leaves batches unchanged; the chain of a pipeline that has no stages configured.
 #[derive(Debug, Default)]
 pub struct Pass;

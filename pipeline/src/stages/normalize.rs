@@ -27,6 +27,8 @@ use weir_config::{InvalidSpans, NormalizeConfig};
 /// The policy in force; swapped whole on reload.
 #[derive(Debug, Clone)]
 pub struct NormalizePolicy {
+    /// Off: batches pass untouched (a reload can turn the stage off and on).
+    pub enabled: bool,
     pub invalid_spans: InvalidSpans,
     pub remove_source_attributes: bool,
 }
@@ -34,6 +36,7 @@ pub struct NormalizePolicy {
 impl From<&NormalizeConfig> for NormalizePolicy {
     fn from(c: &NormalizeConfig) -> Self {
         NormalizePolicy {
+            enabled: c.enabled,
             invalid_spans: c.invalid_spans,
             remove_source_attributes: c.remove_source_attributes,
         }
@@ -107,6 +110,9 @@ impl Stage<Traces> for Normalize {
 
     fn apply(&self, batch: &mut Batch<Traces>) {
         let policy = self.policy.load();
+        if !policy.enabled {
+            return;
+        }
         for scope in batch
             .resources
             .iter_mut()
@@ -152,6 +158,9 @@ impl Stage<Logs> for Normalize {
 
     fn apply(&self, batch: &mut Batch<Logs>) {
         let policy = self.policy.load();
+        if !policy.enabled {
+            return;
+        }
         for scope in batch
             .resources
             .iter_mut()
@@ -317,6 +326,7 @@ mod tests {
         let registry = Registry::new();
         let n = Normalize::new(
             NormalizePolicy {
+                enabled: true,
                 invalid_spans,
                 remove_source_attributes: remove,
             },

@@ -1,0 +1,126 @@
+//! Live policy reload: the config file is read, validated and compiled off the hot path, then every
+//! stage's policy is stored atomically; each batch runs under exactly one version. An invalid file is
+//! refused with the reason and the running policies stay. Triggered by SIGHUP and `POST /admin/reload`.
+//!
+//! What reloads: the stage policies (`pipeline.normalize`, `pipeline.sample`). Receivers, queues and
+//! exporters keep the settings they started with; changing those needs a restart, and the reload
+//! answer says so when they differ.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use weir_config::Config;
+use weir_pipeline::stages::normalize::{Normalize, NormalizePolicy};
+use weir_pipeline::stages::sample::{Sample, SamplePolicy};
+
+#[derive(Default)]
+pub struct Policies {
+    normalize: Mutex<Vec<Arc<Normalize>>>,
+    sample: Mutex<Vec<Arc<Sample>>>,
+    version: AtomicU64,
+    source: Option<PathBuf>,
+    /// The config text last applied, to tell whether non-reloadable settings changed.
+    applied: Mutex<Option<String>>,
+}
+
+impl Policies {
+    pub fn new(source: Option<PathBuf>) -> Self {
+        Policies {
+            version: AtomicU64::new(1),
+            applied: Mutex::new(
+                source
+                    .as_ref()
+                    .and_then(|p| std::fs::read_to_string(p).ok()),
+            ),
+            source,
+            ..Policies::default()
+        }
+    }
+
+    pub fn normalize(
+        &self,
+        config: &Config,
+        registry: &weir_pipeline::metrics::Registry,
+    ) -> Arc<Normalize> {
+        let n = Arc::new(Normalize::new(
+            NormalizePolicy::from(&config.pipeline.normalize),
+            registry,
+        ));
+        self.normalize
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(n.clone());
+        n
+    }
+
+    pub fn sample(
+        &self,
+        config: &Config,
+        registry: &Arc<weir_pipeline::metrics::Registry>,
+    ) -> Arc<Sample> {
+        let s = Arc::new(Sample::new(
+            SamplePolicy::from(&config.pipeline.sample),
+            registry,
+        ));
+        self.sample
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(s.clone());
+        s
+    }
+
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    /// Reloads from the config file; the new version, or why not (the old policies keep running).
+    pub fn reload(&self) -> Result<(u64, Option<&'static str>), String> {
+        let path = self
+            .source
+            .as_ref()
+            .ok_or("weir is running its embedded default; start it with --config FILE to reload")?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+        let config = weir_config::parse(&text, &path.display().to_string(), |k| {
+            std::env::var(k).ok()
+        })
+        .map_err(|e| e.to_string())?;
+        let normalize = NormalizePolicy::from(&config.pipeline.normalize);
+        let sample = SamplePolicy::from(&config.pipeline.sample);
+        for n in self
+            .normalize
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            n.policy().store(normalize.clone());
+        }
+        for s in self.sample.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            s.policy().store(sample.clone());
+        }
+        let version = self.version.fetch_add(1, Ordering::AcqRel) + 1;
+        let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+        let before = applied
+            .as_deref()
+            .and_then(|t| weir_config::parse(t, "", |k| std::env::var(k).ok()).ok());
+        *applied = Some(text);
+        let restart = before.is_some_and(|b| !same_runtime(&b, &config));
+        Ok((
+            version,
+            restart.then_some(
+                "receiver, queue or exporter settings changed too; those apply after a restart",
+            ),
+        ))
+    }
+}
+
+/// Whether everything but the stage policies is the same.
+fn same_runtime(a: &Config, b: &Config) -> bool {
+    format!(
+        "{:?}{:?}{:?}{:?}",
+        a.receivers, a.exporters, a.pipeline.intake_queue, a.admin
+    ) == format!(
+        "{:?}{:?}{:?}{:?}",
+        b.receivers, b.exporters, b.pipeline.intake_queue, b.admin
+    )
+}
