@@ -52,39 +52,23 @@ pub async fn run(
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
-    let mut pipelines = Vec::new();
     // Fired only if the shutdown deadline passes: delivery loops then count what they still hold.
     let (abort_delivery, abort) = ShutdownSignal::new();
+    let mut build = Build {
+        config: &config,
+        registry: &registry,
+        workers,
+        abort: &abort,
+        policies: &policies,
+        pipelines: Vec::new(),
+    };
     let intake = Arc::new(Intake {
         request_slots: tokio::sync::Semaphore::new(config.receivers.max_concurrent_requests),
-        traces: intake_for::<Traces>(
-            &config,
-            &registry,
-            workers,
-            &abort,
-            &policies,
-            &mut pipelines,
-        )
-        .await?,
-        logs: intake_for::<Logs>(
-            &config,
-            &registry,
-            workers,
-            &abort,
-            &policies,
-            &mut pipelines,
-        )
-        .await?,
-        metrics: intake_for::<Metrics>(
-            &config,
-            &registry,
-            workers,
-            &abort,
-            &policies,
-            &mut pipelines,
-        )
-        .await?,
+        traces: build.intake::<Traces>().await?,
+        logs: build.intake::<Logs>().await?,
+        metrics: build.intake::<Metrics>().await?,
     });
+    let pipelines = build.pipelines;
 
     let (stop_receivers, receivers_signal) = ShutdownSignal::new();
     let mut receivers: Vec<JoinHandle<()>> = Vec::new();
@@ -147,25 +131,37 @@ pub async fn run(
     }
 }
 
-async fn intake_for<S: Destinations>(
-    config: &Config,
-    registry: &Arc<Registry>,
+/// What building the signal pipelines needs, and the pipelines built so far.
+struct Build<'a> {
+    config: &'a Config,
+    registry: &'a Arc<Registry>,
     workers: usize,
-    abort: &ShutdownSignal,
-    policies: &Policies,
-    pipelines: &mut Vec<SignalPipeline>,
-) -> anyhow::Result<SignalIntake<S>> {
-    let queue = pipeline::start::<S>(config, registry, workers, abort, policies)
-        .await?
-        .map(|(tx, p)| {
-            pipelines.push(p);
+    abort: &'a ShutdownSignal,
+    policies: &'a Policies,
+    pipelines: Vec<SignalPipeline>,
+}
+
+impl Build<'_> {
+    /// Starts `S`'s pipeline (if any exporter takes it) and returns its intake.
+    async fn intake<S: Destinations>(&mut self) -> anyhow::Result<SignalIntake<S>> {
+        let started = pipeline::start::<S>(
+            self.config,
+            self.registry,
+            self.workers,
+            self.abort,
+            self.policies,
+        )
+        .await?;
+        let queue = started.map(|(tx, p)| {
+            self.pipelines.push(p);
             tx
         });
-    Ok(SignalIntake::new(
-        queue,
-        config.pipeline.enqueue_timeout.0,
-        registry,
-    ))
+        Ok(SignalIntake::new(
+            queue,
+            self.config.pipeline.enqueue_timeout.0,
+            self.registry,
+        ))
+    }
 }
 
 /// Front-to-back drain; false if the deadline passed first. Then delivery loops are aborted and count
