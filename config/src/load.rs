@@ -142,6 +142,27 @@ fn validate(c: &Config) -> Result<(), Invalid> {
         "pipeline.sample.logs.default_probability",
         sample.logs.default_probability,
     )?;
+    for (i, limit) in sample.rate_limits.iter().enumerate() {
+        let path = format!("pipeline.sample.rate_limits[{i}]");
+        if limit.items_per_second.is_nan() || limit.items_per_second <= 0.0 {
+            return Err(invalid(
+                format!("{path}.items_per_second"),
+                "must be greater than 0",
+            ));
+        }
+        if limit.signal == crate::Signal::Metrics {
+            return Err(invalid(
+                format!("{path}.signal"),
+                "rate limits apply to traces and logs",
+            ));
+        }
+        if sample.rate_limits[..i].iter().any(|l| l.name == limit.name) {
+            return Err(invalid(
+                format!("{path}.name"),
+                format!("`{}` is used twice", limit.name),
+            ));
+        }
+    }
     for (i, rule) in sample.logs.rules.iter().enumerate() {
         probability(
             &format!("pipeline.sample.logs.rules[{i}].probability"),

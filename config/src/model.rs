@@ -123,6 +123,23 @@ pub struct SampleConfig {
     pub traces: TraceSampling,
     #[serde(default)]
     pub logs: LogSampling,
+    /// Token buckets applied after sampling; an item must fit every bucket of its signal.
+    #[serde(default)]
+    pub rate_limits: Vec<RateLimitConfig>,
+}
+
+/// A token bucket per value of `key` (a resource attribute), refilled every second, bursting one
+/// second's worth.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    pub name: String,
+    pub signal: Signal,
+    #[serde(default = "defaults::rate_limit_key")]
+    pub key: String,
+    pub items_per_second: f64,
+    #[serde(default)]
+    pub bytes_per_second: Option<ByteSize>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -669,6 +686,9 @@ pub mod defaults {
     }
     pub fn one() -> f64 {
         1.0
+    }
+    pub fn rate_limit_key() -> String {
+        "service.name".into()
     }
     pub fn grpc_endpoint() -> String {
         "127.0.0.1:4317".into()

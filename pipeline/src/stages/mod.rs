@@ -3,5 +3,6 @@
 
 pub mod context;
 pub mod normalize;
+pub mod ratelimit;
 pub mod sample;
 pub mod tracestate;

@@ -12,6 +12,7 @@
 //!
 //! Sampled-out items are counted per signal and rule. With no configuration nothing is sampled away.
 
+use super::ratelimit::{Buckets, RateLimit};
 use super::tracestate;
 use crate::batch::Batch;
 use crate::hotswap::HotSwap;
@@ -120,6 +121,8 @@ pub struct SamplePolicy {
     pub traces: Threshold,
     pub log_rules: Vec<LogRule>,
     pub logs_default: Threshold,
+    pub span_limits: Vec<RateLimit>,
+    pub log_limits: Vec<RateLimit>,
 }
 
 impl From<&weir_config::SampleConfig> for SamplePolicy {
@@ -143,8 +146,23 @@ impl From<&weir_config::SampleConfig> for SamplePolicy {
                 })
                 .collect(),
             logs_default: Threshold::from_probability(c.logs.default_probability),
+            span_limits: limits(c, weir_config::Signal::Traces),
+            log_limits: limits(c, weir_config::Signal::Logs),
         }
     }
+}
+
+fn limits(c: &weir_config::SampleConfig, signal: weir_config::Signal) -> Vec<RateLimit> {
+    c.rate_limits
+        .iter()
+        .filter(|l| l.signal == signal)
+        .map(|l| RateLimit {
+            name: l.name.clone(),
+            key: l.key.clone(),
+            items_per_second: l.items_per_second,
+            bytes_per_second: l.bytes_per_second.map(|b| b.0 as f64),
+        })
+        .collect()
 }
 
 impl SamplePolicy {
@@ -154,12 +172,16 @@ impl SamplePolicy {
             traces: Threshold(0),
             log_rules: Vec::new(),
             logs_default: Threshold(0),
+            span_limits: Vec::new(),
+            log_limits: Vec::new(),
         }
     }
 }
 
 pub struct Sample {
     policy: HotSwap<SamplePolicy>,
+    /// Outside the policy, so buckets survive a reload.
+    buckets: Buckets,
     registry: std::sync::Arc<Registry>,
     spans_out: Counter,
 }
@@ -168,6 +190,7 @@ impl Sample {
     pub fn new(policy: SamplePolicy, registry: &std::sync::Arc<Registry>) -> Self {
         Sample {
             policy: HotSwap::new(policy),
+            buckets: Buckets::default(),
             spans_out: registry.counter(
                 "weir_sampled_out_items_total",
                 "Items sampling decided not to keep, by signal and rule.",
@@ -181,12 +204,46 @@ impl Sample {
         &self.policy
     }
 
-    fn logs_out(&self, rule: &str) -> Counter {
+    fn out(&self, signal: &str, rule: &str) -> Counter {
         self.registry.counter(
             "weir_sampled_out_items_total",
             "Items sampling decided not to keep, by signal and rule.",
-            &[("signal", "logs"), ("rule", rule)],
+            &[("signal", signal), ("rule", rule)],
         )
+    }
+
+    /// Applies the rate limits to the items `for_each_kept` walks, resource by resource: `keys` are the
+    /// resource's values of each limit's key, and the callback says whether an item may stay.
+    fn limit<S: crate::signal::Signal>(
+        &self,
+        batch: &mut Batch<S>,
+        limits: &[RateLimit],
+        signal: &str,
+        mut for_each_kept: impl FnMut(&mut S::Resource, &mut dyn FnMut(&[String]) -> bool),
+    ) {
+        if limits.is_empty() || batch.items() == 0 {
+            return;
+        }
+        let per_item = batch.bytes() as f64 / batch.items() as f64;
+        let mut refused: Vec<u64> = vec![0; limits.len()];
+        let mut taking = self.buckets.take();
+        for resource in &mut batch.resources {
+            for_each_kept(resource, &mut |keys: &[String]| {
+                for (i, l) in limits.iter().enumerate() {
+                    if !taking.admit(l, &keys[i], per_item) {
+                        refused[i] += 1;
+                        return false;
+                    }
+                }
+                true
+            });
+        }
+        drop(taking);
+        for (l, n) in limits.iter().zip(refused) {
+            if n > 0 {
+                self.out(signal, &l.name).add(n);
+            }
+        }
     }
 }
 
@@ -223,14 +280,40 @@ impl Stage<Traces> for Sample {
             });
         }
         self.spans_out.add(dropped);
+        let limits = &policy.span_limits;
+        self.limit(batch, limits, "traces", |rs, admit| {
+            let keys = limit_keys(limits, rs.resource.as_ref());
+            for scope in &mut rs.scope_spans {
+                scope.spans.retain(|_| admit(&keys));
+            }
+        });
     }
 }
 
 fn service_of(resource: Option<&opentelemetry_proto::tonic::resource::v1::Resource>) -> &str {
+    attribute(resource, "service.name")
+}
+
+/// Each limit's key value for a resource.
+fn limit_keys(
+    limits: &[RateLimit],
+    resource: Option<&opentelemetry_proto::tonic::resource::v1::Resource>,
+) -> Vec<String> {
+    limits
+        .iter()
+        .map(|l| attribute(resource, &l.key).to_string())
+        .collect()
+}
+
+/// A string resource attribute, or `""`.
+fn attribute<'a>(
+    resource: Option<&'a opentelemetry_proto::tonic::resource::v1::Resource>,
+    key: &str,
+) -> &'a str {
     resource
         .into_iter()
         .flat_map(|r| &r.attributes)
-        .find(|kv| kv.key == "service.name")
+        .find(|kv| kv.key == key)
         .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
             Value::StringValue(s) => Some(s.as_str()),
             _ => None,
@@ -263,7 +346,8 @@ impl Stage<Logs> for Sample {
 
     fn apply(&self, batch: &mut Batch<Logs>) {
         let policy = self.policy.load();
-        if policy.log_rules.is_empty() && policy.logs_default.0 == 0 {
+        if policy.log_rules.is_empty() && policy.logs_default.0 == 0 && policy.log_limits.is_empty()
+        {
             return;
         }
         let mut dropped: Vec<(String, u64)> = Vec::new();
@@ -299,8 +383,15 @@ impl Stage<Logs> for Sample {
             }
         }
         for (name, n) in dropped {
-            self.logs_out(&name).add(n);
+            self.out("logs", &name).add(n);
         }
+        let limits = &policy.log_limits;
+        self.limit(batch, limits, "logs", |rl, admit| {
+            let keys = limit_keys(limits, rl.resource.as_ref());
+            for scope in &mut rl.scope_logs {
+                scope.log_records.retain(|_| admit(&keys));
+            }
+        });
     }
 }
 
@@ -426,6 +517,7 @@ mod tests {
                 },
             ],
             logs_default: Threshold::from_probability(0.0),
+            ..SamplePolicy::keep_all()
         };
         let s = Sample::new(policy, &r);
         let mut logs = fixtures::resource_logs(1, 20_000);
@@ -468,5 +560,43 @@ mod tests {
         assert!(r
             .render()
             .contains("weir_sampled_out_items_total{signal=\"logs\",rule=\"info\"}"));
+    }
+
+    #[test]
+    fn rate_limits_per_service_and_buckets_survive_a_reload() {
+        let r = registry();
+        let limit = RateLimit {
+            name: "per-service".into(),
+            key: "service.name".into(),
+            items_per_second: 100.0,
+            bytes_per_second: None,
+        };
+        let policy = SamplePolicy {
+            log_limits: vec![limit.clone()],
+            ..SamplePolicy::keep_all()
+        };
+        let s = Sample::new(policy.clone(), &r);
+        // Three services (checkout-0/1/2), 500 records each.
+        let mut batch = Batch::<Logs>::measured(fixtures::resource_logs(3, 500));
+        Stage::<Logs>::apply(&s, &mut batch);
+        let kept: Vec<usize> = batch
+            .resources
+            .iter()
+            .map(|r| r.scope_logs[0].log_records.len())
+            .collect();
+        assert_eq!(kept, [100, 100, 100]);
+        assert!(r
+            .render()
+            .contains("weir_sampled_out_items_total{signal=\"logs\",rule=\"per-service\"} 1200"));
+        // A reload with the same rule name keeps the (empty) buckets: no fresh burst.
+        s.policy().store(policy);
+        let mut again = Batch::<Logs>::measured(fixtures::resource_logs(3, 50));
+        Stage::<Logs>::apply(&s, &mut again);
+        again.recount();
+        assert!(
+            again.items() < 15,
+            "{} admitted right after the reload",
+            again.items()
+        );
     }
 }
