@@ -31,10 +31,11 @@ pub struct DeliverySettings {
 
 impl From<&ExporterConfig> for DeliverySettings {
     fn from(c: &ExporterConfig) -> Self {
+        let batch = c.batch();
         DeliverySettings {
-            max_items: c.batch().max_items,
-            max_bytes: c.batch().max_bytes.as_usize(),
-            max_age: c.batch().max_age.0,
+            max_items: batch.max_items,
+            max_bytes: batch.max_bytes.as_usize(),
+            max_age: batch.max_age.0,
             max_in_flight: c.max_in_flight,
             timeout: c.timeout.0,
             initial_backoff: c.retry.initial_backoff.0,

@@ -236,7 +236,10 @@ impl Exporter<Metrics> for ClickHouse {
     /// One insert per metric table that has rows in this batch.
     fn encode(&self, batch: Batch<Metrics>) -> Result<Vec<Encoded<Insert>>, ExportError> {
         let mut buffers: [Vec<u8>; 5] = Default::default();
-        let rows = Encoder::default().metrics(&batch.resources, self.layout, &mut buffers);
+        let rows = {
+            let mut guard = self.encoder.lock().unwrap_or_else(|e| e.into_inner());
+            guard.0.metrics(&batch.resources, self.layout, &mut buffers)
+        };
         Ok(MetricTable::ALL
             .iter()
             .enumerate()

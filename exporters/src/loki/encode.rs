@@ -405,8 +405,15 @@ fn is_zero(id: &[u8]) -> bool {
     id.iter().all(|b| *b == 0)
 }
 
+/// Lowercase hex, one allocation (not one per byte).
 fn hex(id: &[u8]) -> String {
-    id.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(id.len() * 2);
+    for b in id {
+        out.push(DIGITS[(b >> 4) as usize] as char);
+        out.push(DIGITS[(b & 15) as usize] as char);
+    }
+    out
 }
 
 /// Loki's `level` words for OTLP severity numbers.

@@ -206,23 +206,22 @@ impl<'a> Found<'a> {
         self.values.iter().any(Option::is_some)
     }
 
-    /// Every source that is present, parsed, in precedence order.
-    fn parsed(&self) -> Vec<Result<Context, Invalid>> {
-        let mut out = Vec::new();
+    /// Parses every source present, in precedence order, into `tally`.
+    fn parse_into(&self, tally: &mut Tally) {
         if let Some(v) = self.get("traceparent") {
-            out.push(context::traceparent(v));
+            tally.add(context::traceparent(v));
         }
         if let (Some(t), Some(s)) = (self.get("trace_id"), self.get("span_id")) {
-            out.push(context::hex_ids(t, s, self.get("trace_flags")));
+            tally.add(context::hex_ids(t, s, self.get("trace_flags")));
         }
         if let Some(v) = self.get("b3") {
             // A lone sampling flag (`0`, `1`, `d`) carries no ids and is not an error.
             if v.trim().len() > 1 {
-                out.push(context::b3_single(v));
+                tally.add(context::b3_single(v));
             }
         }
         if let (Some(t), Some(s)) = (self.get("x-b3-traceid"), self.get("x-b3-spanid")) {
-            out.push(context::b3_multi(
+            tally.add(context::b3_multi(
                 t,
                 s,
                 self.get("x-b3-sampled"),
@@ -230,12 +229,30 @@ impl<'a> Found<'a> {
             ));
         }
         if let Some(v) = self.get("uber-trace-id") {
-            out.push(context::uber(v));
+            tally.add(context::uber(v));
         }
         if let Some(v) = self.get("x-amzn-trace-id") {
-            out.push(context::amzn(v));
+            tally.add(context::amzn(v));
         }
-        out
+    }
+}
+
+/// The first valid context found, and how many sources disagreed with it or did not parse.
+#[derive(Default)]
+struct Tally {
+    chosen: Option<Context>,
+    conflicts: u64,
+    invalid: u64,
+}
+
+impl Tally {
+    fn add(&mut self, parsed: Result<Context, Invalid>) {
+        match (parsed, &self.chosen) {
+            (Ok(c), None) => self.chosen = Some(c),
+            (Ok(c), Some(first)) if c.trace_id != first.trace_id => self.conflicts += 1,
+            (Ok(_), Some(_)) => {}
+            (Err(_), _) => self.invalid += 1,
+        }
     }
 }
 
@@ -247,57 +264,50 @@ fn string_of(v: &Option<AnyValue>) -> Option<&str> {
 }
 
 impl Normalize {
+    /// Sources are parsed as they are found, attributes first, then the body; nothing is collected,
+    /// so a record without any source costs one pass over its attributes.
     fn fill(&self, record: &mut LogRecord, remove_sources: bool) {
-        let json_body;
-        let (context, conflicts, invalid, from_attributes) = {
-            let mut sources: Vec<Found<'_>> = Vec::with_capacity(3);
-            let mut attrs = Found::default();
-            for kv in &record.attributes {
-                if let Some(s) = string_of(&kv.value) {
-                    attrs.offer(&kv.key, s);
-                }
+        let mut tally = Tally::default();
+        let mut attrs = Found::default();
+        for kv in &record.attributes {
+            if let Some(s) = string_of(&kv.value) {
+                attrs.offer(&kv.key, s);
             }
-            sources.push(attrs);
-            match record.body.as_ref().and_then(|b| b.value.as_ref()) {
-                Some(Value::KvlistValue(map)) => {
+        }
+        let from_attributes = attrs.any();
+        attrs.parse_into(&mut tally);
+        match record.body.as_ref().and_then(|b| b.value.as_ref()) {
+            Some(Value::KvlistValue(map)) => {
+                let mut body = Found::default();
+                for kv in &map.values {
+                    if let Some(s) = string_of(&kv.value) {
+                        body.offer(&kv.key, s);
+                    }
+                }
+                body.parse_into(&mut tally);
+            }
+            Some(Value::StringValue(s)) if s.trim_start().starts_with('{') => {
+                if let Ok(obj) =
+                    serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(s)
+                {
                     let mut body = Found::default();
-                    for kv in &map.values {
-                        if let Some(s) = string_of(&kv.value) {
-                            body.offer(&kv.key, s);
+                    for (k, v) in &obj {
+                        if let Some(s) = v.as_str() {
+                            body.offer(k, s);
                         }
                     }
-                    sources.push(body);
-                }
-                Some(Value::StringValue(s)) if s.trim_start().starts_with('{') => {
-                    json_body =
-                        serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(s).ok();
-                    if let Some(obj) = &json_body {
-                        let mut body = Found::default();
-                        for (k, v) in obj {
-                            if let Some(s) = v.as_str() {
-                                body.offer(k, s);
-                            }
-                        }
-                        sources.push(body);
-                    }
-                }
-                _ => {}
-            }
-            let from_attributes = sources[0].any();
-            let mut chosen: Option<Context> = None;
-            let (mut conflicts, mut invalid) = (0, 0);
-            for parsed in sources.iter().flat_map(Found::parsed) {
-                match (parsed, &chosen) {
-                    (Ok(c), None) => chosen = Some(c),
-                    (Ok(c), Some(first)) if c.trace_id != first.trace_id => conflicts += 1,
-                    (Ok(_), Some(_)) => {}
-                    (Err(_), _) => invalid += 1,
+                    body.parse_into(&mut tally);
                 }
             }
-            (chosen, conflicts, invalid, from_attributes)
-        };
-        self.conflicting.add(conflicts);
-        self.invalid_source.add(invalid);
+            _ => {}
+        }
+        if tally.conflicts > 0 {
+            self.conflicting.add(tally.conflicts);
+        }
+        if tally.invalid > 0 {
+            self.invalid_source.add(tally.invalid);
+        }
+        let context = tally.chosen;
         let Some(c) = context else { return };
         record.trace_id = c.trace_id.to_vec();
         record.span_id = c.span_id.to_vec();
