@@ -17,8 +17,9 @@ use weir_exporters::{
 };
 use weir_pipeline::metrics::Registry;
 use weir_pipeline::queue::{Limits, QueueStats};
+use weir_pipeline::stages::{normalize::Normalize, sample::Sample};
 use weir_pipeline::{bounded, Batch, Chain, Receiver, Sender};
-use weir_pipeline::{Logs, Metrics, Traces};
+use weir_pipeline::{Logs, Metrics, Signal, Stage, Traces};
 
 /// A running signal pipeline, for shutdown.
 pub struct SignalPipeline {
@@ -63,7 +64,9 @@ pub async fn start<S: Destinations>(
         routes.push(Route::new(tx, cfg.queue.overflow, name, registry));
     }
     let chain = Arc::new(S::chain(config, registry, policies));
-    let workers = workers::spawn(workers, intake_rx, chain, Arc::new(routes))?;
+    let (routes, tail) = S::tail(config, registry, policies, routes, &mut queues)?;
+    let mut workers = workers::spawn(workers, intake_rx, chain, Arc::new(routes))?;
+    workers.extend(tail);
     Ok(Some((
         intake_tx,
         SignalPipeline {
@@ -74,9 +77,24 @@ pub async fn start<S: Destinations>(
     )))
 }
 
-/// The stage chain each signal runs.
+/// The routes the stage workers use, and the thread of the component behind them, if any.
+pub type Tail<S> = (Vec<Route<S>>, Option<JoinHandle<()>>);
+
+/// The stage chain each signal runs, and what sits between the stage workers and the exporters.
 pub trait Stages: Wire {
     fn chain(config: &Config, registry: &Arc<Registry>, policies: &Policies) -> Chain<Self>;
+
+    /// Puts a component between the workers and `routes` (the exporters' queues): returns the routes
+    /// the workers use instead, and the component's thread. By default there is none.
+    fn tail(
+        _config: &Config,
+        _registry: &Arc<Registry>,
+        _policies: &Policies,
+        routes: Vec<Route<Self>>,
+        _queues: &mut Vec<(String, QueueStats)>,
+    ) -> anyhow::Result<Tail<Self>> {
+        Ok((routes, None))
+    }
 }
 
 impl Stages for Metrics {
@@ -85,21 +103,55 @@ impl Stages for Metrics {
     }
 }
 
+impl Stages for Logs {
+    fn chain(config: &Config, registry: &Arc<Registry>, policies: &Policies) -> Chain<Self> {
+        normalize_then_sample(config, registry, policies)
+    }
+}
+
+impl Stages for Traces {
+    fn chain(config: &Config, registry: &Arc<Registry>, policies: &Policies) -> Chain<Self> {
+        normalize_then_sample(config, registry, policies)
+    }
+
+    /// With `pipeline.sample.tail` configured, the workers feed the tail sampler's queue and its
+    /// thread fans kept spans out to the exporters.
+    fn tail(
+        config: &Config,
+        registry: &Arc<Registry>,
+        policies: &Policies,
+        routes: Vec<Route<Self>>,
+        queues: &mut Vec<(String, QueueStats)>,
+    ) -> anyhow::Result<Tail<Self>> {
+        if config.pipeline.sample.tail.is_none() {
+            return Ok((routes, None));
+        }
+        let sampler = policies.tail(config);
+        let (tx, rx) = bounded::<Batch<Traces>>(config.pipeline.intake_queue.into());
+        register_queue(registry, "tail", "traces", tx.stats());
+        queues.push(("tail/traces".into(), tx.stats()));
+        let thread = sampler.spawn(rx, registry, move |batch| workers::fan_out(&routes, batch))?;
+        let into_sampler = Route::new(tx, weir_config::Overflow::Block, "tail_sampler", registry);
+        Ok((vec![into_sampler], Some(thread)))
+    }
+}
+
 /// Normalize, then Sample: sampling decides on canonical trace context. Both are always in the chain
 /// (a disabled normalize passes batches through), so a reload can change either.
-macro_rules! normalize_then_sample {
-    ($($signal:ty),*) => {$(
-        impl Stages for $signal {
-            fn chain(config: &Config, registry: &Arc<Registry>, policies: &Policies) -> Chain<Self> {
-                Chain::new(vec![
-                    Box::new(policies.normalize(config, registry)),
-                    Box::new(policies.sample(config, registry)),
-                ])
-            }
-        }
-    )*};
+fn normalize_then_sample<S: Signal>(
+    config: &Config,
+    registry: &Arc<Registry>,
+    policies: &Policies,
+) -> Chain<S>
+where
+    Normalize: Stage<S>,
+    Sample: Stage<S>,
+{
+    Chain::new(vec![
+        Box::new(policies.normalize(config, registry)),
+        Box::new(policies.sample(config, registry)),
+    ])
 }
-normalize_then_sample!(Traces, Logs);
 
 /// Everything a delivery loop needs besides the exporter itself.
 pub struct Delivery<S: Wire> {

@@ -2,7 +2,8 @@
 //! stage's policy is stored atomically; each batch runs under exactly one version. An invalid file is
 //! refused with the reason and the running policies stay. Triggered by SIGHUP and `POST /admin/reload`.
 //!
-//! What reloads: the stage policies (`pipeline.normalize`, `pipeline.sample`). Receivers, queues and
+//! What reloads: the stage policies (`pipeline.normalize`, `pipeline.sample`, including the tail
+//! sampler's rules and bounds; its held spans stay). Receivers, queues and
 //! exporters keep the settings they started with; changing those needs a restart, and the reload
 //! answer says so when they differ.
 
@@ -12,11 +13,13 @@ use std::sync::{Arc, Mutex};
 use weir_config::Config;
 use weir_pipeline::stages::normalize::{Normalize, NormalizePolicy};
 use weir_pipeline::stages::sample::{Sample, SamplePolicy};
+use weir_pipeline::tail::{policy::TailPolicy, TailSampler};
 
 #[derive(Default)]
 pub struct Policies {
     normalize: Mutex<Vec<Arc<Normalize>>>,
     sample: Mutex<Vec<Arc<Sample>>>,
+    tail: Mutex<Vec<Arc<TailSampler>>>,
     version: AtomicU64,
     source: Option<PathBuf>,
     /// The config text last applied, to tell whether non-reloadable settings changed.
@@ -46,10 +49,7 @@ impl Policies {
             NormalizePolicy::from(&config.pipeline.normalize),
             registry,
         ));
-        self.normalize
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(n.clone());
+        lock(&self.normalize).push(n.clone());
         n
     }
 
@@ -62,11 +62,14 @@ impl Policies {
             SamplePolicy::from(&config.pipeline.sample),
             registry,
         ));
-        self.sample
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(s.clone());
+        lock(&self.sample).push(s.clone());
         s
+    }
+
+    pub fn tail(&self, config: &Config) -> Arc<TailSampler> {
+        let t = TailSampler::new(TailPolicy::from_config(&config.pipeline.sample));
+        lock(&self.tail).push(t.clone());
+        t
     }
 
     pub fn version(&self) -> u64 {
@@ -87,30 +90,36 @@ impl Policies {
         .map_err(|e| e.to_string())?;
         let normalize = NormalizePolicy::from(&config.pipeline.normalize);
         let sample = SamplePolicy::from(&config.pipeline.sample);
-        for n in self
-            .normalize
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-        {
+        let tail = TailPolicy::from_config(&config.pipeline.sample);
+        for n in lock(&self.normalize).iter() {
             n.policy().store(normalize.clone());
         }
-        for s in self.sample.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        for s in lock(&self.sample).iter() {
             s.policy().store(sample.clone());
         }
+        let tails = lock(&self.tail);
+        for t in tails.iter() {
+            t.policy().store(tail.clone());
+        }
+        // Tail sampling runs in its own thread, started with the pipeline: a reload can change or
+        // switch off its policies, not start it.
+        let tail_needs_restart = tails.is_empty() && tail.enabled;
+        drop(tails);
         let version = self.version.fetch_add(1, Ordering::AcqRel) + 1;
-        let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+        let mut applied = lock(&self.applied);
         let before = applied
             .as_deref()
             .and_then(|t| weir_config::parse(t, "", |k| std::env::var(k).ok()).ok());
         *applied = Some(text);
         let restart = before.is_some_and(|b| !same_runtime(&b, &config));
-        Ok((
-            version,
+        let note = if tail_needs_restart {
+            Some("tail sampling was not running; it starts after a restart")
+        } else {
             restart.then_some(
                 "receiver, queue or exporter settings changed too; those apply after a restart",
-            ),
-        ))
+            )
+        };
+        Ok((version, note))
     }
 }
 
@@ -123,4 +132,8 @@ fn same_runtime(a: &Config, b: &Config) -> bool {
         "{:?}{:?}{:?}{:?}",
         b.receivers, b.exporters, b.pipeline.intake_queue, b.admin
     )
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -76,16 +76,19 @@ pub fn spawn<S: Signal>(
 fn run<S: Signal>(intake: &Receiver<Batch<S>>, chain: &Chain<S>, routes: &[Route<S>]) {
     while let Some(mut batch) = intake.recv_blocking() {
         chain.apply(&mut batch);
-        if batch.is_empty() {
-            continue;
+        if !batch.is_empty() {
+            fan_out(routes, batch);
         }
-        // Every exporter but the last gets a copy; the last one takes the batch itself.
-        if let Some((last, others)) = routes.split_last() {
-            for route in others {
-                route.push(Batch::new(batch.resources.clone(), batch.bytes()));
-            }
-            last.push(batch);
+    }
+}
+
+/// Every route but the last gets a copy; the last one takes the batch itself.
+pub fn fan_out<S: Signal>(routes: &[Route<S>], batch: Batch<S>) {
+    if let Some((last, others)) = routes.split_last() {
+        for route in others {
+            route.push(Batch::new(batch.resources.clone(), batch.bytes()));
         }
+        last.push(batch);
     }
 }
 

@@ -175,11 +175,87 @@ fn validate(c: &Config) -> Result<(), Invalid> {
             ));
         }
     }
+    if let Some(tail) = &sample.tail {
+        tail_sampling(tail)?;
+    }
+    if sample.policy_attribute.as_deref() == Some("") {
+        return Err(invalid(
+            "pipeline.sample.policy_attribute",
+            "must not be empty",
+        ));
+    }
     if c.exporters.is_empty() {
         return Err(invalid("exporters", "at least one exporter is required"));
     }
     for (name, e) in &c.exporters {
         exporter(&format!("exporters.{name}"), e)?;
+    }
+    Ok(())
+}
+
+fn tail_sampling(t: &crate::TailSamplingConfig) -> Result<(), Invalid> {
+    const PATH: &str = "pipeline.sample.tail";
+    positive(&format!("{PATH}.max_traces"), t.max_traces as u64)?;
+    positive(&format!("{PATH}.max_bytes"), t.max_bytes.0)?;
+    if t.decision_wait.0.is_zero() {
+        return Err(invalid(
+            format!("{PATH}.decision_wait"),
+            "must be greater than 0",
+        ));
+    }
+    if t.root_wait > t.decision_wait {
+        return Err(invalid(
+            format!("{PATH}.root_wait"),
+            "must not be longer than decision_wait",
+        ));
+    }
+    if t.policies.is_empty() {
+        return Err(invalid(
+            format!("{PATH}.policies"),
+            "at least one policy is required (traces no policy keeps are dropped)",
+        ));
+    }
+    for (i, p) in t.policies.iter().enumerate() {
+        let path = format!("{PATH}.policies[{i}]");
+        if p.name.is_empty() || t.policies[..i].iter().any(|q| q.name == p.name) {
+            return Err(invalid(
+                format!("{path}.name"),
+                format!("`{}` is empty or used twice", p.name),
+            ));
+        }
+        let conditions = [
+            p.error.is_some(),
+            p.latency.is_some(),
+            p.attribute.is_some(),
+            p.probability.is_some(),
+            p.rate.is_some(),
+        ];
+        if conditions.iter().filter(|c| **c).count() != 1 {
+            return Err(invalid(
+                path,
+                "set exactly one of error, latency, attribute, probability, rate",
+            ));
+        }
+        if p.error == Some(false) {
+            return Err(invalid(
+                format!("{path}.error"),
+                "`error: false` matches nothing; remove the policy or use `error: true`",
+            ));
+        }
+        if let Some(prob) = p.probability {
+            probability(&format!("{path}.probability"), prob)?;
+        }
+        for (key, rate) in [("rate", p.rate), ("traces_per_second", p.traces_per_second)] {
+            if rate.is_some_and(|r| r.is_nan() || r <= 0.0) {
+                return Err(invalid(format!("{path}.{key}"), "must be greater than 0"));
+            }
+        }
+        if p.attribute.as_ref().is_some_and(|a| a.key.is_empty()) {
+            return Err(invalid(
+                format!("{path}.attribute.key"),
+                "must not be empty",
+            ));
+        }
     }
     Ok(())
 }
@@ -489,6 +565,46 @@ mod tests {
         );
         let e = err("pipeline:\n  sample:\n    logs:\n      rules:\n        - {severity: loud, probability: 1}\nexporters:\n  b: {blackhole: {}}\n");
         assert!(e.contains("pipeline.sample.logs.rules[0].severity"), "{e}");
+    }
+
+    #[test]
+    fn tail_policies_parse_and_are_checked() {
+        let base = "exporters:\n  b: {blackhole: {}}\npipeline:\n  sample:\n    tail:\n";
+        let c = parse(
+            &format!("{base}      decision_wait: 5s\n      policies:\n        - {{name: errors, error: true}}\n        - {{name: slow, latency: 300ms, traces_per_second: 10}}\n        - {{name: vip, attribute: {{key: tier, values: [gold]}}}}\n        - {{name: some, probability: 0.1}}\n        - {{name: trickle, rate: 5}}\n"),
+            "t.yaml",
+            no_env,
+        )
+        .unwrap();
+        let t = c.pipeline.sample.tail.unwrap();
+        assert_eq!(t.decision_wait, crate::Duration::secs(5));
+        assert_eq!(t.root_wait, crate::Duration::secs(1));
+        assert_eq!(t.policies.len(), 5);
+        assert_eq!(t.policies[1].traces_per_second, Some(10.0));
+
+        let e = err(&format!(
+            "{base}      policies:\n        - {{name: a, error: true, rate: 3}}\n"
+        ));
+        assert!(
+            e.contains("pipeline.sample.tail.policies[0]: set exactly one"),
+            "{e}"
+        );
+        let e = err(&format!("{base}      policies:\n        - {{name: a, error: true}}\n        - {{name: a, rate: 1}}\n"));
+        assert!(e.contains("policies[1].name"), "{e}");
+        let e = err(&format!("{base}      policies: []\n"));
+        assert!(e.contains("pipeline.sample.tail.policies"), "{e}");
+        let e = err(&format!(
+            "{base}      root_wait: 20s\n      policies:\n        - {{name: a, error: true}}\n"
+        ));
+        assert!(e.contains("root_wait"), "{e}");
+        let e = err(&format!(
+            "{base}      policies:\n        - {{name: a, probability: 2}}\n"
+        ));
+        assert!(e.contains("policies[0].probability"), "{e}");
+        let e = err(&format!(
+            "{base}      policies:\n        - {{name: a, latncy: 1s}}\n"
+        ));
+        assert!(e.contains("latncy"), "{e}");
     }
 
     #[test]

@@ -126,6 +126,68 @@ pub struct SampleConfig {
     /// Token buckets applied after sampling; an item must fit every bucket of its signal.
     #[serde(default)]
     pub rate_limits: Vec<RateLimitConfig>,
+    /// Tail sampling for traces: whole traces buffered and decided by what they contain.
+    #[serde(default)]
+    pub tail: Option<TailSamplingConfig>,
+    /// When set, kept items carry the name of the rule or policy that kept them under this attribute
+    /// (log rules, tail policies, and `head` for spans kept by head sampling below 100 %).
+    #[serde(default)]
+    pub policy_attribute: Option<String>,
+}
+
+/// Spans are held by trace id until the root span has arrived and `root_wait` has passed, or
+/// `decision_wait` after the trace's first span, whichever comes first; then the policies decide, first
+/// match wins. Memory is bounded by `max_traces` and `max_bytes`: at the bound the oldest traces are
+/// decided early (counted), never evicted unseen.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TailSamplingConfig {
+    #[serde(default = "defaults::decision_wait")]
+    pub decision_wait: Duration,
+    #[serde(default = "defaults::root_wait")]
+    pub root_wait: Duration,
+    #[serde(default = "defaults::tail_max_traces")]
+    pub max_traces: usize,
+    #[serde(default = "defaults::tail_max_bytes")]
+    pub max_bytes: ByteSize,
+    /// Decided trace ids remembered so late spans follow their trace.
+    #[serde(default = "defaults::decision_cache")]
+    pub decision_cache: usize,
+    pub policies: Vec<TailPolicyConfig>,
+}
+
+/// One tail policy: exactly one condition, optionally capped by a budget in traces per second.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TailPolicyConfig {
+    pub name: String,
+    /// Any span with status ERROR.
+    #[serde(default)]
+    pub error: Option<bool>,
+    /// The trace (first start to last end) or any one span lasted at least this long.
+    #[serde(default)]
+    pub latency: Option<Duration>,
+    /// A span or resource attribute equal to one of `values` (any value when `values` is empty).
+    #[serde(default)]
+    pub attribute: Option<AttributeMatch>,
+    /// Consistent by trace id, the same randomness as head sampling.
+    #[serde(default)]
+    pub probability: Option<f64>,
+    /// Any trace, up to this many traces per second.
+    #[serde(default)]
+    pub rate: Option<f64>,
+    /// Caps what this policy keeps, in traces per second; traces over the budget fall through to the
+    /// next policy.
+    #[serde(default)]
+    pub traces_per_second: Option<f64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttributeMatch {
+    pub key: String,
+    #[serde(default)]
+    pub values: Vec<String>,
 }
 
 /// A token bucket per value of `key` (a resource attribute), refilled every second, bursting one
@@ -686,6 +748,21 @@ pub mod defaults {
     }
     pub fn one() -> f64 {
         1.0
+    }
+    pub fn decision_wait() -> Duration {
+        Duration::secs(10)
+    }
+    pub fn root_wait() -> Duration {
+        Duration::secs(1)
+    }
+    pub fn tail_max_traces() -> usize {
+        50_000
+    }
+    pub fn tail_max_bytes() -> ByteSize {
+        ByteSize::mib(128)
+    }
+    pub fn decision_cache() -> usize {
+        100_000
     }
     pub fn rate_limit_key() -> String {
         "service.name".into()

@@ -26,6 +26,11 @@ impl<T> HotSwap<T> {
         self.current.load()
     }
 
+    /// The current value as an owned `Arc`, for a thread that keeps it across blocking waits.
+    pub fn load_full(&self) -> Arc<T> {
+        self.current.load_full()
+    }
+
     /// Publishes a new value; batches already holding the old one finish with it.
     pub fn store(&self, value: T) {
         self.current.store(Arc::new(value));

@@ -5,7 +5,8 @@
 //! - [`batch`]: [`Batch`], OTLP resources plus their item and byte counts.
 //! - [`queue`]: bounded lock-free MPMC queues with capacity in items and bytes.
 //! - [`stage`]: the [`Stage`] trait and the [`Chain`] that worker threads run.
-//! - [`stages`]: the stages themselves (`Normalize` today).
+//! - [`stages`]: the stages themselves: normalize, sample (head, log rules, rate limits).
+//! - [`tail`]: tail sampling, a thread of its own between the stage workers and the exporters.
 //! - [`hotswap`]: the one mechanism for replacing a policy while traffic flows.
 //! - [`metrics`]: lock-free counters and histograms rendered as Prometheus text.
 //! - `fixtures` (feature `test-util`): realistic OTLP batches for tests and benchmarks.
@@ -19,6 +20,7 @@ pub mod queue;
 pub mod signal;
 pub mod stage;
 pub mod stages;
+pub mod tail;
 
 pub use batch::Batch;
 pub use hotswap::HotSwap;

@@ -346,6 +346,27 @@ impl<T: Weighted> Receiver<T> {
         }
     }
 
+    /// Blocks the calling thread for a value until `deadline` (forever when `None`). For threads that
+    /// also keep timers, like the tail sampler.
+    pub fn recv_blocking_until(
+        &self,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<T, RecvError> {
+        loop {
+            match self.shared.recv_step() {
+                RecvStep::Ready(v) => return v.ok_or(RecvError::Closed),
+                RecvStep::Wait(listener) => match deadline {
+                    None => listener.wait(),
+                    Some(d) => {
+                        if listener.wait_deadline(d).is_none() {
+                            return self.shared.try_pop().ok_or(RecvError::Timeout);
+                        }
+                    }
+                },
+            }
+        }
+    }
+
     pub fn stats(&self) -> QueueStats
     where
         T: Send + 'static,

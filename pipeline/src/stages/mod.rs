@@ -1,5 +1,4 @@
-//! The stages a pipeline can run, each a verb: [`normalize::Normalize`] today; sampling and redaction
-//! follow.
+//! The stages a pipeline can run, each a verb: [`normalize::Normalize`], [`sample::Sample`].
 
 pub mod context;
 pub mod normalize;

@@ -19,7 +19,7 @@ use crate::hotswap::HotSwap;
 use crate::metrics::{Counter, Registry};
 use crate::signal::{Logs, Traces};
 use crate::stage::Stage;
-use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 
 const MAX: u64 = 1 << 56;
@@ -123,6 +123,8 @@ pub struct SamplePolicy {
     pub logs_default: Threshold,
     pub span_limits: Vec<RateLimit>,
     pub log_limits: Vec<RateLimit>,
+    /// Kept items carry the deciding rule's name under this key (`head` for head-sampled spans).
+    pub attribute: Option<String>,
 }
 
 impl From<&weir_config::SampleConfig> for SamplePolicy {
@@ -148,6 +150,7 @@ impl From<&weir_config::SampleConfig> for SamplePolicy {
             logs_default: Threshold::from_probability(c.logs.default_probability),
             span_limits: limits(c, weir_config::Signal::Traces),
             log_limits: limits(c, weir_config::Signal::Logs),
+            attribute: c.policy_attribute.clone(),
         }
     }
 }
@@ -174,6 +177,7 @@ impl SamplePolicy {
             logs_default: Threshold(0),
             span_limits: Vec::new(),
             log_limits: Vec::new(),
+            attribute: None,
         }
     }
 }
@@ -276,6 +280,9 @@ impl Stage<Traces> for Sample {
                 if upstream != Some(t) {
                     span.trace_state = with_threshold(&span.trace_state, t);
                 }
+                if let Some(key) = &policy.attribute {
+                    set_string(&mut span.attributes, key, "head");
+                }
                 true
             });
         }
@@ -321,6 +328,21 @@ fn attribute<'a>(
         .unwrap_or("")
 }
 
+/// Sets `key` to a string value, replacing an earlier value of the same key.
+pub fn set_string(attributes: &mut Vec<KeyValue>, key: &str, value: &str) {
+    let value = Some(AnyValue {
+        value: Some(Value::StringValue(value.to_string())),
+    });
+    match attributes.iter_mut().find(|kv| kv.key == key) {
+        Some(kv) => kv.value = value,
+        None => attributes.push(KeyValue {
+            key: key.to_string(),
+            value,
+            ..Default::default()
+        }),
+    }
+}
+
 /// 56 bits from a record without trace context: FNV-1a over time, severity and body, deterministic.
 fn record_randomness(r: &LogRecord) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -354,7 +376,7 @@ impl Stage<Logs> for Sample {
         for rl in &mut batch.resources {
             let service = service_of(rl.resource.as_ref()).to_string();
             for scope in &mut rl.scope_logs {
-                scope.log_records.retain(|r| {
+                scope.log_records.retain_mut(|r| {
                     let rule = policy.log_rules.iter().find(|rule| {
                         rule.min_severity.is_none_or(|m| r.severity_number >= m)
                             && rule.max_severity.is_none_or(|s| r.severity_number <= s)
@@ -363,15 +385,18 @@ impl Stage<Logs> for Sample {
                     let (t, name) = rule.map_or((policy.logs_default, "default"), |r| {
                         (r.threshold, r.name.as_str())
                     });
-                    if t.0 == 0 {
-                        return true;
-                    }
-                    let rand = if r.trace_id.len() == 16 {
-                        trace_randomness(&r.trace_id)
-                    } else {
-                        record_randomness(r)
+                    let keep = t.0 == 0 || {
+                        let rand = if r.trace_id.len() == 16 {
+                            trace_randomness(&r.trace_id)
+                        } else {
+                            record_randomness(r)
+                        };
+                        rand >= t.0
                     };
-                    if rand >= t.0 {
+                    if keep {
+                        if let Some(key) = &policy.attribute {
+                            set_string(&mut r.attributes, key, name);
+                        }
                         return true;
                     }
                     match dropped.iter_mut().find(|(n, _)| n == name) {
