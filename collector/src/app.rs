@@ -38,6 +38,7 @@ pub async fn run(
     stop: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let registry = Registry::new();
+    let source_watched = source.is_some();
     let policies = Arc::new(Policies::new(source));
     {
         let p = policies.clone();
@@ -99,7 +100,13 @@ pub async fn run(
         ready: false.into(),
         policies: policies.clone(),
     });
-    let hangups = tokio::spawn(reload_on_sighup(policies.clone()));
+    let mut reloaders = vec![tokio::spawn(reload_on_sighup(policies.clone()))];
+    if config.reload.watch && source_watched {
+        reloaders.push(tokio::spawn(reload_on_change(
+            policies.clone(),
+            config.reload.interval.0,
+        )));
+    }
     let (stop_admin, admin_signal) = ShutdownSignal::new();
     let admin = if config.admin.enabled {
         let (addr, server) =
@@ -118,7 +125,7 @@ pub async fn run(
     admin_state.ready.store(false, Ordering::Release);
     let _ = stop_receivers.send(true);
     let clean = drain(receivers, &intake, pipelines, deadline, abort_delivery).await;
-    hangups.abort();
+    reloaders.iter().for_each(JoinHandle::abort);
     let _ = stop_admin.send(true);
     if let Some(admin) = admin {
         let _ = admin.await;
@@ -228,15 +235,33 @@ async fn reload_on_sighup(policies: Arc<Policies>) {
         return;
     };
     while hup.recv().await.is_some() {
-        match policies.reload() {
-            Ok((version, note)) => tracing::info!(
-                version,
-                note = note.unwrap_or(""),
-                "SIGHUP: policies reloaded"
-            ),
-            Err(e) => {
-                tracing::error!(error = %e, "SIGHUP: reload refused; the running policies stay")
-            }
+        log_reload("SIGHUP", policies.reload());
+    }
+}
+
+/// Polls the config file: cheap (one small read), and unlike inotify it sees files replaced by
+/// rename and Kubernetes ConfigMap symlink swaps.
+async fn reload_on_change(policies: Arc<Policies>, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let p = policies.clone();
+        if let Ok(Some(result)) = tokio::task::spawn_blocking(move || p.reload_if_changed()).await {
+            log_reload("config file changed", result);
+        }
+    }
+}
+
+fn log_reload(trigger: &str, result: Result<(u64, Option<&'static str>), String>) {
+    match result {
+        Ok((version, note)) => tracing::info!(
+            version,
+            note = note.unwrap_or(""),
+            "{trigger}: policies reloaded"
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "{trigger}: reload refused; the running policies stay")
         }
     }
 }

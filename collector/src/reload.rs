@@ -1,6 +1,7 @@
 //! Live policy reload: the config file is read, validated and compiled off the hot path, then every
 //! stage's policy is stored atomically; each batch runs under exactly one version. An invalid file is
-//! refused with the reason and the running policies stay. Triggered by SIGHUP and `POST /admin/reload`.
+//! refused with the reason and the running policies stay. Triggered by SIGHUP, `POST /admin/reload`, and
+//! changes to the config file (`reload.watch`).
 //!
 //! What reloads: the stage policies (`pipeline.normalize`, `pipeline.sample`, including the tail
 //! sampler's rules and bounds; its held spans stay). Receivers, queues and
@@ -24,6 +25,8 @@ pub struct Policies {
     source: Option<PathBuf>,
     /// The config text last applied, to tell whether non-reloadable settings changed.
     applied: Mutex<Option<String>>,
+    /// The input last refused, so an unchanged broken file is reported once.
+    refused: Mutex<Option<String>>,
 }
 
 impl Policies {
@@ -78,12 +81,58 @@ impl Policies {
 
     /// Reloads from the config file; the new version, or why not (the old policies keep running).
     pub fn reload(&self) -> Result<(u64, Option<&'static str>), String> {
+        let mut applied = lock(&self.applied);
+        let text = self.read()?;
+        self.apply(text, &mut applied)
+    }
+
+    /// Reloads if the file's text differs from what was last applied and from what was last refused;
+    /// `None` when there is nothing new. For the file watcher.
+    pub fn reload_if_changed(&self) -> Option<Result<(u64, Option<&'static str>), String>> {
+        let mut applied = lock(&self.applied);
+        let text = match self.read() {
+            Ok(t) => t,
+            Err(e) => return self.refused_once(e.clone(), e),
+        };
+        if applied.as_deref() == Some(text.as_str()) {
+            return None;
+        }
+        match self.apply(text.clone(), &mut applied) {
+            Ok(done) => Some(Ok(done)),
+            Err(e) => self.refused_once(text, e),
+        }
+    }
+
+    /// An error, unless the same input was already refused (so a watcher logs a broken file once).
+    fn refused_once(
+        &self,
+        input: String,
+        error: String,
+    ) -> Option<Result<(u64, Option<&'static str>), String>> {
+        let mut refused = lock(&self.refused);
+        if refused.as_deref() == Some(input.as_str()) {
+            return None;
+        }
+        *refused = Some(input);
+        Some(Err(error))
+    }
+
+    fn read(&self) -> Result<String, String> {
         let path = self
             .source
             .as_ref()
             .ok_or("weir is running its embedded default; start it with --config FILE to reload")?;
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+        std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))
+    }
+
+    /// Parses, validates, compiles and stores; `applied` is held for the whole reload, so reloads from
+    /// SIGHUP, the admin endpoint and the watcher never interleave.
+    fn apply(
+        &self,
+        text: String,
+        applied: &mut Option<String>,
+    ) -> Result<(u64, Option<&'static str>), String> {
+        let path = self.source.as_ref().ok_or("no config file")?;
         let config = weir_config::parse(&text, &path.display().to_string(), |k| {
             std::env::var(k).ok()
         })
@@ -106,7 +155,6 @@ impl Policies {
         let tail_needs_restart = tails.is_empty() && tail.enabled;
         drop(tails);
         let version = self.version.fetch_add(1, Ordering::AcqRel) + 1;
-        let mut applied = lock(&self.applied);
         let before = applied
             .as_deref()
             .and_then(|t| weir_config::parse(t, "", |k| std::env::var(k).ok()).ok());

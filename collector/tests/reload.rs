@@ -58,7 +58,8 @@ fn sampled_out(weir: &Weir) -> f64 {
 #[test]
 fn reload_swaps_policies_refuses_bad_files_and_accounts_for_every_item() {
     let weir = Weir::start_with(Options {
-        pipeline: "pipeline:\n  workers: 2\n  sample:\n    logs: {default_probability: 1.0}\n"
+        // Reloads here are explicit only, so the versions they answer are exact.
+        pipeline: "reload: {watch: false}\npipeline:\n  workers: 2\n  sample:\n    logs: {default_probability: 1.0}\n"
             .into(),
         ..Options::default()
     });
@@ -143,4 +144,48 @@ fn reload_swaps_policies_refuses_bad_files_and_accounts_for_every_item() {
         "both policies were in force during the load"
     );
     assert_eq!(weir.metric("weir_policy_version", &[]), 23.0);
+}
+
+#[test]
+fn a_changed_config_file_is_picked_up_and_a_broken_one_refused_once() {
+    let weir = Weir::start_with(Options {
+        pipeline: "reload: {interval: 100ms}\npipeline:\n  workers: 2\n  sample:\n    logs: {default_probability: 1.0}\n"
+            .into(),
+        ..Options::default()
+    });
+    let version = || weir.metric("weir_policy_version", &[]);
+    let wait_version = |want: f64| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while version() < want && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        version()
+    };
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(version(), 1.0, "an unchanged file is not reloaded");
+
+    set_probability(&weir, "0.0");
+    assert_eq!(wait_version(2.0), 2.0);
+    send(&weir, 40, "dropped");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while sampled_out(&weir) < 40.0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(sampled_out(&weir), 40.0);
+
+    set_probability(&weir, "-1");
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(version(), 2.0, "a broken file leaves the running policy");
+    let refusals = weir.log().matches("reload refused").count();
+    assert_eq!(
+        refusals,
+        1,
+        "reported once, not every poll:\n{}",
+        weir.log()
+    );
+
+    set_probability(&weir, "1.0");
+    assert_eq!(wait_version(3.0), 3.0);
+    send(&weir, 10, "kept");
+    assert_eq!(weir.wait_for(10, Weir::log_count), 10);
 }

@@ -129,6 +129,9 @@ fn validate(c: &Config) -> Result<(), Invalid> {
         "receivers.max_concurrent_requests",
         r.max_concurrent_requests as u64,
     )?;
+    if c.reload.watch && c.reload.interval.0.is_zero() {
+        return Err(invalid("reload.interval", "must be greater than 0"));
+    }
     if c.admin.enabled {
         socket_addr("admin.endpoint", &c.admin.endpoint)?;
     }

@@ -17,6 +17,8 @@ pub struct Config {
     #[serde(default)]
     pub admin: AdminConfig,
     #[serde(default)]
+    pub reload: ReloadConfig,
+    #[serde(default)]
     pub log: LogConfig,
     /// How long a SIGTERM/SIGINT shutdown may take to drain queues and flush exporters.
     #[serde(default = "defaults::shutdown_timeout")]
@@ -694,6 +696,26 @@ impl Default for RetryConfig {
     }
 }
 
+/// Stage policies reload on SIGHUP, `POST /admin/reload`, and — with `watch` — when the config file
+/// changes (polled, so editors that replace the file and Kubernetes ConfigMap symlink swaps are seen).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReloadConfig {
+    #[serde(default = "defaults::yes")]
+    pub watch: bool,
+    #[serde(default = "defaults::watch_interval")]
+    pub interval: Duration,
+}
+
+impl Default for ReloadConfig {
+    fn default() -> Self {
+        ReloadConfig {
+            watch: true,
+            interval: defaults::watch_interval(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
@@ -748,6 +770,9 @@ pub mod defaults {
     }
     pub fn one() -> f64 {
         1.0
+    }
+    pub fn watch_interval() -> Duration {
+        Duration::secs(2)
     }
     pub fn decision_wait() -> Duration {
         Duration::secs(10)
