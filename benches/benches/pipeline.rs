@@ -194,8 +194,77 @@ fn sample(c: &mut Criterion) {
             criterion::BatchSize::LargeInput,
         )
     });
+    let limited = weir_config::parse(
+        "pipeline:\n  sample:\n    rate_limits:\n      - {name: per-service, signal: logs, items_per_second: 1e12, bytes_per_second: 1000GiB}\nexporters:\n  b: {blackhole: {}}\n",
+        "bench",
+        |_| None,
+    )
+    .unwrap();
+    let rl = Sample::new(
+        SamplePolicy::from(&limited.pipeline.sample),
+        &weir_pipeline::metrics::Registry::new(),
+    );
+    g.bench_function("logs_rate_limit_per_service", |b| {
+        b.iter_batched(
+            || Batch::<Logs>::new(logs.clone(), 0),
+            |mut batch| Stage::<Logs>::apply(&rl, &mut batch),
+            criterion::BatchSize::LargeInput,
+        )
+    });
     g.finish();
 }
 
-criterion_group!(benches, pipeline, clickhouse, loki, normalize, sample);
+/// Tail sampling: 1000 spans (250 traces of four) held, then decided at their root trigger, per
+/// policy kind. Trace ids are fresh every iteration, so nothing is answered from the decision cache.
+fn tail(c: &mut Criterion) {
+    use weir_pipeline::tail::buffer::TailBuffer;
+    use weir_pipeline::tail::policy::TailPolicy;
+    let policies = [
+        ("error", "{name: p, error: true}"),
+        ("latency", "{name: p, latency: 200ms}"),
+        (
+            "attribute",
+            "{name: p, attribute: {key: http.request.method, values: [POST, PUT]}}",
+        ),
+        ("probability_10pct", "{name: p, probability: 0.1}"),
+        ("rate", "{name: p, rate: 1000000}"),
+    ];
+    let spans = fixtures::resource_spans(10, 100);
+    let mut g = c.benchmark_group("tail_1000");
+    g.throughput(Throughput::Elements(1000));
+    for (name, policy) in policies {
+        let yaml = format!("pipeline:\n  sample:\n    tail:\n      policies:\n        - {policy}\nexporters:\n  b: {{blackhole: {{}}}}\n");
+        let cfg = weir_config::parse(&yaml, "bench", |_| None).unwrap();
+        let policy = TailPolicy::from_config(&cfg.pipeline.sample);
+        let mut buffer = TailBuffer::default();
+        let mut round = 0u64;
+        let start = std::time::Instant::now();
+        g.bench_function(name, |b| {
+            b.iter_batched(
+                || {
+                    round += 1;
+                    let mut s = spans.clone();
+                    for span in s
+                        .iter_mut()
+                        .flat_map(|r| &mut r.scope_spans)
+                        .flat_map(|x| &mut x.spans)
+                    {
+                        span.trace_id[..8].copy_from_slice(&round.to_be_bytes());
+                    }
+                    Batch::<Traces>::new(s, 200_000)
+                },
+                |batch| {
+                    buffer.push(batch, &policy, start);
+                    buffer.due(&policy, start + std::time::Duration::from_secs(2));
+                    buffer.report.decided.clear();
+                    buffer.take_output()
+                },
+                criterion::BatchSize::LargeInput,
+            )
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, pipeline, clickhouse, loki, normalize, sample, tail);
 criterion_main!(benches);
