@@ -194,10 +194,14 @@ impl TailBuffer {
         policy: &TailPolicy,
         now: Instant,
     ) {
-        let Ok(id) = <TraceId>::try_from(span.trace_id.as_slice()) else {
-            // Intake refuses malformed ids, so this is a span built in-process; nothing to group by.
-            self.out.push(meta, span, encoded, None);
-            return;
+        let id = match <TraceId>::try_from(span.trace_id.as_slice()) {
+            Ok(id) if id != [0; 16] => id,
+            // An all-zero id (kept and flagged by normalize) names no trace; a malformed one cannot
+            // reach here past intake. Nothing to group by: such spans pass through.
+            _ => {
+                self.out.push(meta, span, encoded, None);
+                return;
+            }
         };
         if let Some(kept) = self.cache.map.get(&id) {
             match kept {
@@ -660,6 +664,17 @@ mod tests {
             spans_of(&out).iter().all(|s| s.attributes.is_empty()),
             "no policy to name"
         );
+        assert_eq!(buf.traces(), 0);
+    }
+
+    #[test]
+    fn spans_without_a_trace_pass_through() {
+        let p = errors_and_slow();
+        let mut buf = TailBuffer::default();
+        let mut zero = span(1, 0);
+        zero.trace_id = vec![0; 16];
+        buf.push(batch(vec![zero.clone(), zero]), &p, Instant::now());
+        assert_eq!(spans_of(&buf.take_output().unwrap()).len(), 2);
         assert_eq!(buf.traces(), 0);
     }
 
