@@ -176,7 +176,13 @@ impl<T: Weighted> Shared<T> {
     fn try_pop(&self) -> Option<T> {
         let value = self.queue.pop()?;
         let (n, b) = (value.items().min(MAX_ITEMS), value.bytes().min(MAX_BYTES));
-        self.level.fetch_sub(pack(n, b), Ordering::SeqCst);
+        let before = self.level.fetch_sub(pack(n, b), Ordering::SeqCst);
+        // The last pop of a closed queue: a receiver that found the queue empty while this pop was
+        // between taking the value and releasing its reservation saw it not yet drained and went to
+        // wait; the close notification came before it listened, so only this one can wake it.
+        if before == pack(n, b) && self.is_closed() {
+            self.not_empty.notify(usize::MAX);
+        }
         // One more waiting sender per pop: it either fits, or the queue still holds items whose pops
         // will wake the next one. Waking all would stampede a full intake under overload.
         self.not_full.notify_additional(1);
@@ -569,6 +575,33 @@ mod tests {
             .flat_map(|p| (0..5000).map(move |i| p * 10_000 + i))
             .collect();
         assert_eq!(all, expected);
+    }
+
+    /// Receivers racing for the last items of a closed queue all see the end: the one that loses the
+    /// race must not sleep through the final pop.
+    #[test]
+    fn last_pop_of_a_closed_queue_wakes_every_waiting_receiver() {
+        for _ in 0..2000 {
+            let (tx, rx) = bounded(limits(16, usize::MAX));
+            for i in 0..2 {
+                tx.try_send(Item(1, i)).unwrap();
+            }
+            drop(tx);
+            let (done_tx, done_rx) = std::sync::mpsc::channel();
+            for _ in 0..3 {
+                let (rx, done) = (rx.clone(), done_tx.clone());
+                thread::spawn(move || {
+                    while rx.recv_blocking().is_some() {}
+                    let _ = done.send(());
+                });
+            }
+            drop(rx);
+            for _ in 0..3 {
+                done_rx
+                    .recv_timeout(Duration::from_secs(10))
+                    .expect("a receiver slept through the end of the queue");
+            }
+        }
     }
 
     /// Every send that returned Ok is received, even when `close` races with the senders.
