@@ -266,5 +266,64 @@ fn tail(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, pipeline, clickhouse, loki, normalize, sample, tail);
+/// Redaction per log record with no detector, one, and all of them, on the same realistic records the
+/// decode bench parses (so the two can be compared), clean and with a secret in every body.
+fn redact(c: &mut Criterion) {
+    use weir_pipeline::stage::Stage;
+    use weir_pipeline::stages::redact::{Redact, RedactPolicy};
+    let policy = |yaml: &str| {
+        let text = format!("pipeline:\n  redact:\n{yaml}exporters:\n  b: {{blackhole: {{}}}}\n");
+        let cfg = weir_config::parse(&text, "bench", |_| None).unwrap();
+        RedactPolicy::compile(&cfg.pipeline.redact, |_| Some("bench-key".into())).unwrap()
+    };
+    let none = "    enabled: true\n    detectors: {credit_card: off, email: off, ipv4: off, ipv6: off, jwt: off, credentials: off, aws_access_key: off, secret_token: off, secret_assignment: off, us_ssn: off, iban: off}\n";
+    let one = "    enabled: true\n    detectors: {credit_card: off, ipv4: off, ipv6: off, jwt: off, credentials: off, aws_access_key: off, secret_token: off, secret_assignment: off, us_ssn: off, iban: off}\n";
+    let all = "    enabled: true\n    keys:\n      - {key: \"*password*\", action: drop}\n      - {key: authorization, action: mask}\n";
+    let clean = fixtures::resource_logs(10, 100);
+    let mut dirty = clean.clone();
+    for r in dirty
+        .iter_mut()
+        .flat_map(|r| &mut r.scope_logs)
+        .flat_map(|s| &mut s.log_records)
+    {
+        r.body = Some(opentelemetry_proto::tonic::common::v1::AnyValue {
+            value: Some(
+                opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(
+                    "payment by alice@example.com card 4111 1111 1111 1111 accepted".into(),
+                ),
+            ),
+        });
+    }
+    let body = ExportLogsServiceRequest {
+        resource_logs: clean.clone(),
+    }
+    .encode_to_vec();
+    let registry = weir_pipeline::metrics::Registry::new();
+    let mut g = c.benchmark_group("redact_1000");
+    g.throughput(Throughput::Elements(1000));
+    g.bench_function("decode_same_records", |b| {
+        b.iter(|| ExportLogsServiceRequest::decode(&body[..]).unwrap())
+    });
+    for (name, yaml, records) in [
+        ("no_detector", none, &clean),
+        ("one_detector", one, &clean),
+        ("all_detectors", all, &clean),
+        ("all_detectors_secret_in_every_body", all, &dirty),
+    ] {
+        let stage = Redact::new(policy(yaml), &registry);
+        g.bench_function(name, |b| {
+            b.iter_batched(
+                || Batch::<Logs>::new(records.clone(), 0),
+                |mut batch| {
+                    Stage::<Logs>::apply(&stage, &mut batch);
+                    batch
+                },
+                criterion::BatchSize::LargeInput,
+            )
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, pipeline, clickhouse, loki, normalize, sample, tail, redact);
 criterion_main!(benches);

@@ -25,6 +25,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 use weir_config::{Config, LogFormat};
+use weir_pipeline::stages::redact::RedactPolicy;
 
 #[derive(Parser)]
 #[command(
@@ -50,8 +51,8 @@ enum Command {
     DefaultConfig,
 }
 
-fn load(cli: &Cli) -> Result<Config, weir_config::ConfigError> {
-    match &cli.config {
+fn load(cli: &Cli) -> Result<Config, String> {
+    let config = match &cli.config {
         Some(path) => weir_config::load_file(path),
         None => weir_config::parse(
             weir_config::DEFAULT_CONFIG_YAML,
@@ -59,6 +60,11 @@ fn load(cli: &Cli) -> Result<Config, weir_config::ConfigError> {
             |k| std::env::var(k).ok(),
         ),
     }
+    .map_err(|e| e.to_string())?;
+    // The redaction hash key comes from the environment, so only compiling the policy can tell that
+    // it is missing; `weir check` should say so too.
+    RedactPolicy::compile(&config.pipeline.redact, |k| std::env::var(k).ok())?;
+    Ok(config)
 }
 
 fn main() -> ExitCode {

@@ -17,7 +17,7 @@ use weir_exporters::{
 };
 use weir_pipeline::metrics::Registry;
 use weir_pipeline::queue::{Limits, QueueStats};
-use weir_pipeline::stages::{normalize::Normalize, sample::Sample};
+use weir_pipeline::stages::{normalize::Normalize, redact::Redact, sample::Sample};
 use weir_pipeline::{bounded, Batch, Chain, Receiver, Sender};
 use weir_pipeline::{Logs, Metrics, Signal, Stage, Traces};
 
@@ -63,7 +63,7 @@ pub async fn start<S: Destinations>(
         deliveries.push(spawn_exporter::<S>(name, cfg, rx, registry, abort.clone()).await?);
         routes.push(Route::new(tx, cfg.queue.overflow, name, registry));
     }
-    let chain = Arc::new(S::chain(config, registry, policies));
+    let chain = Arc::new(S::chain(config, registry, policies)?);
     let (routes, tail) = S::tail(config, registry, policies, routes, &mut queues)?;
     let mut workers = workers::spawn(workers, intake_rx, chain, Arc::new(routes))?;
     workers.extend(tail);
@@ -82,7 +82,11 @@ pub type Tail<S> = (Vec<Route<S>>, Option<JoinHandle<()>>);
 
 /// The stage chain each signal runs, and what sits between the stage workers and the exporters.
 pub trait Stages: Wire {
-    fn chain(config: &Config, registry: &Arc<Registry>, policies: &Policies) -> Chain<Self>;
+    fn chain(
+        config: &Config,
+        registry: &Arc<Registry>,
+        policies: &Policies,
+    ) -> anyhow::Result<Chain<Self>>;
 
     /// Puts a component between the workers and `routes` (the exporters' queues): returns the routes
     /// the workers use instead, and the component's thread. By default there is none.
@@ -98,20 +102,28 @@ pub trait Stages: Wire {
 }
 
 impl Stages for Metrics {
-    fn chain(_: &Config, _: &Arc<Registry>, _: &Policies) -> Chain<Self> {
-        Chain::pass()
+    fn chain(_: &Config, _: &Arc<Registry>, _: &Policies) -> anyhow::Result<Chain<Self>> {
+        Ok(Chain::pass())
     }
 }
 
 impl Stages for Logs {
-    fn chain(config: &Config, registry: &Arc<Registry>, policies: &Policies) -> Chain<Self> {
-        normalize_then_sample(config, registry, policies)
+    fn chain(
+        config: &Config,
+        registry: &Arc<Registry>,
+        policies: &Policies,
+    ) -> anyhow::Result<Chain<Self>> {
+        standard_chain(config, registry, policies)
     }
 }
 
 impl Stages for Traces {
-    fn chain(config: &Config, registry: &Arc<Registry>, policies: &Policies) -> Chain<Self> {
-        normalize_then_sample(config, registry, policies)
+    fn chain(
+        config: &Config,
+        registry: &Arc<Registry>,
+        policies: &Policies,
+    ) -> anyhow::Result<Chain<Self>> {
+        standard_chain(config, registry, policies)
     }
 
     /// With `pipeline.sample.tail` configured, the workers feed the tail sampler's queue and its
@@ -136,21 +148,28 @@ impl Stages for Traces {
     }
 }
 
-/// Normalize, then Sample: sampling decides on canonical trace context. Both are always in the chain
-/// (a disabled normalize passes batches through), so a reload can change either.
-fn normalize_then_sample<S: Signal>(
+/// Normalize, then Sample, then Redact: sampling decides on canonical trace context, and redaction
+/// only spends time on what is kept. All three are always in the chain (a disabled stage passes
+/// batches through), so a reload can change any of them.
+fn standard_chain<S: Signal>(
     config: &Config,
     registry: &Arc<Registry>,
     policies: &Policies,
-) -> Chain<S>
+) -> anyhow::Result<Chain<S>>
 where
     Normalize: Stage<S>,
     Sample: Stage<S>,
+    Redact: Stage<S>,
 {
-    Chain::new(vec![
+    Ok(Chain::new(vec![
         Box::new(policies.normalize(config, registry)),
         Box::new(policies.sample(config, registry)),
-    ])
+        Box::new(
+            policies
+                .redact(config, registry)
+                .map_err(anyhow::Error::msg)?,
+        ),
+    ]))
 }
 
 /// Everything a delivery loop needs besides the exporter itself.

@@ -3,7 +3,7 @@
 //! refused with the reason and the running policies stay. Triggered by SIGHUP, `POST /admin/reload`, and
 //! changes to the config file (`reload.watch`).
 //!
-//! What reloads: the stage policies (`pipeline.normalize`, `pipeline.sample`, including the tail
+//! What reloads: the stage policies (`pipeline.normalize`, `pipeline.redact`, `pipeline.sample`, including the tail
 //! sampler's rules and bounds; its held spans stay). Receivers, queues and
 //! exporters keep the settings they started with; changing those needs a restart, and the reload
 //! answer says so when they differ.
@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use weir_config::Config;
 use weir_pipeline::stages::normalize::{Normalize, NormalizePolicy};
+use weir_pipeline::stages::redact::{Redact, RedactPolicy};
 use weir_pipeline::stages::sample::{Sample, SamplePolicy};
 use weir_pipeline::tail::{policy::TailPolicy, TailSampler};
 
@@ -21,6 +22,7 @@ pub struct Policies {
     normalize: Mutex<Vec<Arc<Normalize>>>,
     sample: Mutex<Vec<Arc<Sample>>>,
     tail: Mutex<Vec<Arc<TailSampler>>>,
+    redact: Mutex<Vec<Arc<Redact>>>,
     version: AtomicU64,
     source: Option<PathBuf>,
     /// The config text last applied, to tell whether non-reloadable settings changed.
@@ -67,6 +69,19 @@ impl Policies {
         ));
         lock(&self.sample).push(s.clone());
         s
+    }
+
+    pub fn redact(
+        &self,
+        config: &Config,
+        registry: &Arc<weir_pipeline::metrics::Registry>,
+    ) -> Result<Arc<Redact>, String> {
+        let r = Arc::new(Redact::new(
+            RedactPolicy::compile(&config.pipeline.redact, |k| std::env::var(k).ok())?,
+            registry,
+        ));
+        lock(&self.redact).push(r.clone());
+        Ok(r)
     }
 
     pub fn tail(&self, config: &Config) -> Arc<TailSampler> {
@@ -140,11 +155,15 @@ impl Policies {
         let normalize = NormalizePolicy::from(&config.pipeline.normalize);
         let sample = SamplePolicy::from(&config.pipeline.sample);
         let tail = TailPolicy::from_config(&config.pipeline.sample);
+        let redact = RedactPolicy::compile(&config.pipeline.redact, |k| std::env::var(k).ok())?;
         for n in lock(&self.normalize).iter() {
             n.policy().store(normalize.clone());
         }
         for s in lock(&self.sample).iter() {
             s.policy().store(sample.clone());
+        }
+        for r in lock(&self.redact).iter() {
+            r.policy().store(redact.clone());
         }
         let tails = lock(&self.tail);
         for t in tails.iter() {

@@ -21,6 +21,7 @@ fn check_accepts_valid_configs_and_every_example() {
                 .arg("check")
                 .arg("--config")
                 .arg(&path)
+                .env("WEIR_REDACT_KEY", "example-key")
                 .output()
                 .unwrap();
             assert!(
@@ -34,6 +35,24 @@ fn check_accepts_valid_configs_and_every_example() {
         }
     }
     assert!(checked >= 1);
+}
+
+#[test]
+fn check_names_a_missing_redaction_hash_key() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/redaction.yaml");
+    let out = weir()
+        .arg("check")
+        .arg("--config")
+        .arg(path)
+        .env_remove("WEIR_REDACT_KEY")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("pipeline.redact.hash.key_env") && err.contains("WEIR_REDACT_KEY"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -189,3 +189,58 @@ fn a_changed_config_file_is_picked_up_and_a_broken_one_refused_once() {
     send(&weir, 10, "kept");
     assert_eq!(weir.wait_for(10, Weir::log_count), 10);
 }
+
+#[test]
+fn redaction_rules_swap_live_and_invalid_ones_are_refused() {
+    let config = |redact: &str| {
+        format!("reload: {{watch: false}}\npipeline:\n  workers: 2\n  redact:\n    enabled: true\n{redact}")
+    };
+    let weir = Weir::start_with(Options {
+        pipeline: config(""),
+        ..Options::default()
+    });
+    let path = weir.dir.path().join("weir.yaml");
+    let rewrite = |redact: &str| {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let start = text.find("reload:").unwrap();
+        let end = text.find("exporters:").unwrap();
+        std::fs::write(
+            &path,
+            format!("{}{}{}", &text[..start], config(redact), &text[end..]),
+        )
+        .unwrap();
+    };
+    let bodies = |weir: &Weir| -> Vec<String> {
+        weir.logs()
+            .iter()
+            .flat_map(|r| r.resource_logs.clone())
+            .flat_map(|r| r.scope_logs)
+            .flat_map(|s| s.log_records)
+            .filter_map(|r| match r.body?.value? {
+                opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(s) => Some(s),
+                _ => None,
+            })
+            .collect()
+    };
+    send(&weir, 1, "mail alice@example.com");
+    assert_eq!(weir.wait_for(1, Weir::log_count), 1);
+    assert_eq!(bodies(&weir), ["mail **** 0"]);
+
+    rewrite("    patterns:\n      - {name: broken, regex: \"(unclosed\"}\n");
+    let (status, body) = reload(&weir);
+    assert_eq!(status, 400);
+    assert!(body.contains("pipeline.redact.patterns[0].regex"), "{body}");
+    send(&weir, 1, "mail bob@example.com");
+    assert_eq!(weir.wait_for(2, Weir::log_count), 2);
+    assert_eq!(
+        bodies(&weir)[1],
+        "mail **** 0",
+        "the old rules keep running"
+    );
+
+    rewrite("    detectors: {email: off}\n");
+    assert_eq!(reload(&weir).0, 200);
+    send(&weir, 1, "mail carol@example.com");
+    assert_eq!(weir.wait_for(3, Weir::log_count), 3);
+    assert_eq!(bodies(&weir)[2], "mail carol@example.com 0");
+}

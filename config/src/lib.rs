@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`model`]: the plain serde structs, with the defaults that are product decisions.
+//! - [`redact`]: the redaction stage's rules and detectors.
 //! - [`units`]: byte sizes (`16MiB`) and durations (`200ms`) as they appear in YAML.
 //! - [`env`]: `${VAR}` / `${VAR:-default}` substitution on the raw text, before parsing.
 //! - [`load`]: parse + validate, with errors that name the file, line and key path.
@@ -11,6 +12,7 @@
 pub mod env;
 pub mod load;
 pub mod model;
+pub mod redact;
 pub mod units;
 
 pub use load::{load_file, parse, ConfigError};

@@ -187,6 +187,7 @@ fn validate(c: &Config) -> Result<(), Invalid> {
             "must not be empty",
         ));
     }
+    redaction(&c.pipeline.redact)?;
     if c.exporters.is_empty() {
         return Err(invalid("exporters", "at least one exporter is required"));
     }
@@ -259,6 +260,72 @@ fn tail_sampling(t: &crate::TailSamplingConfig) -> Result<(), Invalid> {
                 "must not be empty",
             ));
         }
+    }
+    Ok(())
+}
+
+fn redaction(r: &crate::redact::RedactConfig) -> Result<(), Invalid> {
+    const PATH: &str = "pipeline.redact";
+    if r.mask.replacement.is_empty() {
+        return Err(invalid(
+            format!("{PATH}.mask.replacement"),
+            "must not be empty (an empty mask could not be told from a value)",
+        ));
+    }
+    for (i, k) in r.keys.iter().enumerate() {
+        if k.key.trim_matches('*').is_empty() {
+            return Err(invalid(
+                format!("{PATH}.keys[{i}].key"),
+                "needs at least one character besides `*`",
+            ));
+        }
+    }
+    for (i, p) in r.patterns.iter().enumerate() {
+        let path = format!("{PATH}.patterns[{i}]");
+        if p.name.is_empty() || r.patterns[..i].iter().any(|q| q.name == p.name) {
+            return Err(invalid(
+                format!("{path}.name"),
+                format!("`{}` is empty or used twice", p.name),
+            ));
+        }
+        match regex::Regex::new(&p.regex) {
+            Ok(re) if re.is_match("") => {
+                return Err(invalid(
+                    format!("{path}.regex"),
+                    "matches the empty string, so it would match everywhere",
+                ))
+            }
+            Ok(_) => {}
+            Err(e) => return Err(invalid(format!("{path}.regex"), e.to_string())),
+        }
+    }
+    let hashes = r.actions().any(|a| a == crate::redact::Action::Hash);
+    match &r.hash {
+        None if hashes => {
+            return Err(invalid(
+                format!("{PATH}.hash"),
+                "a rule uses `hash`; set hash.key_env to the variable holding the secret key",
+            ))
+        }
+        Some(h) if h.key_env.is_empty() => {
+            return Err(invalid(
+                format!("{PATH}.hash.key_env"),
+                "must name an environment variable",
+            ))
+        }
+        Some(h) if !(8..=64).contains(&h.length) => {
+            return Err(invalid(
+                format!("{PATH}.hash.length"),
+                "must be between 8 and 64 hex characters",
+            ))
+        }
+        _ => {}
+    }
+    if r.summary_attribute.as_deref() == Some("") {
+        return Err(invalid(
+            format!("{PATH}.summary_attribute"),
+            "must not be empty",
+        ));
     }
     Ok(())
 }
@@ -608,6 +675,49 @@ mod tests {
             "{base}      policies:\n        - {{name: a, latncy: 1s}}\n"
         ));
         assert!(e.contains("latncy"), "{e}");
+    }
+
+    #[test]
+    fn redaction_config_parses_and_is_checked() {
+        let base = "exporters:\n  b: {blackhole: {}}\npipeline:\n  redact:\n    enabled: true\n";
+        let c = parse(
+            &format!("{base}    keys:\n      - {{key: \"*password*\", action: drop}}\n    detectors: {{email: hash, ipv4: off}}\n    patterns:\n      - {{name: order, regex: \"ORD-[0-9]{{6}}\"}}\n    hash: {{key_env: K, algorithm: blake3}}\n    mask: {{keep_suffix: 4}}\n"),
+            "r.yaml",
+            no_env,
+        )
+        .unwrap();
+        let r = &c.pipeline.redact;
+        use crate::redact::{Action, Switch};
+        assert_eq!(r.detectors.email, Switch::On(Action::Hash));
+        assert_eq!(r.detectors.ipv4, Switch::Off);
+        assert_eq!(
+            r.detectors.jwt,
+            Switch::On(Action::Mask),
+            "the rest default to mask"
+        );
+        assert_eq!(r.patterns[0].action, Action::Mask);
+
+        let e = err(&format!("{base}    detectors: {{email: hash}}\n"));
+        assert!(e.contains("pipeline.redact.hash"), "{e}");
+        let e = err(&format!(
+            "{base}    patterns:\n      - {{name: x, regex: \"(unclosed\"}}\n"
+        ));
+        assert!(e.contains("pipeline.redact.patterns[0].regex"), "{e}");
+        let e = err(&format!(
+            "{base}    patterns:\n      - {{name: x, regex: \"a*\"}}\n"
+        ));
+        assert!(e.contains("empty string"), "{e}");
+        let e = err(&format!("{base}    detectors: {{email: scramble}}\n"));
+        assert!(
+            e.contains("pipeline.redact.detectors.email") && e.contains("scramble"),
+            "{e}"
+        );
+        let e = err(&format!("{base}    detectors: {{emial: mask}}\n"));
+        assert!(e.contains("emial"), "{e}");
+        let e = err(&format!(
+            "{base}    keys:\n      - {{key: \"**\", action: mask}}\n"
+        ));
+        assert!(e.contains("keys[0].key"), "{e}");
     }
 
     #[test]

@@ -115,6 +115,9 @@ pub struct PipelineConfig {
     pub normalize: NormalizeConfig,
     #[serde(default)]
     pub sample: SampleConfig,
+    /// Secrets and personal data out of attributes, bodies and (optionally) span names.
+    #[serde(default)]
+    pub redact: crate::redact::RedactConfig,
 }
 
 /// Consistent probability sampling; the defaults keep everything.
@@ -320,6 +323,7 @@ impl Default for PipelineConfig {
             enqueue_timeout: defaults::enqueue_timeout(),
             normalize: NormalizeConfig::default(),
             sample: SampleConfig::default(),
+            redact: crate::redact::RedactConfig::default(),
         }
     }
 }

@@ -1,0 +1,234 @@
+//! One pass over a string for every detector at once: the built-in detectors and user patterns are
+//! alternatives of a single regex, each in its own capture group, so a string that matches nothing
+//! costs one DFA scan and no allocation. A candidate is then checked where a regex cannot (Luhn for
+//! cards, mod-97 for IBANs, octet ranges for IPs, SSN area rules) before it counts.
+
+use regex::Regex;
+use weir_config::redact::{Action, RedactConfig, Switch};
+
+/// A detector's regex; `(?P<v>…)` marks the part to redact when it is not the whole match.
+fn builtin(name: &str) -> &'static str {
+    match name {
+        "jwt" => r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}",
+        "secret_token" => concat!(
+            r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
+            r"|\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,}|glpat-[A-Za-z0-9_-]{20,}",
+            r"|xox[abposr]-[A-Za-z0-9-]{10,}|[sr]k_live_[A-Za-z0-9]{16,}|AIza[0-9A-Za-z_-]{35})"
+        ),
+        "credentials" => r"(?i:\b(?:bearer|basic))\s+(?P<v>[A-Za-z0-9._~+/-]{8,}=*)",
+        "secret_assignment" => concat!(
+            r"(?i:\b(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|client[_-]?secret",
+            r"|auth[_-]?token|private[_-]?key))",
+            r#"\s*[=:]\s*"?(?P<v>[^\s"&;,]+)"#
+        ),
+        "aws_access_key" => r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA)[A-Z0-9]{16}\b",
+        "email" => r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b",
+        "iban" => r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b",
+        "credit_card" => r"\b[0-9](?:[ -]?[0-9]){12,18}\b",
+        "us_ssn" => r"\b[0-9]{3}-[0-9]{2}-[0-9]{4}\b",
+        "ipv6" => r"(?:[0-9A-Fa-f]{1,4})?(?::[0-9A-Fa-f]{0,4}){2,7}(?:%[0-9A-Za-z]+)?",
+        "ipv4" => r"\b(?:[0-9]{1,3}\.){3}[0-9]{1,3}\b",
+        other => unreachable!("no built-in detector {other}"),
+    }
+}
+
+fn valid(name: &str, text: &str) -> bool {
+    match name {
+        "credit_card" => luhn(text),
+        "iban" => iban(text),
+        "us_ssn" => ssn(text),
+        "ipv4" => text.parse::<std::net::Ipv4Addr>().is_ok(),
+        "ipv6" => {
+            let addr = text.split('%').next().unwrap_or(text);
+            addr.matches(':').count() >= 2 && addr.parse::<std::net::Ipv6Addr>().is_ok()
+        }
+        _ => true,
+    }
+}
+
+fn luhn(text: &str) -> bool {
+    let digits = || {
+        text.bytes()
+            .filter(u8::is_ascii_digit)
+            .map(|b| u32::from(b - b'0'))
+    };
+    let first = digits().next();
+    if !(13..=19).contains(&digits().count()) || digits().all(|d| Some(d) == first) {
+        return false;
+    }
+    let sum: u32 = digits()
+        .rev()
+        .enumerate()
+        .map(|(i, d)| match (i % 2 == 1, d * 2) {
+            (true, x) if x > 9 => x - 9,
+            (true, x) => x,
+            (false, _) => d,
+        })
+        .sum();
+    sum.is_multiple_of(10)
+}
+
+fn iban(text: &str) -> bool {
+    let compact: Vec<u8> = text.bytes().filter(|b| *b != b' ').collect();
+    if !(15..=34).contains(&compact.len()) {
+        return false;
+    }
+    let (head, tail) = compact.split_at(4);
+    let mut rem: u32 = 0;
+    for b in tail.iter().chain(head) {
+        let v = match b {
+            b'0'..=b'9' => u32::from(b - b'0'),
+            b'A'..=b'Z' => u32::from(b - b'A') + 10,
+            _ => return false,
+        };
+        rem = if v >= 10 {
+            (rem * 100 + v) % 97
+        } else {
+            (rem * 10 + v) % 97
+        };
+    }
+    rem == 1
+}
+
+fn ssn(text: &str) -> bool {
+    let mut parts = text.split('-');
+    let (Some(area), Some(group), Some(serial)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    area != "000" && area != "666" && !area.starts_with('9') && group != "00" && serial != "0000"
+}
+
+/// What one detector does.
+#[derive(Debug, Clone)]
+pub struct Detector {
+    pub name: String,
+    pub action: Action,
+    builtin: bool,
+    /// For detectors that redact only part of their match: the same pattern with its `v` group, run
+    /// on the match alone.
+    value: Option<Regex>,
+}
+
+/// A redaction found in a string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Found {
+    pub detector: usize,
+    pub start: usize,
+    pub end: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Scanner {
+    /// Every detector as one pattern of a multi-pattern regex: one leftmost-first DFA pass reports
+    /// which detector matched, with no capture groups to track.
+    all: regex_automata::meta::Regex,
+    pub detectors: Vec<Detector>,
+}
+
+impl Scanner {
+    /// `None` when no detector or pattern is on.
+    pub fn compile(c: &RedactConfig) -> Result<Option<Self>, String> {
+        let mut patterns = Vec::new();
+        let mut detectors = Vec::new();
+        for (name, switch) in c.detectors.all() {
+            if let Switch::On(action) = switch {
+                // ASCII word boundaries: a Unicode `\b` sends the lazy DFA to a slower engine on any
+                // non-ASCII text, and every boundary these patterns need is between ASCII characters.
+                patterns.push(builtin(name).replace(r"\b", r"(?-u:\b)"));
+                detectors.push((name.to_string(), action, true));
+            }
+        }
+        for p in &c.patterns {
+            patterns.push(p.regex.clone());
+            detectors.push((p.name.clone(), p.action, false));
+        }
+        if patterns.is_empty() {
+            return Ok(None);
+        }
+        let all = regex_automata::meta::Regex::builder()
+            .configure(
+                regex_automata::meta::Config::new()
+                    .nfa_size_limit(Some(64 << 20))
+                    .hybrid_cache_capacity(8 << 20),
+            )
+            .build_many(&patterns)
+            .map_err(|e| format!("pipeline.redact.patterns: {e}"))?;
+        let detectors = detectors
+            .into_iter()
+            .zip(&patterns)
+            .map(|((name, action, builtin), pattern)| {
+                let value = if pattern.contains("(?P<v>") {
+                    Some(
+                        Regex::new(pattern)
+                            .map_err(|e| format!("pipeline.redact.patterns: {e}"))?,
+                    )
+                } else {
+                    None
+                };
+                Ok(Detector {
+                    name,
+                    action,
+                    builtin,
+                    value,
+                })
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(Some(Scanner { all, detectors }))
+    }
+
+    /// Every checked match in `text`, left to right, non-overlapping; `skip` says whether a region
+    /// is already a redaction (so a second pass leaves it alone). Allocates only when something
+    /// matched.
+    pub fn scan(&self, text: &str, skip: impl Fn(&str, usize, usize) -> bool) -> Vec<Found> {
+        let mut found = Vec::new();
+        for m in self.all.find_iter(text) {
+            let detector = m.pattern().as_usize();
+            let d = &self.detectors[detector];
+            let (mut start, mut end) = (m.start(), m.end());
+            if let Some(v) = d
+                .value
+                .as_ref()
+                .and_then(|re| re.captures(&text[start..end]))
+            {
+                if let Some(g) = v.name("v") {
+                    (start, end) = (m.start() + g.start(), m.start() + g.end());
+                }
+            }
+            if start == end
+                || (d.builtin && !valid(&d.name, &text[start..end]))
+                || skip(text, start, end)
+            {
+                continue;
+            }
+            found.push(Found {
+                detector,
+                start,
+                end,
+            });
+        }
+        found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validators() {
+        assert!(luhn("4111 1111 1111 1111"));
+        assert!(luhn("5500-0000-0000-0004"));
+        assert!(!luhn("4111 1111 1111 1112"));
+        assert!(!luhn("0000000000000000"), "all one digit is never a card");
+        assert!(iban("GB82 WEST 1234 5698 7654 32"));
+        assert!(iban("DE89370400440532013000"));
+        assert!(!iban("DE89370400440532013001"));
+        assert!(ssn("123-45-6789"));
+        assert!(!ssn("000-12-3456") && !ssn("666-12-3456") && !ssn("900-12-3456"));
+        assert!(
+            valid("ipv6", "2001:db8::1") && valid("ipv6", "::1") && valid("ipv6", "fe80::1%eth0")
+        );
+        assert!(!valid("ipv6", "12:30:45"), "a time is not an address");
+        assert!(!valid("ipv4", "999.1.1.1"));
+    }
+}
