@@ -56,6 +56,14 @@ class Weir:
             return []
         return [json.loads(line) for line in path.read_text().splitlines() if line]
 
+    def spans(self) -> list:
+        return [s for req in self.lines("traces") for rs in req["resourceSpans"]
+                for ss in rs["scopeSpans"] for s in ss["spans"]]
+
+    def records(self) -> list:
+        return [r for req in self.lines("logs") for rl in req["resourceLogs"]
+                for sl in rl["scopeLogs"] for r in sl["logRecords"]]
+
     def metric(self, name: str, *label_filters: str) -> float:
         with urllib.request.urlopen(f"http://{self.admin}/metrics", timeout=5) as r:
             text = r.read().decode()

@@ -84,19 +84,11 @@ def test_sdk_signals_arrive_intact(weir, transport):
     logger_provider.shutdown()
     meter_provider.shutdown()
 
-    def spans():
-        return [s for req in weir.lines("traces") for rs in req["resourceSpans"]
-                for ss in rs["scopeSpans"] for s in ss["spans"]]
-
-    def records():
-        return [r for req in weir.lines("logs") for rl in req["resourceLogs"]
-                for sl in rl["scopeLogs"] for r in sl["logRecords"]]
-
-    assert wait_for(lambda: len(spans()), N) == N, weir.log()
-    assert wait_for(lambda: len(records()), N) == N, weir.log()
+    assert wait_for(lambda: len(weir.spans()), N) == N, weir.log()
+    assert wait_for(lambda: len(weir.records()), N) == N, weir.log()
 
     got_spans = {}
-    for s in spans():
+    for s in weir.spans():
         i = int(attr(s["attributes"], "i")["intValue"])
         assert attr(s["attributes"], "path") == {"stringValue": f"/p/{i}"}
         assert attr(s["attributes"], "ok") == {"boolValue": i % 2 == 0}
@@ -105,7 +97,7 @@ def test_sdk_signals_arrive_intact(weir, transport):
     assert got_spans == sent_spans
 
     got_logs = {}
-    for r in records():
+    for r in weir.records():
         i = int(attr(r["attributes"], "i")["intValue"])
         got_logs[i] = (r["body"]["stringValue"], r["traceId"], r["spanId"])
         assert r["severityText"] == "WARN" or r["severityText"] == "WARNING"

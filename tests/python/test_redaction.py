@@ -53,16 +53,8 @@ def test_sdk_secrets_never_reach_the_exporter(tmp_path):
         tracer_provider.shutdown()
         logger_provider.shutdown()
 
-        def spans():
-            return [s for req in weir.lines("traces") for rs in req["resourceSpans"]
-                    for ss in rs["scopeSpans"] for s in ss["spans"]]
-
-        def records():
-            return [r for req in weir.lines("logs") for rl in req["resourceLogs"]
-                    for sl in rl["scopeLogs"] for r in sl["logRecords"]]
-
-        assert wait_for(lambda: len(spans()), N) == N, weir.log()
-        assert wait_for(lambda: len(records()), N) == N, weir.log()
+        assert wait_for(lambda: len(weir.spans()), N) == N, weir.log()
+        assert wait_for(lambda: len(weir.records()), N) == N, weir.log()
         exported = (weir.data / "traces.jsonl").read_text() + (weir.data / "logs.jsonl").read_text()
         for secret in SECRETS:
             assert secret not in exported, secret
@@ -71,7 +63,7 @@ def test_sdk_secrets_never_reach_the_exporter(tmp_path):
             return next((kv["value"] for kv in item["attributes"] if kv["key"] == key), None)
 
         hashes = set()
-        for s in spans():
+        for s in weir.spans():
             assert re.fullmatch(r"checkout for hash:[0-9a-f]{16} #\d+", s["name"]), s["name"]
             hashes.add(attr(s, "user.email")["stringValue"])
             assert attr(s, "db_password") is None, "dropped by key rule"
@@ -79,7 +71,7 @@ def test_sdk_secrets_never_reach_the_exporter(tmp_path):
             assert attr(s, "peer") == {"stringValue": "****"}
             assert attr(s, "weir.redacted.count") == {"intValue": "6"}
             assert s["events"][0]["attributes"][0]["value"] == {"stringValue": "****"}
-        for r in records():
+        for r in weir.records():
             body = r["body"]["stringValue"]
             m = re.fullmatch(r"payment by (hash:[0-9a-f]{16}) card \*\*\*\* order \*\*\*\* key \*\*\*\* ssn \*\*\*\*",
                              body)

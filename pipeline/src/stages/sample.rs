@@ -330,9 +330,12 @@ fn attribute<'a>(
 
 /// Sets `key` to a string value, replacing an earlier value of the same key.
 pub fn set_string(attributes: &mut Vec<KeyValue>, key: &str, value: &str) {
-    let value = Some(AnyValue {
-        value: Some(Value::StringValue(value.to_string())),
-    });
+    set_attribute(attributes, key, Value::StringValue(value.to_string()));
+}
+
+/// Sets `key` to `value`, replacing an earlier value of the same key.
+pub fn set_attribute(attributes: &mut Vec<KeyValue>, key: &str, value: Value) {
+    let value = Some(AnyValue { value: Some(value) });
     match attributes.iter_mut().find(|kv| kv.key == key) {
         Some(kv) => kv.value = value,
         None => attributes.push(KeyValue {

@@ -19,8 +19,12 @@ use crate::hotswap::HotSwap;
 use crate::metrics::Registry;
 use crate::signal::{Logs, Traces};
 use crate::stage::Stage;
+use crate::stages::sample::set_attribute;
+use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
-use opentelemetry_proto::tonic::trace::v1::Span;
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use rules::{Glob, Hasher, Mask};
 use scanner::{Found, Scanner};
 use std::sync::Arc;
@@ -311,19 +315,8 @@ impl<'a> Pass<'a> {
 
     /// Sets the summary attribute on a record that had redactions.
     fn summarise(&self, attrs: &mut Vec<KeyValue>, n: u32) {
-        let Some(key) = self.policy.summary.as_deref().filter(|_| n > 0) else {
-            return;
-        };
-        let value = Some(AnyValue {
-            value: Some(Value::IntValue(i64::from(n))),
-        });
-        match attrs.iter_mut().find(|kv| kv.key == key) {
-            Some(kv) => kv.value = value,
-            None => attrs.push(KeyValue {
-                key: key.to_string(),
-                value,
-                ..Default::default()
-            }),
+        if let Some(key) = self.policy.summary.as_deref().filter(|_| n > 0) {
+            set_attribute(attrs, key, Value::IntValue(i64::from(n)));
         }
     }
 }
@@ -395,9 +388,75 @@ fn action_name(a: Action) -> &'static str {
     }
 }
 
+/// The resource → scope → record shape both signals share, so one walk serves both.
+trait Shape: crate::signal::Signal {
+    type Scope;
+    type Record;
+    fn scopes(r: &mut Self::Resource) -> (Option<&mut Resource>, &mut Vec<Self::Scope>);
+    fn records(s: &mut Self::Scope) -> (Option<&mut InstrumentationScope>, &mut Vec<Self::Record>);
+    fn scope_items(s: &Self::Scope) -> usize;
+    /// Redacts a record's own fields: the redaction count, or the detector that drops it.
+    fn redact(pass: &mut Pass<'_>, r: &mut Self::Record) -> Result<u32, usize>;
+    fn attributes(r: &mut Self::Record) -> &mut Vec<KeyValue>;
+}
+
+impl Shape for Traces {
+    type Scope = ScopeSpans;
+    type Record = Span;
+    fn scopes(r: &mut ResourceSpans) -> (Option<&mut Resource>, &mut Vec<ScopeSpans>) {
+        (r.resource.as_mut(), &mut r.scope_spans)
+    }
+    fn records(s: &mut ScopeSpans) -> (Option<&mut InstrumentationScope>, &mut Vec<Span>) {
+        (s.scope.as_mut(), &mut s.spans)
+    }
+    fn scope_items(s: &ScopeSpans) -> usize {
+        s.spans.len()
+    }
+    fn redact(pass: &mut Pass<'_>, span: &mut Span) -> Result<u32, usize> {
+        pass.span(span)
+    }
+    fn attributes(span: &mut Span) -> &mut Vec<KeyValue> {
+        &mut span.attributes
+    }
+}
+
+impl Shape for Logs {
+    type Scope = ScopeLogs;
+    type Record = LogRecord;
+    fn scopes(r: &mut ResourceLogs) -> (Option<&mut Resource>, &mut Vec<ScopeLogs>) {
+        (r.resource.as_mut(), &mut r.scope_logs)
+    }
+    fn records(s: &mut ScopeLogs) -> (Option<&mut InstrumentationScope>, &mut Vec<LogRecord>) {
+        (s.scope.as_mut(), &mut s.log_records)
+    }
+    fn scope_items(s: &ScopeLogs) -> usize {
+        s.log_records.len()
+    }
+    fn redact(pass: &mut Pass<'_>, r: &mut LogRecord) -> Result<u32, usize> {
+        let n = pass.attributes(&mut r.attributes, true)?;
+        let body = match r.body.as_mut().map(|b| pass.value(b)) {
+            None => 0,
+            Some(Fate::Kept(k)) => k,
+            Some(Fate::Remove) => {
+                r.body = None;
+                1
+            }
+            Some(Fate::DropRecord(d)) => return Err(d),
+        };
+        Ok(n + body)
+    }
+    fn attributes(r: &mut LogRecord) -> &mut Vec<KeyValue> {
+        &mut r.attributes
+    }
+}
+
 /// Redacts a resource's or scope's attributes; false on a drop_record verdict, which drops every item
 /// under it, counted against that detector.
-fn container(pass: &mut Pass<'_>, attrs: &mut Vec<KeyValue>, items: usize) -> bool {
+fn container(pass: &mut Pass<'_>, resource: Option<&mut Resource>, items: usize) -> bool {
+    resource.is_none_or(|r| scoped(pass, &mut r.attributes, items))
+}
+
+fn scoped(pass: &mut Pass<'_>, attrs: &mut Vec<KeyValue>, items: usize) -> bool {
     match pass.attributes(attrs, true) {
         Ok(_) => true,
         Err(d) => {
@@ -407,106 +466,54 @@ fn container(pass: &mut Pass<'_>, attrs: &mut Vec<KeyValue>, items: usize) -> bo
     }
 }
 
-impl Stage<Traces> for Redact {
-    fn name(&self) -> &'static str {
-        "redact"
-    }
-
-    fn apply(&self, batch: &mut Batch<Traces>) {
-        let policy = self.policy.load();
-        if !policy.enabled {
-            return;
+fn walk<S: Shape>(pass: &mut Pass<'_>, batch: &mut Batch<S>) {
+    batch.resources.retain_mut(|rs| {
+        let (resource, scopes) = S::scopes(rs);
+        let items = scopes.iter().map(S::scope_items).sum();
+        if !container(pass, resource, items) {
+            return false;
         }
-        let mut pass = Pass::new(&policy);
-        batch.resources.retain_mut(|rs| {
-            let items = rs.scope_spans.iter().map(|s| s.spans.len()).sum();
-            if let Some(resource) = rs.resource.as_mut() {
-                if !container(&mut pass, &mut resource.attributes, items) {
+        scopes.retain_mut(|ss| {
+            let items = S::scope_items(ss);
+            let (scope, records) = S::records(ss);
+            if let Some(scope) = scope {
+                if !scoped(pass, &mut scope.attributes, items) {
                     return false;
                 }
             }
-            rs.scope_spans.retain_mut(|ss| {
-                let items = ss.spans.len();
-                if let Some(scope) = ss.scope.as_mut() {
-                    if !container(&mut pass, &mut scope.attributes, items) {
-                        return false;
-                    }
+            records.retain_mut(|r| match S::redact(pass, r) {
+                Ok(n) => {
+                    pass.summarise(S::attributes(r), n);
+                    true
                 }
-                ss.spans.retain_mut(|span| {
-                    let verdict = pass.span(span);
-                    match verdict {
-                        Ok(n) => {
-                            pass.summarise(&mut span.attributes, n);
-                            true
-                        }
-                        Err(d) => {
-                            pass.dropped[d] += 1;
-                            false
-                        }
-                    }
-                });
-                true
+                Err(d) => {
+                    pass.dropped[d] += 1;
+                    false
+                }
             });
             true
         });
-        self.report(pass, "traces");
-    }
+        true
+    });
 }
 
-impl Stage<Logs> for Redact {
-    fn name(&self) -> &'static str {
-        "redact"
-    }
-
-    fn apply(&self, batch: &mut Batch<Logs>) {
-        let policy = self.policy.load();
-        if !policy.enabled {
-            return;
-        }
-        let mut pass = Pass::new(&policy);
-        batch.resources.retain_mut(|rl| {
-            let items = rl.scope_logs.iter().map(|s| s.log_records.len()).sum();
-            if let Some(resource) = rl.resource.as_mut() {
-                if !container(&mut pass, &mut resource.attributes, items) {
-                    return false;
-                }
+macro_rules! redact_stage {
+    ($($signal:ty => $label:literal),*) => {$(
+        impl Stage<$signal> for Redact {
+            fn name(&self) -> &'static str {
+                "redact"
             }
-            rl.scope_logs.retain_mut(|sl| {
-                let items = sl.log_records.len();
-                if let Some(scope) = sl.scope.as_mut() {
-                    if !container(&mut pass, &mut scope.attributes, items) {
-                        return false;
-                    }
+
+            fn apply(&self, batch: &mut Batch<$signal>) {
+                let policy = self.policy.load();
+                if !policy.enabled {
+                    return;
                 }
-                sl.log_records.retain_mut(|r| {
-                    let verdict = pass.attributes(&mut r.attributes, true).and_then(|n| {
-                        Ok(n + match r.body.as_mut() {
-                            Some(body) => match pass.value(body) {
-                                Fate::Kept(k) => k,
-                                Fate::Remove => {
-                                    r.body = None;
-                                    1
-                                }
-                                Fate::DropRecord(d) => return Err(d),
-                            },
-                            None => 0,
-                        })
-                    });
-                    match verdict {
-                        Ok(n) => {
-                            pass.summarise(&mut r.attributes, n);
-                            true
-                        }
-                        Err(d) => {
-                            pass.dropped[d] += 1;
-                            false
-                        }
-                    }
-                });
-                true
-            });
-            true
-        });
-        self.report(pass, "logs");
-    }
+                let mut pass = Pass::new(&policy);
+                walk(&mut pass, batch);
+                self.report(pass, $label);
+            }
+        }
+    )*};
 }
+redact_stage!(Traces => "traces", Logs => "logs");
