@@ -101,9 +101,17 @@ pub trait Stages: Wire {
     }
 }
 
+/// Metrics carry no trace context to normalise and are not sampled; they are redacted.
 impl Stages for Metrics {
-    fn chain(_: &Config, _: &Arc<Registry>, _: &Policies) -> anyhow::Result<Chain<Self>> {
-        Ok(Chain::pass())
+    fn chain(
+        config: &Config,
+        registry: &Arc<Registry>,
+        policies: &Policies,
+    ) -> anyhow::Result<Chain<Self>> {
+        let redact = policies
+            .redact(config, registry)
+            .map_err(anyhow::Error::msg)?;
+        Ok(Chain::new(vec![Box::new(redact)]))
     }
 }
 

@@ -399,3 +399,69 @@ proptest! {
         prop_assert!(!registry.render().contains("weir_redactions_total"));
     }
 }
+
+#[test]
+fn metric_points_and_exemplars_are_redacted_and_dropped_one_by_one() {
+    use opentelemetry_proto::tonic::metrics::v1::{
+        metric::Data, Exemplar, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
+    };
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    let registry = Registry::new();
+    let stage = Redact::new(
+        policy("    keys:\n      - {key: \"x-kill-*\", action: drop_record}\n"),
+        &registry,
+    );
+    let point = |attrs: Vec<KeyValue>| NumberDataPoint {
+        attributes: attrs,
+        exemplars: vec![Exemplar {
+            filtered_attributes: vec![kv("client", s("10.9.8.7"))],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let mut b: Batch<weir_pipeline::Metrics> = Batch::measured(vec![ResourceMetrics {
+        resource: Some(Resource {
+            attributes: vec![kv("owner", s("ops@example.com"))],
+            ..Default::default()
+        }),
+        scope_metrics: vec![ScopeMetrics {
+            metrics: vec![Metric {
+                name: "requests".into(),
+                data: Some(Data::Gauge(Gauge {
+                    data_points: vec![
+                        point(vec![kv("url", s("/login?token=abc12345"))]),
+                        point(vec![kv("X-Kill-Me", s("1"))]),
+                    ],
+                })),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }]);
+    stage.apply(&mut b);
+    let rm = &b.resources[0];
+    assert_eq!(
+        rm.resource.as_ref().unwrap().attributes,
+        vec![kv("owner", s("****"))]
+    );
+    let Some(Data::Gauge(g)) = &rm.scope_metrics[0].metrics[0].data else {
+        panic!()
+    };
+    assert_eq!(
+        g.data_points.len(),
+        1,
+        "the point with x-kill-* is dropped, its sibling stays"
+    );
+    assert_eq!(
+        g.data_points[0].attributes,
+        vec![kv("url", s("/login?token=****"))]
+    );
+    assert_eq!(
+        g.data_points[0].exemplars[0].filtered_attributes,
+        vec![kv("client", s("****"))]
+    );
+    assert!(registry.render().contains(
+        "weir_redaction_dropped_items_total{signal=\"metrics\",detector=\"key:x-kill-*\"} 1"
+    ));
+}

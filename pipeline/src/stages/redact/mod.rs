@@ -1,6 +1,6 @@
 //! `Redact`: secrets and personal data out of every attribute (resource, scope, span, span event, link,
-//! log record — nested maps and arrays included), log bodies, and optionally span names and status
-//! messages, before anything leaves the process.
+//! log record, metric data point and exemplar — nested maps and arrays included), log bodies, and
+//! optionally span names and status messages, before anything leaves the process.
 //!
 //! Per attribute, in order: the allowlist (when set, keys not on it are dropped; Weir's own `weir.*`
 //! annotations always survive), then key rules (first match acts on the whole value), then the value
@@ -17,12 +17,15 @@ pub mod scanner;
 use crate::batch::Batch;
 use crate::hotswap::HotSwap;
 use crate::metrics::Registry;
-use crate::signal::{Logs, Traces};
+use crate::signal::{Logs, Metrics, Traces};
 use crate::stage::Stage;
 use crate::stages::sample::set_attribute;
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::metrics::v1::{
+    metric::Data, Exemplar, Metric, ResourceMetrics, ScopeMetrics,
+};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use rules::{Glob, Hasher, Mask};
@@ -450,6 +453,60 @@ impl Shape for Logs {
     }
 }
 
+impl Shape for Metrics {
+    type Scope = ScopeMetrics;
+    type Record = Metric;
+    fn scopes(r: &mut ResourceMetrics) -> (Option<&mut Resource>, &mut Vec<ScopeMetrics>) {
+        (r.resource.as_mut(), &mut r.scope_metrics)
+    }
+    fn records(s: &mut ScopeMetrics) -> (Option<&mut InstrumentationScope>, &mut Vec<Metric>) {
+        (s.scope.as_mut(), &mut s.metrics)
+    }
+    fn scope_items(s: &ScopeMetrics) -> usize {
+        s.metrics.iter().map(crate::signal::data_points).sum()
+    }
+    /// Data points are the items: each is redacted (with its exemplars) and dropped on its own, so a
+    /// metric is never dropped whole here.
+    fn redact(pass: &mut Pass<'_>, m: &mut Metric) -> Result<u32, usize> {
+        let mut point = |attrs: &mut Vec<KeyValue>, exemplars: &mut Vec<Exemplar>| {
+            let mut verdict = pass.attributes(attrs, true);
+            for e in exemplars {
+                verdict = verdict
+                    .and_then(|n| Ok(n + pass.attributes(&mut e.filtered_attributes, true)?));
+            }
+            match verdict {
+                Ok(_) => true,
+                Err(d) => {
+                    pass.dropped[d] += 1;
+                    false
+                }
+            }
+        };
+        match &mut m.data {
+            Some(Data::Gauge(g)) => g
+                .data_points
+                .retain_mut(|p| point(&mut p.attributes, &mut p.exemplars)),
+            Some(Data::Sum(x)) => x
+                .data_points
+                .retain_mut(|p| point(&mut p.attributes, &mut p.exemplars)),
+            Some(Data::Histogram(h)) => h
+                .data_points
+                .retain_mut(|p| point(&mut p.attributes, &mut p.exemplars)),
+            Some(Data::ExponentialHistogram(h)) => h
+                .data_points
+                .retain_mut(|p| point(&mut p.attributes, &mut p.exemplars)),
+            Some(Data::Summary(x)) => x
+                .data_points
+                .retain_mut(|p| point(&mut p.attributes, &mut Vec::new())),
+            None => {}
+        }
+        Ok(0)
+    }
+    fn attributes(m: &mut Metric) -> &mut Vec<KeyValue> {
+        &mut m.metadata
+    }
+}
+
 /// Redacts a resource's or scope's attributes; false on a drop_record verdict, which drops every item
 /// under it, counted against that detector.
 fn container(pass: &mut Pass<'_>, resource: Option<&mut Resource>, items: usize) -> bool {
@@ -516,4 +573,4 @@ macro_rules! redact_stage {
         }
     )*};
 }
-redact_stage!(Traces => "traces", Logs => "logs");
+redact_stage!(Traces => "traces", Logs => "logs", Metrics => "metrics");
