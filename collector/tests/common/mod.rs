@@ -30,6 +30,8 @@ pub fn free_addr() -> SocketAddr {
 /// The YAML a test starts from; `extra_exporter_yaml` is appended under the `file` exporter and
 /// `pipeline_yaml` replaces the pipeline section.
 pub struct Options {
+    /// Replaces the file exporter's destination line (e.g. `    blackhole: {}`).
+    pub destination: Option<String>,
     pub exporter_extra: String,
     pub pipeline: String,
     pub shutdown_timeout: &'static str,
@@ -38,6 +40,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
+            destination: None,
             exporter_extra: "    batch: {max_age: 20ms}\n".into(),
             pipeline: "pipeline: {workers: 2}\n".into(),
             shutdown_timeout: "20s",
@@ -60,10 +63,13 @@ impl Weir {
     /// Starts with a data directory prepared by the caller (e.g. holding FIFOs).
     pub fn start_in(dir: tempfile::TempDir, data: PathBuf, opts: Options) -> Weir {
         let (grpc, http, admin) = (free_addr(), free_addr(), free_addr());
+        let destination = opts
+            .destination
+            .clone()
+            .unwrap_or_else(|| format!("    file: {{path: \"{}\"}}", data.display()));
         let config = format!(
-            "receivers:\n  grpc: {{endpoint: \"{grpc}\"}}\n  http: {{endpoint: \"{http}\", max_request_bytes: 1MiB, max_decompressed_bytes: 4MiB}}\n{}exporters:\n  out:\n    file: {{path: \"{}\"}}\n{}admin: {{endpoint: \"{admin}\"}}\nlog: {{level: \"info\"}}\nshutdown_timeout: {}\n",
+            "receivers:\n  grpc: {{endpoint: \"{grpc}\"}}\n  http: {{endpoint: \"{http}\", max_request_bytes: 1MiB, max_decompressed_bytes: 4MiB}}\n{}exporters:\n  out:\n{destination}\n{}admin: {{endpoint: \"{admin}\"}}\nlog: {{level: \"info\"}}\nshutdown_timeout: {}\n",
             opts.pipeline,
-            data.display(),
             opts.exporter_extra,
             opts.shutdown_timeout,
         );

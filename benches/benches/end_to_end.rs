@@ -1,0 +1,68 @@
+//! In process, end to end, on the payload `weir-loadtest` sends by default (500 log records, 6
+//! attributes, 120-byte bodies, half with trace context): decode alone, then decode → normalise →
+//! sample → redact (all built-in detectors) → blackhole encode, so the ratio of the two is the cost
+//! of Weir's stages relative to parsing. The real-network figure comes from `weir-loadtest`.
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use prost::Message;
+use std::sync::Arc;
+use weir_exporters::{Blackhole, Exporter};
+use weir_pipeline::metrics::Registry;
+use weir_pipeline::stages::normalize::{Normalize, NormalizePolicy};
+use weir_pipeline::stages::redact::{Redact, RedactPolicy};
+use weir_pipeline::stages::sample::{Sample, SamplePolicy};
+use weir_pipeline::{Batch, Chain, Logs, Signal};
+
+const CONFIG: &str = "pipeline:
+  sample:
+    logs:
+      rules:
+        - {name: problems, min_severity: warn, probability: 1.0}
+        - {name: info, severity: info, probability: 1.0}
+  redact:
+    enabled: true
+    keys:
+      - {key: \"*password*\", action: drop}
+exporters:
+  b: {blackhole: {}}
+";
+
+fn end_to_end(c: &mut Criterion) {
+    let workload = weir_loadtest::workload::Workload::default();
+    let payload = workload.payloads().remove(0);
+    let body = payload.body.to_vec();
+    let cfg = weir_config::parse(CONFIG, "bench", |_| None).unwrap();
+    let registry: Arc<Registry> = Registry::new();
+    let chain = Chain::<Logs>::new(vec![
+        Box::new(Normalize::new(
+            NormalizePolicy::from(&cfg.pipeline.normalize),
+            &registry,
+        )),
+        Box::new(Sample::new(
+            SamplePolicy::from(&cfg.pipeline.sample),
+            &registry,
+        )),
+        Box::new(Redact::new(
+            RedactPolicy::compile(&cfg.pipeline.redact, |_| None).unwrap(),
+            &registry,
+        )),
+    ]);
+    let mut g = c.benchmark_group("end_to_end_logs_500");
+    g.throughput(Throughput::Elements(payload.items));
+    g.bench_function("decode", |b| {
+        b.iter(|| ExportLogsServiceRequest::decode(&body[..]).unwrap())
+    });
+    g.bench_function("decode_normalize_sample_redact_blackhole", |b| {
+        b.iter(|| {
+            let req = ExportLogsServiceRequest::decode(&body[..]).unwrap();
+            let mut batch = Batch::<Logs>::new(Logs::into_resources(req), body.len());
+            chain.apply(&mut batch);
+            Exporter::<Logs>::encode(&Blackhole, batch).unwrap()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, end_to_end);
+criterion_main!(benches);
