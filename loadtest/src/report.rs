@@ -200,14 +200,14 @@ fn chart(steps: &[StepReport], title: &str) -> String {
         50.0,
         &[
             (
-                "accepted items/s",
+                "accepted/s",
                 "#1f77b4",
                 rate(&|r| Some(r.achieved_rate)),
                 rate_max,
                 false,
             ),
             (
-                "target items/s",
+                "asked/s",
                 "#aaaaaa",
                 rate(&|r| r.target_rate),
                 rate_max,
