@@ -66,10 +66,7 @@ impl Observer {
         let Some(w) = &self.watch else {
             return Snapshot::default();
         };
-        let cpu_seconds = w
-            .pid
-            .and_then(cpu_ticks)
-            .map(|t| t / self.ticks_per_second);
+        let cpu_seconds = w.pid.and_then(cpu_ticks).map(|t| t / self.ticks_per_second);
         let (exported, dropped) = match &w.metrics_url {
             Some(url) => match scrape(url).await {
                 Some(text) => (Some(sum(&text, &w.exported)), Some(sum(&text, &w.dropped))),

@@ -149,10 +149,7 @@ fn chart(steps: &[StepReport], title: &str) -> String {
         h = 2.0 * PANEL + 110.0,
         title = escape(title)
     );
-    let mut panel = |top: f64,
-                     series: &[Series],
-                     left_label: &str,
-                     right_label: &str| {
+    let mut panel = |top: f64, series: &[Series], left_label: &str, right_label: &str| {
         let bottom = top + PANEL;
         let _ = writeln!(
             s,
