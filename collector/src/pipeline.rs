@@ -12,6 +12,7 @@ use weir_config::{ClickHouseExporter as ClickHouseConfig, LokiExporter as LokiCo
 use weir_config::{Config, ExporterConfig, ExporterKind};
 use weir_exporters::clickhouse::ClickHouse;
 use weir_exporters::loki::Loki;
+use weir_exporters::otlp::{route::Route as Routable, Otlp};
 use weir_exporters::{
     deliver, Blackhole, DeliveryMetrics, DeliverySettings, Exporter, FileExporter,
 };
@@ -203,7 +204,7 @@ impl<S: Wire> Delivery<S> {
 }
 
 /// Destinations that take only some signals: each signal says which it can build.
-pub trait Destinations: Stages {
+pub trait Destinations: Stages + Routable {
     fn clickhouse(
         cfg: &ClickHouseConfig,
         delivery: Delivery<Self>,
@@ -279,6 +280,12 @@ async fn spawn_exporter<S: Destinations>(
         Some(ExporterKind::Blackhole(_)) => Ok(delivery.spawn(Blackhole)),
         Some(ExporterKind::ClickHouse(c)) => S::clickhouse(c, delivery).await,
         Some(ExporterKind::Loki(l)) => S::loki(l, delivery, registry),
+        Some(ExporterKind::Otlp(o)) => {
+            let exporter = Otlp::<S>::new(o, name, cfg.timeout.0)
+                .await
+                .map_err(|e| anyhow::anyhow!("exporters.{name}.otlp: {e}"))?;
+            Ok(delivery.spawn(exporter))
+        }
         None => anyhow::bail!("exporters.{name}: no destination configured"),
     }
 }

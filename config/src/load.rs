@@ -336,15 +336,57 @@ fn exporter(path: &str, e: &ExporterConfig) -> Result<(), Invalid> {
         0 => {
             return Err(invalid(
                 path,
-                "no destination: set exactly one of `file: {path: …}`, `clickhouse: {endpoint: …}`, `loki: {endpoint: …}` or `blackhole: {}`",
+                "no destination: set exactly one of `file: {path: …}`, `clickhouse: {endpoint: …}`, `loki: {endpoint: …}`, `otlp: {endpoints: […]}` or `blackhole: {}`",
             ))
         }
         _ => {
             return Err(invalid(
                 path,
-                "set exactly one destination (file, clickhouse, loki or blackhole), not several",
+                "set exactly one destination (file, clickhouse, loki, otlp or blackhole), not several",
             ))
         }
+    }
+    if let Some(o) = &e.otlp {
+        let p = format!("{path}.otlp");
+        match (o.endpoints.is_empty(), &o.resolve) {
+            (true, None) => {
+                return Err(invalid(
+                    p,
+                    "set `endpoints: [host:port, …]` or `resolve: name:port` (DNS)",
+                ))
+            }
+            (false, Some(_)) => return Err(invalid(p, "set `endpoints` or `resolve`, not both")),
+            _ => {}
+        }
+        for (i, ep) in o.endpoints.iter().enumerate() {
+            let host_port = ep.strip_prefix("http://").unwrap_or(ep);
+            if ep.starts_with("https://") {
+                return Err(invalid(
+                    format!("{p}.endpoints[{i}]"),
+                    "https:// is not supported yet; use http:// on a trusted network",
+                ));
+            }
+            if host_port
+                .rsplit_once(':')
+                .is_none_or(|(h, port)| h.is_empty() || port.parse::<u16>().is_err())
+            {
+                return Err(invalid(
+                    format!("{p}.endpoints[{i}]"),
+                    format!("`{ep}` is not host:port"),
+                ));
+            }
+        }
+        if let Some(r) = &o.resolve {
+            if r.rsplit_once(':')
+                .is_none_or(|(h, port)| h.is_empty() || port.parse::<u16>().is_err())
+            {
+                return Err(invalid(
+                    format!("{p}.resolve"),
+                    format!("`{r}` is not name:port"),
+                ));
+            }
+        }
+        positive(&format!("{p}.eject_after"), u64::from(o.eject_after))?;
     }
     if let Some(c) = &e.clickhouse {
         let p = format!("{path}.clickhouse");

@@ -363,6 +363,7 @@ pub struct ExporterConfig {
     pub blackhole: Option<BlackholeExporter>,
     pub clickhouse: Option<ClickHouseExporter>,
     pub loki: Option<LokiExporter>,
+    pub otlp: Option<OtlpExporter>,
     /// Signals this exporter receives; default: all it supports.
     pub signals: Option<Vec<Signal>>,
     #[serde(default)]
@@ -386,17 +387,25 @@ pub enum ExporterKind<'a> {
     Blackhole(&'a BlackholeExporter),
     ClickHouse(&'a ClickHouseExporter),
     Loki(&'a LokiExporter),
+    Otlp(&'a OtlpExporter),
 }
 
 impl ExporterConfig {
     /// The configured destination; `None` when zero or several are set (validation rejects that).
     pub fn kind(&self) -> Option<ExporterKind<'_>> {
-        match (&self.file, &self.blackhole, &self.clickhouse, &self.loki) {
-            (Some(f), None, None, None) => Some(ExporterKind::File(f)),
-            (None, Some(b), None, None) => Some(ExporterKind::Blackhole(b)),
-            (None, None, Some(c), None) => Some(ExporterKind::ClickHouse(c)),
-            (None, None, None, Some(l)) => Some(ExporterKind::Loki(l)),
-            _ => None,
+        if self.destinations() != 1 {
+            return None;
+        }
+        if let Some(f) = &self.file {
+            Some(ExporterKind::File(f))
+        } else if let Some(b) = &self.blackhole {
+            Some(ExporterKind::Blackhole(b))
+        } else if let Some(c) = &self.clickhouse {
+            Some(ExporterKind::ClickHouse(c))
+        } else if let Some(l) = &self.loki {
+            Some(ExporterKind::Loki(l))
+        } else {
+            self.otlp.as_ref().map(ExporterKind::Otlp)
         }
     }
 
@@ -407,6 +416,7 @@ impl ExporterConfig {
             self.blackhole.is_some(),
             self.clickhouse.is_some(),
             self.loki.is_some(),
+            self.otlp.is_some(),
         ]
         .iter()
         .filter(|d| **d)
@@ -445,6 +455,65 @@ impl ExporterConfig {
     pub fn receives(&self, signal: Signal) -> bool {
         self.supports(signal) && self.signals.as_ref().is_none_or(|s| s.contains(&signal))
     }
+}
+
+/// Forwards OTLP to other collectors (a gateway fleet): spans of one trace, and logs carrying its id,
+/// always go to the same backend, chosen by rendezvous hashing over the live backends.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtlpExporter {
+    /// Static backends: `host:port` or `http://host:port`.
+    #[serde(default)]
+    pub endpoints: Vec<String>,
+    /// Backends from DNS: `name:port`, every address the name resolves to (a Kubernetes headless
+    /// Service), re-resolved every `resolve_interval`.
+    #[serde(default)]
+    pub resolve: Option<String>,
+    #[serde(default = "defaults::resolve_interval")]
+    pub resolve_interval: Duration,
+    #[serde(default)]
+    pub protocol: OtlpProtocol,
+    #[serde(default)]
+    pub compression: OtlpCompression,
+    /// What decides the backend: `trace_id` (logs without one fall back to their resource), `service`
+    /// (the resource's `service.name`) or `resource` (all resource attributes).
+    #[serde(default)]
+    pub routing: Routing,
+    /// Sent with every request (e.g. `authorization`).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Consecutive failed attempts after which a backend's keys move to the others.
+    #[serde(default = "defaults::eject_after")]
+    pub eject_after: u32,
+    /// How long an ejected backend is left alone before it is tried again.
+    #[serde(default = "defaults::eject_for")]
+    pub eject_for: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OtlpProtocol {
+    #[default]
+    Grpc,
+    Http,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OtlpCompression {
+    None,
+    Gzip,
+    #[default]
+    Zstd,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Routing {
+    #[default]
+    TraceId,
+    Service,
+    Resource,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -777,6 +846,15 @@ pub mod defaults {
     }
     pub fn watch_interval() -> Duration {
         Duration::secs(2)
+    }
+    pub fn resolve_interval() -> Duration {
+        Duration::secs(30)
+    }
+    pub fn eject_after() -> u32 {
+        3
+    }
+    pub fn eject_for() -> Duration {
+        Duration::secs(10)
     }
     pub fn decision_wait() -> Duration {
         Duration::secs(10)

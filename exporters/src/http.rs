@@ -52,3 +52,15 @@ pub async fn send(
         body,
     })
 }
+
+/// `Retry-After` in seconds (the HTTP-date form is rare among telemetry backends; it is ignored).
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get(hyper::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}

@@ -9,6 +9,7 @@
 //! - [`file`]: OTLP/JSON lines on local disk with size-based rotation.
 //! - [`blackhole`]: accepts and discards, for benchmarks and capacity tests.
 //! - [`clickhouse`], [`loki`]: the database and log-store destinations; [`http`] is their shared client.
+//! - [`otlp`]: forwarding to other collectors, with trace-aware load balancing over a backend set.
 //! - [`text`]: OTLP values as text, the way the collector ecosystem writes them.
 
 pub mod backoff;
@@ -19,6 +20,7 @@ pub mod exporter;
 pub mod file;
 pub mod http;
 pub mod loki;
+pub mod otlp;
 pub mod text;
 
 pub use blackhole::Blackhole;

@@ -10,7 +10,6 @@ use crate::http::{self, HttpClient};
 use crate::text::base64;
 use http_body_util::Full;
 use std::sync::Arc;
-use std::time::Duration;
 use weir_config::LokiExporter as Config;
 use weir_pipeline::metrics::{Counter, Registry};
 use weir_pipeline::{Batch, Logs};
@@ -121,7 +120,7 @@ impl Exporter<Logs> for Loki {
         let message = format!("Loki answered {status}: {reason_text}");
         Err(match status {
             429 | 500..=599 => ExportError {
-                retry: Retry::After(retry_after(&resp.headers)),
+                retry: Retry::After(crate::http::retry_after(&resp.headers)),
                 reason: if status == 429 {
                     "rate_limited"
                 } else {
@@ -132,16 +131,4 @@ impl Exporter<Logs> for Loki {
             _ => ExportError::permanent("rejected", message),
         })
     }
-}
-
-/// `Retry-After` in seconds (the HTTP-date form is rare for Loki and its gateways; it is ignored).
-fn retry_after(headers: &hyper::header::HeaderMap) -> Option<Duration> {
-    headers
-        .get(hyper::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
 }

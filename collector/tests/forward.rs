@@ -1,0 +1,186 @@
+//! Sidecar → two gateways, three `weir` processes on loopback. The sidecar's OTLP exporter balances by
+//! trace id: every span of a trace, sent in different requests, lands on exactly one gateway, and logs
+//! carrying a trace id land with their trace. Then one gateway is stopped mid-run: its share moves to
+//! the other, and once the retries succeed nothing is missing.
+
+mod common;
+
+use common::{http_request, Options, Weir};
+use std::collections::{HashMap, HashSet};
+
+fn id(i: u64, len: usize) -> String {
+    let mut z = i.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    let hex = format!("{:016x}{:016x}", z ^ (z >> 31), z | 1);
+    hex[..len].to_string()
+}
+
+/// One request with span `part` (0, 1, 2) of each trace in `traces`, and a log record per trace.
+fn send(sidecar: &Weir, traces: std::ops::Range<u64>, part: u64) {
+    let spans: Vec<String> = traces
+        .clone()
+        .map(|t| {
+            format!(
+                r#"{{"traceId":"{}","spanId":"{}","name":"op-{t}-{part}","startTimeUnixNano":"1","endTimeUnixNano":"2"}}"#,
+                id(t, 32),
+                id(t * 10 + part, 16)
+            )
+        })
+        .collect();
+    let body = format!(
+        r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"checkout"}}}}]}},"scopeSpans":[{{"spans":[{}]}}]}}]}}"#,
+        spans.join(",")
+    );
+    let r = http_request(
+        sidecar.http,
+        "POST",
+        "/v1/traces",
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    if part == 0 {
+        let logs: Vec<String> = traces
+            .map(|t| {
+                format!(
+                    r#"{{"traceId":"{}","spanId":"{}","body":{{"stringValue":"log {t}"}}}}"#,
+                    id(t, 32),
+                    id(t * 10, 16)
+                )
+            })
+            .collect();
+        let body = format!(
+            r#"{{"resourceLogs":[{{"scopeLogs":[{{"logRecords":[{}]}}]}}]}}"#,
+            logs.join(",")
+        );
+        let r = http_request(
+            sidecar.http,
+            "POST",
+            "/v1/logs",
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(r.status, 200);
+    }
+}
+
+/// trace id (hex) → span count, on one gateway.
+fn spans_by_trace(g: &Weir) -> HashMap<String, usize> {
+    let mut m = HashMap::new();
+    for req in g.traces() {
+        for s in req
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .flat_map(|s| &s.spans)
+        {
+            *m.entry(hex::encode(&s.trace_id)).or_default() += 1;
+        }
+    }
+    m
+}
+
+fn log_traces(g: &Weir) -> HashSet<String> {
+    g.logs()
+        .iter()
+        .flat_map(|r| &r.resource_logs)
+        .flat_map(|r| &r.scope_logs)
+        .flat_map(|s| &s.log_records)
+        .map(|r| hex::encode(&r.trace_id))
+        .collect()
+}
+
+#[test]
+fn traces_stay_whole_per_gateway_and_a_stopped_gateway_loses_nothing() {
+    let g1 = Weir::start();
+    let mut g2 = Weir::start();
+    let sidecar = Weir::start_with(Options {
+        destination: Some(format!(
+            "    otlp: {{endpoints: [\"{}\", \"{}\"], protocol: grpc, compression: zstd, eject_after: 2, eject_for: 30s}}",
+            g1.grpc, g2.grpc
+        )),
+        exporter_extra: "    batch: {max_age: 20ms}\n    retry: {initial_backoff: 50ms, max_backoff: 500ms}\n".into(),
+        ..Options::default()
+    });
+
+    // Phase 1: 200 traces, their three spans in three different requests.
+    for part in 0..3 {
+        for chunk in 0..4 {
+            send(&sidecar, chunk * 50..(chunk + 1) * 50, part);
+        }
+    }
+    let total = |want| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let n = g1.span_count() + g2.span_count();
+            if n >= want || std::time::Instant::now() > deadline {
+                return n;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    assert_eq!(total(600), 600, "sidecar log:\n{}", sidecar.log());
+    let (a, b) = (spans_by_trace(&g1), spans_by_trace(&g2));
+    assert_eq!(a.len() + b.len(), 200);
+    assert!(
+        a.keys().all(|t| !b.contains_key(t)),
+        "no trace on both gateways"
+    );
+    assert!(
+        a.values().chain(b.values()).all(|n| *n == 3),
+        "every trace whole"
+    );
+    assert!(
+        a.len() > 60 && b.len() > 60,
+        "both gateways take a share: {} / {}",
+        a.len(),
+        b.len()
+    );
+    let logs_total = g1.wait_for(1, Weir::log_count) + g2.wait_for(1, Weir::log_count);
+    assert_eq!(logs_total, 200);
+    assert!(
+        log_traces(&g1).iter().all(|t| a.contains_key(t)),
+        "logs land with their trace"
+    );
+    assert!(log_traces(&g2).iter().all(|t| b.contains_key(t)));
+
+    // Phase 2: gateway 2 stops (draining what it accepted); 200 more traces must all reach gateway 1.
+    assert!(g2.terminate().success());
+    let g2_spans = g2.span_count();
+    for part in 0..3 {
+        for chunk in 4..8 {
+            send(&sidecar, chunk * 50..(chunk + 1) * 50, part);
+        }
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while g1.span_count() + g2_spans < 1200 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(
+        g1.span_count() + g2_spans,
+        1200,
+        "nothing lost; sidecar log:\n{}",
+        sidecar.log()
+    );
+    let later = spans_by_trace(&g1);
+    for t in 200..400 {
+        assert_eq!(
+            later.get(&id(t, 32)),
+            Some(&3),
+            "trace {t} whole on the surviving gateway"
+        );
+    }
+    assert_eq!(
+        sidecar.metric("weir_exporter_failed_items_total", &[]),
+        0.0,
+        "retries moved everything"
+    );
+    assert!(
+        sidecar.log().contains("backend ejected"),
+        "{}",
+        sidecar.log()
+    );
+}

@@ -1,0 +1,337 @@
+//! One forwarding target: its client (OTLP/gRPC or OTLP/HTTP), one send attempt with the OTLP
+//! retry rules, and its health — consecutive failures eject it for a while, so its keys move to the
+//! others, and the first success after that brings it back.
+
+use crate::exporter::{ExportError, Retry};
+use crate::http::HttpClient;
+use bytes::{Buf, BufMut, Bytes};
+use http_body_util::Full;
+use prost::Message;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codegen::http::uri::PathAndQuery;
+use tonic_types::StatusExt;
+use weir_config::{OtlpCompression, OtlpExporter, OtlpProtocol, Signal as Kind};
+
+/// Sends bytes encoded by the exporter; reads only `partial_success.rejected_*` of the answer.
+#[derive(Clone, Copy)]
+struct Raw;
+
+impl Codec for Raw {
+    type Encode = Bytes;
+    type Decode = u64;
+    type Encoder = Raw;
+    type Decoder = Raw;
+    fn encoder(&mut self) -> Raw {
+        Raw
+    }
+    fn decoder(&mut self) -> Raw {
+        Raw
+    }
+}
+
+impl Encoder for Raw {
+    type Item = Bytes;
+    type Error = tonic::Status;
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for Raw {
+    type Item = u64;
+    type Error = tonic::Status;
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<u64>, tonic::Status> {
+        Ok(Some(rejected(&src.copy_to_bytes(src.remaining()))))
+    }
+}
+
+/// `partial_success.rejected_*`: field 1 of field 1 in every OTLP export response.
+#[derive(Clone, PartialEq, Message)]
+struct ExportResponse {
+    #[prost(message, optional, tag = "1")]
+    partial_success: Option<PartialSuccess>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct PartialSuccess {
+    #[prost(int64, tag = "1")]
+    rejected: i64,
+    #[prost(string, tag = "2")]
+    message: String,
+}
+
+fn rejected(body: &[u8]) -> u64 {
+    ExportResponse::decode(body)
+        .ok()
+        .and_then(|r| r.partial_success)
+        .map_or(0, |p| p.rejected.max(0) as u64)
+}
+
+enum Client {
+    Grpc {
+        grpc: tonic::client::Grpc<tonic::transport::Channel>,
+        path: PathAndQuery,
+        metadata: tonic::metadata::MetadataMap,
+    },
+    Http {
+        client: HttpClient,
+        uri: String,
+        headers: Vec<(hyper::header::HeaderName, hyper::header::HeaderValue)>,
+        encoding: Option<&'static str>,
+    },
+}
+
+pub struct Backend {
+    pub addr: String,
+    /// The rendezvous identity: a hash of `addr`.
+    pub hash: u64,
+    client: Client,
+    failures: AtomicU32,
+    ejected_until: Mutex<Option<Instant>>,
+    eject_after: u32,
+    eject_for: Duration,
+    exporter: String,
+}
+
+impl Backend {
+    pub fn new(
+        addr: &str,
+        cfg: &OtlpExporter,
+        signal: Kind,
+        exporter: &str,
+    ) -> Result<Self, String> {
+        let base = if addr.starts_with("http://") {
+            addr.to_string()
+        } else {
+            format!("http://{addr}")
+        };
+        let client = match cfg.protocol {
+            OtlpProtocol::Grpc => {
+                let channel = tonic::transport::Endpoint::from_shared(base.clone())
+                    .map_err(|e| format!("`{addr}`: {e}"))?
+                    .tcp_nodelay(true)
+                    .connect_timeout(Duration::from_secs(5))
+                    .connect_lazy();
+                let mut grpc = tonic::client::Grpc::new(channel);
+                grpc = match cfg.compression {
+                    OtlpCompression::Gzip => grpc.send_compressed(CompressionEncoding::Gzip),
+                    OtlpCompression::Zstd => grpc.send_compressed(CompressionEncoding::Zstd),
+                    OtlpCompression::None => grpc,
+                };
+                let mut metadata = tonic::metadata::MetadataMap::new();
+                for (k, v) in &cfg.headers {
+                    let key =
+                        tonic::metadata::MetadataKey::from_bytes(k.to_ascii_lowercase().as_bytes())
+                            .map_err(|_| format!("header name `{k}` is not valid gRPC metadata"))?;
+                    let value = v
+                        .parse()
+                        .map_err(|_| format!("header `{k}` has an invalid value"))?;
+                    metadata.insert(key, value);
+                }
+                let path = match signal {
+                    Kind::Traces => "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                    Kind::Logs => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+                    Kind::Metrics => {
+                        "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
+                    }
+                };
+                Client::Grpc {
+                    grpc,
+                    path: PathAndQuery::from_static(path),
+                    metadata,
+                }
+            }
+            OtlpProtocol::Http => {
+                let headers = cfg
+                    .headers
+                    .iter()
+                    .map(|(k, v)| {
+                        Ok((
+                            k.parse()
+                                .map_err(|_| format!("header name `{k}` is not valid"))?,
+                            v.parse()
+                                .map_err(|_| format!("header `{k}` has an invalid value"))?,
+                        ))
+                    })
+                    .collect::<Result<_, String>>()?;
+                Client::Http {
+                    client: crate::http::client(),
+                    uri: format!("{}/v1/{}", base.trim_end_matches('/'), signal.as_str()),
+                    headers,
+                    encoding: match cfg.compression {
+                        OtlpCompression::None => None,
+                        OtlpCompression::Gzip => Some("gzip"),
+                        OtlpCompression::Zstd => Some("zstd"),
+                    },
+                }
+            }
+        };
+        Ok(Backend {
+            addr: addr.to_string(),
+            hash: super::route::fnv(addr.as_bytes()),
+            client,
+            failures: AtomicU32::new(0),
+            ejected_until: Mutex::new(None),
+            eject_after: cfg.eject_after.max(1),
+            eject_for: cfg.eject_for.0,
+            exporter: exporter.to_string(),
+        })
+    }
+
+    /// Compresses a protobuf body for the wire when this backend speaks HTTP (gRPC compresses inside
+    /// tonic).
+    pub fn wire_body(&self, body: Vec<u8>) -> Result<Bytes, ExportError> {
+        let Client::Http {
+            encoding: Some(encoding),
+            ..
+        } = &self.client
+        else {
+            return Ok(Bytes::from(body));
+        };
+        let compressed = match *encoding {
+            "gzip" => {
+                use std::io::Write;
+                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                e.write_all(&body)
+                    .and_then(|()| e.finish())
+                    .map_err(|e| ExportError::permanent("encode", e.to_string()))?
+            }
+            _ => zstd::encode_all(&body[..], 1)
+                .map_err(|e| ExportError::permanent("encode", e.to_string()))?,
+        };
+        Ok(Bytes::from(compressed))
+    }
+
+    pub fn alive(&self, now: Instant) -> bool {
+        self.ejected_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none_or(|until| until <= now)
+    }
+
+    fn succeeded(&self) {
+        if self.failures.swap(0, Ordering::AcqRel) >= self.eject_after {
+            tracing::info!(exporter = %self.exporter, backend = %self.addr, "backend is back; its keys return to it");
+        }
+        *self.ejected_until.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    fn failed(&self, error: &ExportError) {
+        let n = self.failures.fetch_add(1, Ordering::AcqRel) + 1;
+        if n >= self.eject_after {
+            *self.ejected_until.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(Instant::now() + self.eject_for);
+            if n == self.eject_after {
+                tracing::warn!(exporter = %self.exporter, backend = %self.addr, error = %error, "backend ejected after {n} failed attempts; its keys move to the others");
+            }
+        }
+    }
+
+    /// One attempt; records the outcome in the backend's health.
+    pub async fn send(&self, body: Bytes, timeout: Duration) -> Result<(), ExportError> {
+        let result = match tokio::time::timeout(timeout, self.attempt(body)).await {
+            Ok(r) => r,
+            Err(_) => Err(ExportError::retryable(
+                "timeout",
+                format!("{} did not answer in {timeout:?}", self.addr),
+            )),
+        };
+        match &result {
+            Ok(()) => self.succeeded(),
+            Err(e) if e.retry != Retry::Never => self.failed(e),
+            Err(_) => {}
+        }
+        result
+    }
+
+    async fn attempt(&self, body: Bytes) -> Result<(), ExportError> {
+        let rejected = match &self.client {
+            Client::Grpc {
+                grpc,
+                path,
+                metadata,
+            } => {
+                let mut grpc = grpc.clone();
+                grpc.ready().await.map_err(|e| {
+                    ExportError::retryable("network", format!("{} unreachable: {e}", self.addr))
+                })?;
+                let mut request = tonic::Request::new(body);
+                *request.metadata_mut() = metadata.clone();
+                grpc.unary(request, path.clone(), Raw)
+                    .await
+                    .map_err(|s| self.status_error(&s))?
+                    .into_inner()
+            }
+            Client::Http {
+                client,
+                uri,
+                headers,
+                encoding,
+            } => {
+                let mut req = hyper::Request::post(uri.as_str())
+                    .header("content-type", "application/x-protobuf");
+                if let Some(e) = encoding {
+                    req = req.header("content-encoding", *e);
+                }
+                for (k, v) in headers {
+                    req = req.header(k, v);
+                }
+                let req = req
+                    .body(Full::new(body))
+                    .map_err(|e| ExportError::permanent("encode", e.to_string()))?;
+                let resp = crate::http::send(client, req, &self.addr).await?;
+                let status = resp.status.as_u16();
+                match status {
+                    200..=299 => rejected(&resp.body),
+                    429 | 502 | 503 | 504 => {
+                        return Err(ExportError {
+                            retry: Retry::After(crate::http::retry_after(&resp.headers)),
+                            reason: "http_retryable",
+                            message: format!("{} answered {status}", self.addr),
+                        })
+                    }
+                    _ => {
+                        return Err(ExportError::permanent(
+                            "rejected",
+                            format!(
+                                "{} answered {status}: {}",
+                                self.addr,
+                                String::from_utf8_lossy(&resp.body)
+                            ),
+                        ))
+                    }
+                }
+            }
+        };
+        if rejected > 0 {
+            tracing::warn!(exporter = %self.exporter, backend = %self.addr, rejected, "the backend accepted the request but rejected some items (partial_success)");
+        }
+        Ok(())
+    }
+
+    /// The OTLP rules: only codes that say the server may recover are retried; RetryInfo sets the
+    /// wait.
+    fn status_error(&self, s: &tonic::Status) -> ExportError {
+        use tonic::Code;
+        let message = format!("{} answered {:?}: {}", self.addr, s.code(), s.message());
+        match s.code() {
+            Code::Cancelled
+            | Code::DeadlineExceeded
+            | Code::Aborted
+            | Code::OutOfRange
+            | Code::Unavailable
+            | Code::DataLoss
+            | Code::ResourceExhausted
+            | Code::Unknown => ExportError {
+                retry: Retry::After(s.get_details_retry_info().and_then(|r| r.retry_delay)),
+                reason: "grpc_retryable",
+                message,
+            },
+            _ => ExportError::permanent("rejected", message),
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! The OTLP exporter: forwards to other collectors over OTLP/gRPC or OTLP/HTTP, with trace-aware load
+//! balancing across a backend set (static, or re-resolved from DNS).
+//!
+//! A batch is split by backend when it is encoded (see [`route`]); the request remembers which parts
+//! each backend has taken, so a retry resends only what failed, never duplicates what succeeded. When a
+//! backend is ejected (too many failed attempts in a row) or leaves the DNS answer, the parts it still
+//! owes are split again over the backends that remain.
+
+pub mod backend;
+pub mod route;
+
+use crate::exporter::{Encoded, ExportError, Exporter, Retry};
+use backend::Backend;
+use bytes::Bytes;
+use prost::Message;
+use route::Route;
+use std::sync::{Arc, RwLock, Weak};
+use std::time::{Duration, Instant};
+use weir_config::{OtlpExporter, Routing};
+use weir_pipeline::Batch;
+
+type Members = RwLock<Arc<Vec<Arc<Backend>>>>;
+
+pub struct Otlp<S: Route> {
+    name: String,
+    routing: Routing,
+    timeout: Duration,
+    members: Arc<Members>,
+    _signal: std::marker::PhantomData<fn() -> S>,
+}
+
+/// One request: what each backend still owes.
+pub struct Forward<S: Route> {
+    parts: tokio::sync::Mutex<Vec<Part<S>>>,
+}
+
+struct Part<S: Route> {
+    /// `None` until split (no backend was known when the batch was encoded).
+    backend: Option<Arc<Backend>>,
+    resources: Vec<S::Resource>,
+    body: Bytes,
+}
+
+impl<S: Route> Otlp<S> {
+    /// Builds the exporter; with `resolve` set, starts the task that keeps the backend set current.
+    pub async fn new(cfg: &OtlpExporter, name: &str, timeout: Duration) -> Result<Self, String> {
+        let build = |addr: &str| Backend::new(addr, cfg, S::KIND, name).map(Arc::new);
+        let initial = match &cfg.resolve {
+            None => cfg
+                .endpoints
+                .iter()
+                .map(|a| build(a))
+                .collect::<Result<Vec<_>, _>>()?,
+            Some(name_port) => resolve(name_port)
+                .await
+                .iter()
+                .map(|a| build(a))
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        if initial.is_empty() {
+            tracing::warn!(
+                exporter = name,
+                "no backend resolved yet; requests wait and retry until one appears"
+            );
+        }
+        let members: Arc<Members> = Arc::new(RwLock::new(Arc::new(initial)));
+        if let Some(name_port) = cfg.resolve.clone() {
+            tokio::spawn(keep_resolving(
+                Arc::downgrade(&members),
+                name_port,
+                cfg.clone(),
+                S::KIND,
+                name.to_string(),
+            ));
+        }
+        Ok(Otlp {
+            name: name.to_string(),
+            routing: cfg.routing,
+            timeout,
+            members,
+            _signal: std::marker::PhantomData,
+        })
+    }
+
+    /// The backends that take keys now: every live one, or all of them if none is live.
+    fn serving(&self) -> Vec<Arc<Backend>> {
+        let all = self
+            .members
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let now = Instant::now();
+        let live: Vec<Arc<Backend>> = all.iter().filter(|b| b.alive(now)).cloned().collect();
+        if live.is_empty() {
+            all.to_vec()
+        } else {
+            live
+        }
+    }
+
+    fn split(
+        &self,
+        resources: Vec<S::Resource>,
+        backends: &[Arc<Backend>],
+    ) -> Result<Vec<Part<S>>, ExportError> {
+        if backends.is_empty() {
+            return Err(ExportError::retryable(
+                "no_backend",
+                format!("exporter {}: no backend to send to", self.name),
+            ));
+        }
+        let hashes: Vec<u64> = backends.iter().map(|b| b.hash).collect();
+        let choose = |key: u64| route::pick(key, &hashes);
+        S::split(resources, self.routing, backends.len(), &choose)
+            .into_iter()
+            .zip(backends)
+            .filter(|(r, _)| !r.is_empty())
+            .map(|(resources, backend)| {
+                let body = backend.wire_body(S::to_request(resources.clone()).encode_to_vec())?;
+                Ok(Part {
+                    backend: Some(backend.clone()),
+                    resources,
+                    body,
+                })
+            })
+            .collect()
+    }
+}
+
+impl<S: Route> Exporter<S> for Otlp<S> {
+    type Request = Forward<S>;
+
+    fn kind(&self) -> &'static str {
+        "otlp"
+    }
+
+    fn encode(&self, batch: Batch<S>) -> Result<Vec<Encoded<Forward<S>>>, ExportError> {
+        let items = batch.items();
+        let backends = self.serving();
+        // With no backend known yet (DNS), keep the batch whole; the first send splits it.
+        let parts = if backends.is_empty() {
+            vec![Part {
+                backend: None,
+                resources: batch.resources,
+                body: Bytes::new(),
+            }]
+        } else {
+            self.split(batch.resources, &backends)?
+        };
+        Ok(vec![Encoded {
+            request: Forward {
+                parts: tokio::sync::Mutex::new(parts),
+            },
+            items,
+        }])
+    }
+
+    async fn send(&self, request: &Forward<S>) -> Result<(), ExportError> {
+        let mut parts = request.parts.lock().await;
+        let serving = self.serving();
+        // Parts owed by a backend that is no longer serving go to the ones that are.
+        let mut ready = Vec::new();
+        for part in parts.drain(..) {
+            let owner = part.backend.as_ref();
+            if owner.is_some_and(|o| serving.iter().any(|b| Arc::ptr_eq(b, o))) {
+                ready.push(part);
+            } else {
+                ready.extend(self.split(part.resources, &serving)?);
+            }
+        }
+        let mut attempts = tokio::task::JoinSet::new();
+        for (i, part) in ready.iter().enumerate() {
+            let Some(backend) = part.backend.clone() else {
+                continue;
+            };
+            let (body, timeout) = (part.body.clone(), self.timeout);
+            attempts.spawn(async move { (i, backend.send(body, timeout).await) });
+        }
+        let mut outcomes: Vec<Option<Result<(), ExportError>>> =
+            (0..ready.len()).map(|_| None).collect();
+        while let Some(joined) = attempts.join_next().await {
+            if let Ok((i, r)) = joined {
+                outcomes[i] = Some(r);
+            }
+        }
+        let (mut retry_after, mut last_retryable, mut permanent) = (None, None, None);
+        for (part, outcome) in ready.into_iter().zip(outcomes) {
+            match outcome
+                .unwrap_or_else(|| Err(ExportError::retryable("internal", "send task failed")))
+            {
+                Ok(()) => {}
+                Err(e) if e.retry == Retry::Never => {
+                    let backend = part.backend.as_ref().map_or("", |b| b.addr.as_str());
+                    tracing::error!(exporter = %self.name, backend, error = %e, "a backend refused part of a request for good; that part is dropped");
+                    permanent = Some(e);
+                }
+                Err(e) => {
+                    if let Retry::After(Some(d)) = e.retry {
+                        retry_after = Some(retry_after.map_or(d, |r: Duration| r.max(d)));
+                    }
+                    last_retryable = Some(e);
+                    parts.push(part);
+                }
+            }
+        }
+        match (last_retryable, permanent) {
+            (Some(e), _) => Err(ExportError {
+                retry: Retry::After(retry_after),
+                reason: e.reason,
+                message: format!(
+                    "{} of the request's parts to retry: {}",
+                    parts.len(),
+                    e.message
+                ),
+            }),
+            (None, Some(e)) => Err(e),
+            (None, None) => Ok(()),
+        }
+    }
+}
+
+/// Every address `name:port` resolves to, sorted, as `ip:port` strings.
+async fn resolve(name_port: &str) -> Vec<String> {
+    match tokio::net::lookup_host(name_port).await {
+        Ok(addrs) => {
+            let mut v: Vec<String> = addrs.map(|a| a.to_string()).collect();
+            v.sort();
+            v.dedup();
+            v
+        }
+        Err(e) => {
+            tracing::warn!(name = name_port, error = %e, "cannot resolve the OTLP backends");
+            Vec::new()
+        }
+    }
+}
+
+/// Re-resolves until the exporter is gone; keeps the Backend (and its connection and health) of every
+/// address that stays.
+async fn keep_resolving(
+    members: Weak<Members>,
+    name_port: String,
+    cfg: OtlpExporter,
+    signal: weir_config::Signal,
+    exporter: String,
+) {
+    let mut tick = tokio::time::interval(cfg.resolve_interval.0.max(Duration::from_millis(100)));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Some(members) = members.upgrade() else {
+            return;
+        };
+        let addrs = resolve(&name_port).await;
+        if addrs.is_empty() {
+            continue; // Keep the last known set rather than drop everything on a DNS hiccup.
+        }
+        let current = members.read().unwrap_or_else(|e| e.into_inner()).clone();
+        if current
+            .iter()
+            .map(|b| b.addr.as_str())
+            .eq(addrs.iter().map(String::as_str))
+        {
+            continue;
+        }
+        let next: Vec<Arc<Backend>> = addrs
+            .iter()
+            .filter_map(|a| match current.iter().find(|b| &b.addr == a) {
+                Some(b) => Some(b.clone()),
+                None => Backend::new(a, &cfg, signal, &exporter).ok().map(Arc::new),
+            })
+            .collect();
+        tracing::info!(exporter = %exporter, backends = ?addrs, "OTLP backend set changed");
+        *members.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
+    }
+}
