@@ -63,7 +63,15 @@ pub async fn run(
         policies: &policies,
         pipelines: Vec::new(),
     };
+    let auth = match &config.receivers.auth {
+        Some(a) => Some(
+            crate::auth::Auth::load(a, |k| std::env::var(k).ok(), &registry)
+                .map_err(anyhow::Error::msg)?,
+        ),
+        None => None,
+    };
     let intake = Arc::new(Intake {
+        auth,
         request_slots: tokio::sync::Semaphore::new(config.receivers.max_concurrent_requests),
         traces: build.intake::<Traces>().await?,
         logs: build.intake::<Logs>().await?,

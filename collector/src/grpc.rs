@@ -5,6 +5,7 @@
 //! the request, its weight in the intake queue, comes for free from the frame length.
 
 use crate::app::ShutdownSignal;
+use crate::auth::Tenant;
 use crate::intake::{Intake, IntakeFor, Refused, Transport, RETRY_AFTER};
 use crate::wire::Wire;
 use std::future::Future;
@@ -107,9 +108,15 @@ where
     fn call(&mut self, request: Request<Received<S>>) -> Self::Future {
         let intake = self.0.clone();
         Box::pin(async move {
+            let tenant = request.extensions().get::<Tenant>().cloned();
+            let stamp = intake
+                .auth
+                .as_ref()
+                .zip(tenant.as_ref())
+                .map(|(a, t)| (a.tenant_attribute.as_str(), &*t.0));
             let Received { request, bytes } = request.into_inner();
             match IntakeFor::<S>::get(&*intake)
-                .accept(request, bytes, Transport::Grpc)
+                .accept(request, bytes, Transport::Grpc, stamp)
                 .await
             {
                 Ok(a) => Ok(Response::new(S::response(a.rejected, a.message))),
@@ -144,9 +151,30 @@ where
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
         if req.uri().path() != S::GRPC_PATH {
             return Box::pin(async { Ok(Status::unimplemented("unknown method").into_http()) });
+        }
+        // Checked before the message is read: an unauthenticated client costs no decoding.
+        if let Some(auth) = &self.intake.auth {
+            let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+            match auth.check(
+                Transport::Grpc,
+                header("authorization"),
+                header("x-api-key"),
+            ) {
+                Some(tenant) => {
+                    req.extensions_mut().insert(tenant);
+                }
+                None => {
+                    return Box::pin(async {
+                        Ok(Status::unauthenticated(
+                            "a known token is required: `authorization: Bearer <token>` or `x-api-key: <token>`",
+                        )
+                        .into_http())
+                    })
+                }
+            }
         }
         let svc = Export::<S>(self.intake.clone(), PhantomData);
         let intake = self.intake.clone();

@@ -73,14 +73,26 @@ async fn export<S: Wire>(
 where
     Intake: IntakeFor<S>,
 {
-    // The slot is taken before the body is read, so at most `max_concurrent_requests` bodies are in memory.
-    let Ok(_slot) = state.intake.request_slots.acquire().await else {
-        return unavailable(Format::Protobuf);
-    };
     let header = |name| {
         headers
             .get(name)
             .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    // Before the body is read: an unauthenticated client costs no reading or decoding.
+    let tenant = match &state.intake.auth {
+        Some(auth) => match auth.check(
+            Transport::Http,
+            header(header::AUTHORIZATION),
+            header(header::HeaderName::from_static("x-api-key")),
+        ) {
+            Some(t) => Some(t),
+            None => return unauthenticated(),
+        },
+        None => None,
+    };
+    // The slot is taken before the body is read, so at most `max_concurrent_requests` bodies are in memory.
+    let Ok(_slot) = state.intake.request_slots.acquire().await else {
+        return unavailable(Format::Protobuf);
     };
     let format = match decode::format(header(header::CONTENT_TYPE)) {
         Ok(f) => f,
@@ -127,8 +139,14 @@ where
         Ok(r) => r,
         Err(e) => return refuse::<S>(&state, e, format),
     };
+    let stamp = state
+        .intake
+        .auth
+        .as_ref()
+        .zip(tenant.as_ref())
+        .map(|(a, t)| (a.tenant_attribute.as_str(), &*t.0));
     match IntakeFor::<S>::get(&*state.intake)
-        .accept(request, decoded_len, Transport::Http)
+        .accept(request, decoded_len, Transport::Http, stamp)
         .await
     {
         Ok(a) if a.rejected == 0 && format == Format::Json => {
@@ -238,6 +256,16 @@ fn status_response(format: Format, status: StatusCode, code: i32, message: &str)
         status,
         [(header::CONTENT_TYPE, format.content_type())],
         body,
+    )
+        .into_response()
+}
+
+/// 401 with the scheme a client should use, as RFC 6750 asks.
+fn unauthenticated() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer realm=\"weir\"")],
+        "a known token is required: `Authorization: Bearer <token>` or `X-API-Key: <token>`\n",
     )
         .into_response()
 }

@@ -99,12 +99,14 @@ impl<S: Wire> SignalIntake<S> {
         }
     }
 
-    /// Takes one decoded export request of `encoded_bytes` bytes (its weight in the queue).
+    /// Takes one decoded export request of `encoded_bytes` bytes (its weight in the queue); `tenant`
+    /// (attribute key, tenant) is stamped on every resource.
     pub async fn accept(
         &self,
         request: S::Request,
         encoded_bytes: usize,
         transport: Transport,
+        tenant: Option<(&str, &str)>,
     ) -> Result<Accepted, Refused> {
         let counters = match transport {
             Transport::Grpc => &self.grpc,
@@ -112,6 +114,11 @@ impl<S: Wire> SignalIntake<S> {
         };
         let mut resources = S::into_resources(request);
         let (rejected, message) = S::drop_malformed(&mut resources);
+        if let Some((key, tenant)) = tenant {
+            for r in &mut resources {
+                weir_pipeline::stages::sample::set_string(S::resource_attributes(r), key, tenant);
+            }
+        }
         let accepted = Accepted {
             rejected,
             message: message.unwrap_or_default(),
@@ -162,6 +169,8 @@ impl<S: Wire> SignalIntake<S> {
 
 /// One intake per signal.
 pub struct Intake {
+    /// Token → tenant, when ingest requires authentication.
+    pub auth: Option<crate::auth::Auth>,
     /// Requests being read or decoded at once, across both receivers; bounds request memory.
     pub request_slots: tokio::sync::Semaphore,
     pub traces: SignalIntake<weir_pipeline::Traces>,

@@ -9,6 +9,7 @@
 
 mod admin;
 mod app;
+mod auth;
 mod decode;
 mod grpc;
 mod http;

@@ -10,6 +10,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceResponse,
 };
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 use weir_pipeline::{Logs, Metrics, Signal, Traces};
 
 pub trait Wire: Signal {
@@ -24,6 +25,9 @@ pub trait Wire: Signal {
     /// Removes items whose ids cannot be valid in any destination (wrong byte lengths) and says why.
     /// Zero-valued but well-formed ids are left for the normalisation stage to judge.
     fn drop_malformed(resources: &mut Vec<Self::Resource>) -> (usize, Option<String>);
+
+    /// A resource's attributes, creating the resource if the request had none.
+    fn resource_attributes(r: &mut Self::Resource) -> &mut Vec<KeyValue>;
 }
 
 fn id_ok(id: &[u8], len: usize, optional: bool) -> bool {
@@ -35,6 +39,10 @@ impl Wire for Traces {
     const GRPC_SERVICE: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
     const GRPC_PATH: &'static str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
     const HTTP_PATH: &'static str = "/v1/traces";
+
+    fn resource_attributes(r: &mut Self::Resource) -> &mut Vec<KeyValue> {
+        &mut r.resource.get_or_insert_with(Default::default).attributes
+    }
 
     fn response(rejected: usize, error_message: String) -> Self::Response {
         ExportTraceServiceResponse {
@@ -81,6 +89,10 @@ impl Wire for Logs {
     const GRPC_PATH: &'static str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
     const HTTP_PATH: &'static str = "/v1/logs";
 
+    fn resource_attributes(r: &mut Self::Resource) -> &mut Vec<KeyValue> {
+        &mut r.resource.get_or_insert_with(Default::default).attributes
+    }
+
     fn response(rejected: usize, error_message: String) -> Self::Response {
         ExportLogsServiceResponse {
             partial_success: (rejected > 0).then_some(ExportLogsPartialSuccess {
@@ -124,6 +136,10 @@ impl Wire for Metrics {
     const GRPC_PATH: &'static str =
         "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
     const HTTP_PATH: &'static str = "/v1/metrics";
+
+    fn resource_attributes(r: &mut Self::Resource) -> &mut Vec<KeyValue> {
+        &mut r.resource.get_or_insert_with(Default::default).attributes
+    }
 
     fn response(rejected: usize, error_message: String) -> Self::Response {
         ExportMetricsServiceResponse {

@@ -132,6 +132,33 @@ fn validate(c: &Config) -> Result<(), Invalid> {
     if c.reload.watch && c.reload.interval.0.is_zero() {
         return Err(invalid("reload.interval", "must be greater than 0"));
     }
+    if let Some(auth) = &r.auth {
+        if auth.tokens.is_empty() && auth.tokens_file.is_none() {
+            return Err(invalid("receivers.auth", "set `tokens` or `tokens_file`"));
+        }
+        for (i, t) in auth.tokens.iter().enumerate() {
+            let path = format!("receivers.auth.tokens[{i}]");
+            if t.tenant.is_empty() {
+                return Err(invalid(format!("{path}.tenant"), "must not be empty"));
+            }
+            match (&t.token_env, &t.token_sha256) {
+                (Some(_), None) => {}
+                (None, Some(h)) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {}
+                (None, Some(_)) => {
+                    return Err(invalid(
+                        format!("{path}.token_sha256"),
+                        "must be 64 hex digits",
+                    ))
+                }
+                _ => {
+                    return Err(invalid(
+                        path,
+                        "set exactly one of token_env and token_sha256",
+                    ))
+                }
+            }
+        }
+    }
     if c.admin.enabled {
         socket_addr("admin.endpoint", &c.admin.endpoint)?;
     }

@@ -36,6 +36,9 @@ pub struct Receivers {
     /// about this many times the request size limits.
     #[serde(default = "defaults::max_concurrent_requests")]
     pub max_concurrent_requests: usize,
+    /// When set, every request must carry a known token; its tenant travels with the data.
+    #[serde(default)]
+    pub auth: Option<AuthConfig>,
 }
 
 impl Default for Receivers {
@@ -44,8 +47,37 @@ impl Default for Receivers {
             grpc: GrpcReceiver::default(),
             http: HttpReceiver::default(),
             max_concurrent_requests: defaults::max_concurrent_requests(),
+            auth: None,
         }
     }
+}
+
+/// Ingest authentication: a token in `Authorization: Bearer …` or `X-API-Key: …` (gRPC metadata or
+/// HTTP header), compared by SHA-256 in constant time, names the tenant. The tenant is stamped on every
+/// resource as `tenant_attribute`, where exporters (Loki's `tenant_attribute`) and rate limits
+/// (`key: weir.tenant`) pick it up.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+    /// A file of `tenant: token` lines (`#` comments), read at start.
+    #[serde(default)]
+    pub tokens_file: Option<String>,
+    #[serde(default = "defaults::tenant_attribute")]
+    pub tenant_attribute: String,
+}
+
+/// One token; the secret comes from the environment or as its SHA-256, never in clear in the config.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    pub tenant: String,
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// Hex SHA-256 of the token (`printf %s "$TOKEN" | sha256sum`).
+    #[serde(default)]
+    pub token_sha256: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -846,6 +878,9 @@ pub mod defaults {
     }
     pub fn watch_interval() -> Duration {
         Duration::secs(2)
+    }
+    pub fn tenant_attribute() -> String {
+        "weir.tenant".into()
     }
     pub fn resolve_interval() -> Duration {
         Duration::secs(30)
