@@ -11,6 +11,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/weir --create-home weir
 COPY --from=build /src/target/release/weir /usr/local/bin/weir
+COPY examples/ /etc/weir/examples/
 COPY examples/default.yaml /etc/weir/weir.yaml
 # Inside a container the receivers must listen beyond loopback; the data lives in a volume-friendly path.
 ENV WEIR_CONFIG=/etc/weir/weir.yaml \

@@ -62,9 +62,16 @@ fn load(cli: &Cli) -> Result<Config, String> {
         ),
     }
     .map_err(|e| e.to_string())?;
-    // The redaction hash key comes from the environment, so only compiling the policy can tell that
-    // it is missing; `weir check` should say so too.
+    // The redaction hash key and ingest tokens come from the environment (or a file), so only loading
+    // them can tell that one is missing; `weir check` should say so too.
     RedactPolicy::compile(&config.pipeline.redact, |k| std::env::var(k).ok())?;
+    if let Some(auth) = &config.receivers.auth {
+        auth::Auth::load(
+            auth,
+            |k| std::env::var(k).ok(),
+            &weir_pipeline::metrics::Registry::default(),
+        )?;
+    }
     Ok(config)
 }
 

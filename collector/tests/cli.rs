@@ -22,6 +22,8 @@ fn check_accepts_valid_configs_and_every_example() {
                 .arg("--config")
                 .arg(&path)
                 .env("WEIR_REDACT_KEY", "example-key")
+                .env("TEAM_A_TOKEN", "example-a")
+                .env("TEAM_B_TOKEN", "example-b")
                 .output()
                 .unwrap();
             assert!(
