@@ -264,18 +264,40 @@ pub async fn bind(
         .await
         .map_err(|e| anyhow::anyhow!("receivers.grpc: cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr()?;
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let router = tonic::transport::Server::builder()
         .max_concurrent_streams(cfg.max_concurrent_streams)
         .add_service(service::<Traces>(&intake, cfg, registry))
         .add_service(service::<Logs>(&intake, cfg, registry))
         .add_service(service::<Metrics>(&intake, cfg, registry));
-    Ok((local, async move {
-        if let Err(e) = router
-            .serve_with_incoming_shutdown(incoming, shutdown.wait())
-            .await
-        {
-            tracing::error!(error = %e, "gRPC receiver failed");
+    let server: std::pin::Pin<Box<dyn Future<Output = ()> + Send>> = match &cfg.tls {
+        None => {
+            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+            Box::pin(async move {
+                if let Err(e) = router
+                    .serve_with_incoming_shutdown(incoming, shutdown.wait())
+                    .await
+                {
+                    tracing::error!(error = %e, "gRPC receiver failed");
+                }
+            })
         }
-    }))
+        Some(t) => {
+            const PATH: &str = "receivers.grpc.tls";
+            let tls = crate::tls::Tls::start(t, &[b"h2"], PATH).map_err(anyhow::Error::msg)?;
+            let incoming = tokio_stream::StreamExt::map(
+                tokio_stream::wrappers::ReceiverStream::new(tls.accept(listener, PATH)),
+                |(conn, _)| Ok::<_, std::io::Error>(conn),
+            );
+            Box::pin(async move {
+                let _reloading = tls;
+                if let Err(e) = router
+                    .serve_with_incoming_shutdown(incoming, shutdown.wait())
+                    .await
+                {
+                    tracing::error!(error = %e, "gRPC receiver failed");
+                }
+            })
+        }
+    };
+    Ok((local, server))
 }

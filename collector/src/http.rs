@@ -52,17 +52,40 @@ pub async fn bind(
         .route(Logs::HTTP_PATH, post(export::<Logs>))
         .route(Metrics::HTTP_PATH, post(export::<Metrics>))
         .with_state(state);
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    Ok((local, async move {
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.wait())
-            .await
-        {
-            tracing::error!(error = %e, "HTTP receiver failed");
+    let server: std::pin::Pin<Box<dyn Future<Output = ()> + Send>> = match &cfg.tls {
+        None => {
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            Box::pin(async move {
+                if let Err(e) = axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown.wait())
+                    .await
+                {
+                    tracing::error!(error = %e, "HTTP receiver failed");
+                }
+            })
         }
-    }))
+        Some(t) => {
+            const PATH: &str = "receivers.http.tls";
+            let tls = crate::tls::Tls::start(t, &[b"h2", b"http/1.1"], PATH)
+                .map_err(anyhow::Error::msg)?;
+            let listener = crate::tls::TlsListener {
+                incoming: tls.accept(listener, PATH),
+                local,
+            };
+            Box::pin(async move {
+                let _reloading = tls;
+                if let Err(e) = axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown.wait())
+                    .await
+                {
+                    tracing::error!(error = %e, "HTTP receiver failed");
+                }
+            })
+        }
+    };
+    Ok((local, server))
 }
 
 async fn export<S: Wire>(

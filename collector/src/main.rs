@@ -16,6 +16,7 @@ mod http;
 mod intake;
 mod pipeline;
 mod reload;
+mod tls;
 mod wire;
 mod workers;
 

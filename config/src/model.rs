@@ -93,6 +93,25 @@ pub struct GrpcReceiver {
     /// HTTP/2 streams one connection may have open at once.
     #[serde(default = "defaults::max_concurrent_streams")]
     pub max_concurrent_streams: u32,
+    #[serde(default)]
+    pub tls: Option<TlsServer>,
+}
+
+/// TLS on a receiver (rustls). The files are re-read when they change, so a rotated certificate is
+/// served to new connections without a restart.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsServer {
+    /// PEM certificate chain, leaf first.
+    pub cert_file: String,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: String,
+    /// PEM CA certificates: when set, clients must present a certificate signed by one (mTLS).
+    #[serde(default)]
+    pub client_ca_file: Option<String>,
+    /// How often the files are checked for changes.
+    #[serde(default = "defaults::tls_reload_interval")]
+    pub reload_interval: Duration,
 }
 
 impl Default for GrpcReceiver {
@@ -102,6 +121,7 @@ impl Default for GrpcReceiver {
             endpoint: defaults::grpc_endpoint(),
             max_request_bytes: defaults::max_request_bytes(),
             max_concurrent_streams: defaults::max_concurrent_streams(),
+            tls: None,
         }
     }
 }
@@ -119,6 +139,8 @@ pub struct HttpReceiver {
     /// Largest body after decompression; a compression bomb stops here with bounded memory.
     #[serde(default = "defaults::max_decompressed_bytes")]
     pub max_decompressed_bytes: ByteSize,
+    #[serde(default)]
+    pub tls: Option<TlsServer>,
 }
 
 impl Default for HttpReceiver {
@@ -128,6 +150,7 @@ impl Default for HttpReceiver {
             endpoint: defaults::http_endpoint(),
             max_request_bytes: defaults::max_request_bytes(),
             max_decompressed_bytes: defaults::max_decompressed_bytes(),
+            tls: None,
         }
     }
 }
@@ -878,6 +901,9 @@ pub mod defaults {
     }
     pub fn watch_interval() -> Duration {
         Duration::secs(2)
+    }
+    pub fn tls_reload_interval() -> Duration {
+        Duration::secs(5)
     }
     pub fn tenant_attribute() -> String {
         "weir.tenant".into()

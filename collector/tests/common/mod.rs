@@ -32,6 +32,9 @@ pub fn free_addr() -> SocketAddr {
 pub struct Options {
     /// Replaces the file exporter's destination line (e.g. `    blackhole: {}`).
     pub destination: Option<String>,
+    /// Appended inside the gRPC and HTTP receivers' maps (e.g. `, tls: {…}`).
+    pub grpc_extra: String,
+    pub http_extra: String,
     pub exporter_extra: String,
     pub pipeline: String,
     pub shutdown_timeout: &'static str,
@@ -41,6 +44,8 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             destination: None,
+            grpc_extra: String::new(),
+            http_extra: String::new(),
             exporter_extra: "    batch: {max_age: 20ms}\n".into(),
             pipeline: "pipeline: {workers: 2}\n".into(),
             shutdown_timeout: "20s",
@@ -68,7 +73,9 @@ impl Weir {
             .clone()
             .unwrap_or_else(|| format!("    file: {{path: \"{}\"}}", data.display()));
         let config = format!(
-            "receivers:\n  grpc: {{endpoint: \"{grpc}\"}}\n  http: {{endpoint: \"{http}\", max_request_bytes: 1MiB, max_decompressed_bytes: 4MiB}}\n{}exporters:\n  out:\n{destination}\n{}admin: {{endpoint: \"{admin}\"}}\nlog: {{level: \"info\"}}\nshutdown_timeout: {}\n",
+            "receivers:\n  grpc: {{endpoint: \"{grpc}\"{}}}\n  http: {{endpoint: \"{http}\", max_request_bytes: 1MiB, max_decompressed_bytes: 4MiB{}}}\n{}exporters:\n  out:\n{destination}\n{}admin: {{endpoint: \"{admin}\"}}\nlog: {{level: \"info\"}}\nshutdown_timeout: {}\n",
+            opts.grpc_extra,
+            opts.http_extra,
             opts.pipeline,
             opts.exporter_extra,
             opts.shutdown_timeout,
