@@ -250,7 +250,8 @@ fn loki_only<S: Wire>(
 
 destinations!(
     Logs => |cfg, d, registry| {
-        let exporter = Loki::new(cfg, registry, &d.name);
+        let exporter = Loki::try_new(cfg, registry, &d.name)
+            .map_err(|e| anyhow::anyhow!("exporters.{}.loki: {e}", d.name))?;
         Ok(d.spawn(exporter))
     },
     Traces => loki_only::<Traces>,

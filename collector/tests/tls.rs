@@ -242,3 +242,67 @@ async fn mtls_on_both_receivers_and_rotation_without_restart() {
         weir.log()
     );
 }
+
+/// The OTLP exporter's client side: a sidecar forwards over gRPC with mTLS, and over HTTP/protobuf
+/// with TLS, to gateways that require client certificates.
+#[test]
+fn the_otlp_exporter_forwards_over_mtls() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str| dir.path().join(name).display().to_string();
+    let trusted = ca("weir test CA");
+    let (server_cert, server_key) = leaf(&trusted, "gateway", ExtendedKeyUsagePurpose::ServerAuth);
+    let (client_cert, client_key) = leaf(&trusted, "sidecar", ExtendedKeyUsagePurpose::ClientAuth);
+    for (name, pem) in [
+        ("server.pem", &server_cert),
+        ("server.key", &server_key),
+        ("client.pem", &client_cert),
+        ("client.key", &client_key),
+    ] {
+        std::fs::write(file(name), pem).unwrap();
+    }
+    std::fs::write(file("ca.pem"), trusted.cert.pem()).unwrap();
+    let server_tls = format!(
+        ", tls: {{cert_file: \"{}\", key_file: \"{}\", client_ca_file: \"{}\"}}",
+        file("server.pem"),
+        file("server.key"),
+        file("ca.pem")
+    );
+    let gateway = Weir::start_with(Options {
+        grpc_extra: server_tls.clone(),
+        http_extra: server_tls,
+        ..Options::default()
+    });
+    let client_tls = format!(
+        "tls: {{ca_file: \"{}\", cert_file: \"{}\", key_file: \"{}\"}}",
+        file("ca.pem"),
+        file("client.pem"),
+        file("client.key")
+    );
+    for (protocol, port) in [("grpc", gateway.grpc.port()), ("http", gateway.http.port())] {
+        let sidecar = Weir::start_with(Options {
+            destination: Some(format!(
+                "    otlp: {{endpoints: [\"localhost:{port}\"], protocol: {protocol}, {client_tls}}}"
+            )),
+            ..Options::default()
+        });
+        let before = gateway.log_count();
+        let body = format!(
+            r#"{{"resourceLogs":[{{"scopeLogs":[{{"logRecords":[{{"body":{{"stringValue":"via {protocol}"}}}}]}}]}}]}}"#
+        );
+        let r = common::http_request(
+            sidecar.http,
+            "POST",
+            "/v1/logs",
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            gateway.wait_for(before + 1, Weir::log_count),
+            before + 1,
+            "{protocol}: sidecar log:\n{}",
+            sidecar.log()
+        );
+    }
+}

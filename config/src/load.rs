@@ -386,13 +386,10 @@ fn exporter(path: &str, e: &ExporterConfig) -> Result<(), Invalid> {
             _ => {}
         }
         for (i, ep) in o.endpoints.iter().enumerate() {
-            let host_port = ep.strip_prefix("http://").unwrap_or(ep);
-            if ep.starts_with("https://") {
-                return Err(invalid(
-                    format!("{p}.endpoints[{i}]"),
-                    "https:// is not supported yet; use http:// on a trusted network",
-                ));
-            }
+            let host_port = ep
+                .strip_prefix("http://")
+                .or_else(|| ep.strip_prefix("https://"))
+                .unwrap_or(ep);
             if host_port
                 .rsplit_once(':')
                 .is_none_or(|(h, port)| h.is_empty() || port.parse::<u16>().is_err())
@@ -426,12 +423,6 @@ fn exporter(path: &str, e: &ExporterConfig) -> Result<(), Invalid> {
                 ),
             ));
         }
-        if c.endpoint.starts_with("https://") {
-            return Err(invalid(
-                format!("{p}.endpoint"),
-                "https:// is not supported yet (TLS arrives with the edge issue); use http:// on a trusted network",
-            ));
-        }
         for (key, v) in [
             ("database", &c.database),
             ("logs_table", &c.logs_table),
@@ -445,13 +436,10 @@ fn exporter(path: &str, e: &ExporterConfig) -> Result<(), Invalid> {
     }
     if let Some(l) = &e.loki {
         let p = format!("{path}.loki");
-        if !l.endpoint.starts_with("http://") {
+        if !(l.endpoint.starts_with("http://") || l.endpoint.starts_with("https://")) {
             return Err(invalid(
                 format!("{p}.endpoint"),
-                format!(
-                    "`{}` must be an http:// URL (https arrives with the edge issue)",
-                    l.endpoint
-                ),
+                format!("`{}` must be an http:// or https:// URL", l.endpoint),
             ));
         }
         positive(&format!("{p}.max_request_bytes"), l.max_request_bytes.0)?;

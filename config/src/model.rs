@@ -543,6 +543,25 @@ pub struct OtlpExporter {
     /// How long an ejected backend is left alone before it is tried again.
     #[serde(default = "defaults::eject_for")]
     pub eject_for: Duration,
+    /// TLS to the backends (also implied by `https://` endpoints).
+    #[serde(default)]
+    pub tls: Option<TlsClient>,
+}
+
+/// TLS on an exporter's connections. Without `ca_file` the system's CA bundle is trusted.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsClient {
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// Client certificate and key (PEM) for servers that require mTLS.
+    #[serde(default)]
+    pub cert_file: Option<String>,
+    #[serde(default)]
+    pub key_file: Option<String>,
+    /// The name to verify the server's certificate against, when it differs from the endpoint's host.
+    #[serde(default)]
+    pub server_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -637,6 +656,9 @@ pub enum OversizeLine {
 pub struct LokiExporter {
     /// Base URL, e.g. `http://127.0.0.1:3100`; records go to `/loki/api/v1/push`.
     pub endpoint: String,
+    /// For `https://` endpoints.
+    #[serde(default)]
+    pub tls: Option<TlsClient>,
     /// `X-Scope-OrgID` for every request.
     #[serde(default)]
     pub tenant: Option<String>,
@@ -711,6 +733,9 @@ pub enum ClickHouseCompression {
 pub struct ClickHouseExporter {
     /// HTTP interface, e.g. `http://127.0.0.1:8123`.
     pub endpoint: String,
+    /// For `https://` endpoints.
+    #[serde(default)]
+    pub tls: Option<TlsClient>,
     #[serde(default = "defaults::clickhouse_database")]
     pub database: String,
     #[serde(default)]

@@ -1,26 +1,82 @@
-//! The HTTP client every HTTP exporter shares: a pooled hyper client with TCP_NODELAY, short idle
-//! connections (old ClickHouse servers close idle keep-alives after 3 s), and one `post` that turns
-//! transport failures into retryable errors.
+//! The HTTP client every HTTP exporter shares: a pooled hyper client with TCP_NODELAY, TLS for
+//! `https://` (rustls), short idle connections (old ClickHouse servers close idle keep-alives after
+//! 3 s), and one `send` that turns transport failures into retryable errors.
 
 use crate::exporter::ExportError;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::header::HeaderMap;
 use hyper::StatusCode;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use std::time::Duration;
+use weir_config::TlsClient;
 
-pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
+pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-pub fn client() -> HttpClient {
+/// A pooled client for `http://` and `https://` URLs; `tls` sets the trusted CAs (the system bundle
+/// otherwise) and a client certificate.
+pub fn client(tls: Option<&TlsClient>) -> Result<HttpClient, String> {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(Duration::from_secs(5)));
-    Client::builder(TokioExecutor::new())
+    connector.enforce_http(false);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(rustls_client(tls)?)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(connector);
+    Ok(Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(2))
-        .build(connector)
+        .build(https))
+}
+
+/// Where Debian and its derivatives keep the system's trusted CAs.
+const SYSTEM_CAS: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// The rustls client config every TLS exporter uses.
+pub fn rustls_client(tls: Option<&TlsClient>) -> Result<rustls::ClientConfig, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let ca_file = tls.and_then(|t| t.ca_file.as_deref());
+    let mut roots = rustls::RootCertStore::empty();
+    let path = ca_file.unwrap_or(SYSTEM_CAS);
+    match CertificateDer::pem_file_iter(path) {
+        Ok(certs) => {
+            for cert in certs {
+                let cert = cert.map_err(|e| format!("tls.ca_file: {path}: {e}"))?;
+                // The system bundle may hold certificates rustls cannot use; one bad CA is skipped.
+                if let Err(e) = roots.add(cert) {
+                    if ca_file.is_some() {
+                        return Err(format!("tls.ca_file: {path}: {e}"));
+                    }
+                }
+            }
+        }
+        Err(e) if ca_file.is_some() => return Err(format!("tls.ca_file: {path}: {e}")),
+        Err(_) => {}
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("tls: {e}"))?
+        .with_root_certificates(roots);
+    match tls.map(|t| (&t.cert_file, &t.key_file)) {
+        Some((Some(cert), Some(key))) => {
+            let certs = CertificateDer::pem_file_iter(cert)
+                .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| format!("tls.cert_file: {cert}: {e}"))?;
+            let key = PrivateKeyDer::from_pem_file(key)
+                .map_err(|e| format!("tls.key_file: {key}: {e}"))?;
+            builder
+                .with_client_auth_cert(certs, key)
+                .map_err(|e| format!("tls: client certificate and key do not fit: {e}"))
+        }
+        Some((None, None)) | None => Ok(builder.with_no_client_auth()),
+        Some(_) => Err("tls: set both cert_file and key_file, or neither".into()),
+    }
 }
 
 /// A response: status, headers and the whole body.

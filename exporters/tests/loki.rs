@@ -24,7 +24,7 @@ fn now_ns() -> u64 {
 }
 
 async fn post(url: &str, headers: &[(&str, &str)], body: Vec<u8>) -> (u16, String) {
-    let client = weir_exporters::http::client();
+    let client = weir_exporters::http::client(None).unwrap();
     let mut req = hyper::Request::post(format!("{url}/loki/api/v1/push"))
         .header("Content-Length", body.len());
     for (k, v) in headers {

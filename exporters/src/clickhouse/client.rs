@@ -20,14 +20,19 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(endpoint: &str, username: Option<&str>, password: Option<&str>) -> Self {
-        let http = http::client();
+    pub fn new(
+        endpoint: &str,
+        username: Option<&str>,
+        password: Option<&str>,
+        tls: Option<&weir_config::TlsClient>,
+    ) -> Result<Self, String> {
+        let http = http::client(tls)?;
         let auth = username.map(|u| (u.to_string(), password.unwrap_or_default().to_string()));
-        Client {
+        Ok(Client {
             http,
             base: endpoint.trim_end_matches('/').to_string(),
             auth,
-        }
+        })
     }
 
     /// Runs `query` with `body` as its data; `params` are extra URL settings. Returns the response body.

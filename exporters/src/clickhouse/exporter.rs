@@ -45,7 +45,9 @@ impl ClickHouse {
             &cfg.endpoint,
             cfg.username.as_deref(),
             cfg.password.as_deref(),
-        );
+            cfg.tls.as_ref(),
+        )
+        .map_err(|e| ExportError::permanent("config", e))?;
         let (major, minor) = client.version().await.map_err(|e| {
             ExportError::permanent(
                 "startup",

@@ -26,7 +26,12 @@ pub struct Loki {
 }
 
 impl Loki {
+    /// Builds the exporter; only TLS settings can fail, and without them this cannot.
     pub fn new(cfg: &Config, registry: &Arc<Registry>, name: &str) -> Self {
+        Self::try_new(cfg, registry, name).expect("a Loki exporter without TLS files always builds")
+    }
+
+    pub fn try_new(cfg: &Config, registry: &Arc<Registry>, name: &str) -> Result<Self, String> {
         let mut headers: Vec<(String, String)> = cfg
             .headers
             .iter()
@@ -44,10 +49,10 @@ impl Loki {
             headers.push(("Authorization".into(), format!("Bearer {token}")));
         }
         let l: &[(&'static str, &str)] = &[("exporter", name)];
-        Loki {
+        Ok(Loki {
             rules: Rules::new(cfg),
             guard: StreamGuard::new(cfg.max_streams, cfg.stream_window.0),
-            client: http::client(),
+            client: http::client(cfg.tls.as_ref())?,
             url: format!("{}/loki/api/v1/push", cfg.endpoint.trim_end_matches('/')),
             headers,
             truncated: registry.counter(
@@ -65,7 +70,7 @@ impl Loki {
                 "Records whose labels were folded into an overflow stream by the cardinality guard.",
                 l,
             ),
-        }
+        })
     }
 
     fn count(&self, o: &Outcome) {

@@ -104,18 +104,26 @@ impl Backend {
         signal: Kind,
         exporter: &str,
     ) -> Result<Self, String> {
-        let base = if addr.starts_with("http://") {
+        let tls = cfg.tls.is_some() || addr.starts_with("https://");
+        let base = if addr.starts_with("http://") || addr.starts_with("https://") {
             addr.to_string()
+        } else if tls {
+            format!("https://{addr}")
         } else {
             format!("http://{addr}")
         };
         let client = match cfg.protocol {
             OtlpProtocol::Grpc => {
-                let channel = tonic::transport::Endpoint::from_shared(base.clone())
+                let mut endpoint = tonic::transport::Endpoint::from_shared(base.clone())
                     .map_err(|e| format!("`{addr}`: {e}"))?
                     .tcp_nodelay(true)
-                    .connect_timeout(Duration::from_secs(5))
-                    .connect_lazy();
+                    .connect_timeout(Duration::from_secs(5));
+                if tls {
+                    endpoint = endpoint
+                        .tls_config(grpc_tls(cfg.tls.as_ref())?)
+                        .map_err(|e| format!("tls: {e}"))?;
+                }
+                let channel = endpoint.connect_lazy();
                 let mut grpc = tonic::client::Grpc::new(channel);
                 grpc = match cfg.compression {
                     OtlpCompression::Gzip => grpc.send_compressed(CompressionEncoding::Gzip),
@@ -159,7 +167,7 @@ impl Backend {
                     })
                     .collect::<Result<_, String>>()?;
                 Client::Http {
-                    client: crate::http::client(),
+                    client: crate::http::client(cfg.tls.as_ref())?,
                     uri: format!("{}/v1/{}", base.trim_end_matches('/'), signal.as_str()),
                     headers,
                     encoding: match cfg.compression {
@@ -334,4 +342,40 @@ impl Backend {
             _ => ExportError::permanent("rejected", message),
         }
     }
+}
+
+/// tonic's TLS settings from the exporter's: the CA (or the system's), a client identity, a name.
+fn grpc_tls(
+    tls: Option<&weir_config::TlsClient>,
+) -> Result<tonic::transport::ClientTlsConfig, String> {
+    use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+    let read = |what: &str, path: &str| {
+        std::fs::read(path).map_err(|e| format!("tls.{what}: {path}: {e}"))
+    };
+    let mut c = ClientTlsConfig::new();
+    match tls.and_then(|t| t.ca_file.as_deref()) {
+        Some(ca) => c = c.ca_certificate(Certificate::from_pem(read("ca_file", ca)?)),
+        None => {
+            c = c.ca_certificate(Certificate::from_pem(read(
+                "ca_file",
+                "/etc/ssl/certs/ca-certificates.crt",
+            )?))
+        }
+    }
+    if let Some(t) = tls {
+        match (&t.cert_file, &t.key_file) {
+            (Some(cert), Some(key)) => {
+                c = c.identity(Identity::from_pem(
+                    read("cert_file", cert)?,
+                    read("key_file", key)?,
+                ));
+            }
+            (None, None) => {}
+            _ => return Err("tls: set both cert_file and key_file, or neither".into()),
+        }
+        if let Some(name) = &t.server_name {
+            c = c.domain_name(name.clone());
+        }
+    }
+    Ok(c)
 }
