@@ -733,6 +733,11 @@ pub enum ClickHouseCompression {
 pub struct ClickHouseExporter {
     /// HTTP interface, e.g. `http://127.0.0.1:8123`.
     pub endpoint: String,
+    /// A resource attribute naming the database per resource (e.g. `weir.tenant` from ingest auth);
+    /// its value, reduced to `[A-Za-z0-9_]`, is the database, created with its tables on first use
+    /// when `create_schema` is on. Resources without it go to `database`.
+    #[serde(default)]
+    pub database_attribute: Option<String>,
     /// For `https://` endpoints.
     #[serde(default)]
     pub tls: Option<TlsClient>,

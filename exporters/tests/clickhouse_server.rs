@@ -157,3 +157,59 @@ async fn missing_tables_and_schema_errors_are_reported_not_retried() {
     );
     post(&url, &format!("DROP DATABASE {db}"), b"").unwrap();
 }
+
+/// `database_attribute`: rows go to the database their resource names (created with its tables on
+/// first use), the rest to the configured one.
+#[tokio::test]
+async fn tenant_databases_are_created_and_filled_on_a_real_server() {
+    use weir_exporters::clickhouse::ClickHouse;
+    use weir_exporters::Exporter;
+    let Some(url) = server() else { return };
+    let pid = std::process::id();
+    let yaml = format!(
+        "exporters:\n  ch:\n    clickhouse: {{endpoint: \"{url}\", database: weir_default_{pid}, database_attribute: weir.tenant}}\n"
+    );
+    let cfg = weir_config::parse(&yaml, "t.yaml", |_| None).unwrap();
+    let ch_cfg = cfg.exporters["ch"].clickhouse.clone().unwrap();
+    let ch = ClickHouse::connect(&ch_cfg, weir_config::Signal::Logs)
+        .await
+        .unwrap();
+    let mut logs = fixtures::resource_logs(3, 10);
+    let tenant = |t: &str| opentelemetry_proto::tonic::common::v1::KeyValue {
+        key: "weir.tenant".into(),
+        value: Some(opentelemetry_proto::tonic::common::v1::AnyValue {
+            value: Some(
+                opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(t.into()),
+            ),
+        }),
+        ..Default::default()
+    };
+    logs[0]
+        .resource
+        .as_mut()
+        .unwrap()
+        .attributes
+        .push(tenant(&format!("acme-{pid}")));
+    logs[1]
+        .resource
+        .as_mut()
+        .unwrap()
+        .attributes
+        .push(tenant(&format!("beta.{pid}")));
+    let batch = weir_pipeline::Batch::<weir_pipeline::Logs>::measured(logs);
+    let inserts = Exporter::<weir_pipeline::Logs>::encode(&ch, batch).unwrap();
+    assert_eq!(inserts.len(), 3, "one insert per database");
+    for i in &inserts {
+        Exporter::<weir_pipeline::Logs>::send(&ch, &i.request)
+            .await
+            .unwrap();
+    }
+    for db in [
+        format!("acme_{pid}"),
+        format!("beta_{pid}"),
+        format!("weir_default_{pid}"),
+    ] {
+        let count = post(&url, &format!("SELECT count() FROM {db}.otel_logs"), b"").unwrap();
+        assert_eq!(count.trim(), "10", "{db}");
+    }
+}

@@ -19,6 +19,8 @@ use weir_pipeline::{Batch, Logs, Metrics, Traces};
 pub struct Insert {
     /// Index into the exporter's insert statements (one per table of its signal).
     table: usize,
+    /// A tenant's database, when `database_attribute` routed these rows there.
+    database: Option<String>,
     body: Bytes,
     /// `insert_deduplication_token`: a hash of the rows, identical on every retry.
     token: Option<String>,
@@ -36,6 +38,19 @@ pub struct ClickHouse {
     dedup_token: bool,
     /// Reused row buffers, so steady-state encoding does not allocate them afresh.
     encoder: Mutex<(Encoder, Vec<u8>)>,
+    tenancy: Option<Tenancy>,
+}
+
+/// Per-tenant databases: which attribute names them, how to create one, and which exist.
+struct Tenancy {
+    attribute: String,
+    /// `(table, columns)` per insert statement.
+    tables: Vec<(String, String)>,
+    /// The DDL for one database (with `{db}` standing for its name); empty without `create_schema`.
+    ddl: Vec<(TableOptions, Signal)>,
+    layout: Layout,
+    modern_server: bool,
+    prepared: tokio::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl ClickHouse {
@@ -151,6 +166,18 @@ impl ClickHouse {
             settings,
             dedup_token: (major, minor) >= (22, 2),
             encoder: Mutex::new((Encoder::default(), Vec::new())),
+            tenancy: cfg.database_attribute.clone().map(|attribute| Tenancy {
+                attribute,
+                tables: tables.clone(),
+                ddl: if cfg.create_schema {
+                    vec![(opts.clone(), signal)]
+                } else {
+                    Vec::new()
+                },
+                layout,
+                modern_server,
+                prepared: Default::default(),
+            }),
         })
     }
 
@@ -184,7 +211,12 @@ impl ClickHouse {
             method => Bytes::from(compress(rows, method)),
         };
         Encoded {
-            request: Insert { table, body, token },
+            request: Insert {
+                table,
+                database: None,
+                body,
+                token,
+            },
             items,
         }
     }
@@ -194,11 +226,97 @@ impl ClickHouse {
         if let Some(t) = &insert.token {
             params.push(("insert_deduplication_token", t.as_str()));
         }
+        let statement = match (&insert.database, &self.tenancy) {
+            (Some(db), Some(t)) => {
+                self.prepare(db, t).await?;
+                let (table, columns) = &t.tables[insert.table];
+                std::borrow::Cow::Owned(format!(
+                    "INSERT INTO {}.{} ({columns}) FORMAT RowBinary",
+                    ident(db),
+                    ident(table)
+                ))
+            }
+            _ => std::borrow::Cow::Borrowed(self.inserts[insert.table].as_str()),
+        };
         self.client
-            .post(&self.inserts[insert.table], &params, insert.body.clone())
+            .post(&statement, &params, insert.body.clone())
             .await
             .map(|_| ())
     }
+
+    /// Creates a tenant's database and tables the first time it is seen (with `create_schema`).
+    async fn prepare(&self, db: &str, t: &Tenancy) -> Result<(), ExportError> {
+        let mut prepared = t.prepared.lock().await;
+        if prepared.contains(db) {
+            return Ok(());
+        }
+        for (template, signal) in &t.ddl {
+            let opts = TableOptions {
+                database: db.to_string(),
+                ..template.clone()
+            };
+            let mut statements = vec![create_database(&opts)];
+            statements.extend(match signal {
+                Signal::Logs => logs_statements(t.layout, &opts),
+                Signal::Traces => traces_statements(t.layout, &opts),
+                Signal::Metrics => metrics_statements(t.layout, &opts),
+            });
+            let params: &[(&str, &str)] = if t.modern_server {
+                &[]
+            } else {
+                &[("allow_experimental_low_cardinality_type", "1")]
+            };
+            for ddl in statements {
+                self.client.post(&ddl, params, Bytes::new()).await?;
+            }
+            tracing::info!(database = db, "ClickHouse tenant database ready");
+        }
+        prepared.insert(db.to_string());
+        Ok(())
+    }
+
+    /// Splits resources by the database their attribute names (`None`: the configured one), in
+    /// first-seen order.
+    fn by_database<R>(
+        &self,
+        resources: Vec<R>,
+        resource: impl Fn(&R) -> Option<&opentelemetry_proto::tonic::resource::v1::Resource>,
+    ) -> Vec<(Option<String>, Vec<R>)> {
+        let Some(t) = &self.tenancy else {
+            return vec![(None, resources)];
+        };
+        let mut groups: Vec<(Option<String>, Vec<R>)> = Vec::new();
+        for r in resources {
+            let db = resource(&r)
+                .into_iter()
+                .flat_map(|res| &res.attributes)
+                .find(|kv| kv.key == t.attribute)
+                .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+                    opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(s) => {
+                        database_name(s)
+                    }
+                    _ => None,
+                });
+            match groups.iter_mut().find(|(d, _)| *d == db) {
+                Some((_, rs)) => rs.push(r),
+                None => groups.push((db, vec![r])),
+            }
+        }
+        groups
+    }
+}
+
+/// A tenant value as a database name: `[A-Za-z0-9_]` only, at most 64 characters; `None` if nothing
+/// is left.
+pub fn database_name(tenant: &str) -> Option<String> {
+    let name: String = tenant
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .take(64)
+        .collect();
+    name.chars()
+        .any(|c| c.is_ascii_alphanumeric())
+        .then_some(name)
 }
 
 /// Logs and traces share everything but the rows they write (one table each).
@@ -213,9 +331,16 @@ macro_rules! clickhouse_exporter {
 
             fn encode(&self, batch: Batch<$signal>) -> Result<Vec<Encoded<Insert>>, ExportError> {
                 let hint = batch.bytes() + batch.bytes() / 4;
-                Ok(vec![self.insert(hint, |e, out| {
-                    e.$rows(&batch.resources, self.layout, out)
-                })])
+                Ok(self
+                    .by_database(batch.resources, |r| r.resource.as_ref())
+                    .into_iter()
+                    .map(|(database, resources)| {
+                        let mut e =
+                            self.insert(hint, |e, out| e.$rows(&resources, self.layout, out));
+                        e.request.database = database;
+                        e
+                    })
+                    .collect())
             }
 
             async fn send(&self, insert: &Insert) -> Result<(), ExportError> {
@@ -237,17 +362,24 @@ impl Exporter<Metrics> for ClickHouse {
 
     /// One insert per metric table that has rows in this batch.
     fn encode(&self, batch: Batch<Metrics>) -> Result<Vec<Encoded<Insert>>, ExportError> {
-        let mut buffers: [Vec<u8>; 5] = Default::default();
-        let rows = {
-            let mut guard = self.encoder.lock().unwrap_or_else(|e| e.into_inner());
-            guard.0.metrics(&batch.resources, self.layout, &mut buffers)
-        };
-        Ok(MetricTable::ALL
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| rows[*i] > 0)
-            .map(|(i, _)| self.seal(i, &buffers[i], rows[i]))
-            .collect())
+        let mut out = Vec::new();
+        for (database, resources) in self.by_database(batch.resources, |r| r.resource.as_ref()) {
+            let mut buffers: [Vec<u8>; 5] = Default::default();
+            let rows = {
+                let mut guard = self.encoder.lock().unwrap_or_else(|e| e.into_inner());
+                guard.0.metrics(&resources, self.layout, &mut buffers)
+            };
+            for (i, _) in MetricTable::ALL
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| rows[*i] > 0)
+            {
+                let mut e = self.seal(i, &buffers[i], rows[i]);
+                e.request.database = database.clone();
+                out.push(e);
+            }
+        }
+        Ok(out)
     }
 
     async fn send(&self, insert: &Insert) -> Result<(), ExportError> {
