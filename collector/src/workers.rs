@@ -86,7 +86,7 @@ fn run<S: Signal>(intake: &Receiver<Batch<S>>, chain: &Chain<S>, routes: &[Route
 pub fn fan_out<S: Signal>(routes: &[Route<S>], batch: Batch<S>) {
     if let Some((last, others)) = routes.split_last() {
         for route in others {
-            route.push(Batch::new(batch.resources.clone(), batch.bytes()));
+            route.push(batch.duplicate());
         }
         last.push(batch);
     }

@@ -191,8 +191,11 @@ impl<S: Signal, E: Exporter<S>> Delivery<S, E> {
     }
 
     async fn dispatch(&mut self) {
-        let batch = std::mem::take(&mut self.pending);
+        let mut batch = std::mem::take(&mut self.pending);
         let items = batch.items();
+        // Durable records complete when every request made from them has finished: sent, or given up
+        // on and counted.
+        let tickets = Arc::new(batch.take_tickets());
         self.outstanding.fetch_add(items, Ordering::AcqRel);
         let requests = match self.exporter.encode(batch) {
             Ok(r) => r,
@@ -213,11 +216,12 @@ impl<S: Signal, E: Exporter<S>> Delivery<S, E> {
             let settings = self.settings;
             let name = self.name.clone();
             let outstanding = self.outstanding.clone();
+            let tickets = tickets.clone();
             self.in_flight.spawn(async move {
                 let items = encoded.items;
                 send_with_retry(&name, &*exporter, encoded, &settings, &metrics).await;
                 outstanding.fetch_sub(items, Ordering::AcqRel);
-                drop(permit);
+                drop((permit, tickets));
             });
         }
     }

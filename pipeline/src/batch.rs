@@ -3,6 +3,7 @@
 
 use crate::queue::Weighted;
 use crate::signal::Signal;
+use crate::ticket::Ticket;
 
 pub struct Batch<S: Signal> {
     pub resources: Vec<S::Resource>,
@@ -10,6 +11,8 @@ pub struct Batch<S: Signal> {
     items: usize,
     /// Encoded protobuf size when received; an estimate of the batch's weight in memory.
     bytes: usize,
+    /// Durable records this batch was made from; empty unless the intake is durable.
+    tickets: Vec<Ticket>,
 }
 
 impl<S: Signal> Batch<S> {
@@ -20,6 +23,37 @@ impl<S: Signal> Batch<S> {
             resources,
             items,
             bytes: encoded_bytes,
+            tickets: Vec::new(),
+        }
+    }
+
+    /// Marks the batch as made from a durable record.
+    pub fn with_ticket(mut self, ticket: Ticket) -> Self {
+        self.tickets.push(ticket);
+        self
+    }
+
+    /// Attaches tickets taken from other batches (the tail sampler regroups spans).
+    pub fn set_tickets(&mut self, tickets: Vec<Ticket>) {
+        self.tickets = tickets;
+    }
+
+    /// Takes the tickets out: the holder then decides when the records are complete.
+    pub fn take_tickets(&mut self) -> Vec<Ticket> {
+        std::mem::take(&mut self.tickets)
+    }
+
+    pub fn tickets(&self) -> &[Ticket] {
+        &self.tickets
+    }
+
+    /// A copy for another exporter; the records complete when every copy is done.
+    pub fn duplicate(&self) -> Self {
+        Batch {
+            resources: self.resources.clone(),
+            items: self.items,
+            bytes: self.bytes,
+            tickets: self.tickets.clone(),
         }
     }
 
@@ -57,6 +91,9 @@ impl<S: Signal> Batch<S> {
         self.items += other.items;
         self.bytes += other.bytes;
         self.resources.extend(other.resources);
+        for t in &other.tickets {
+            crate::ticket::push_unique(&mut self.tickets, t);
+        }
     }
 
     pub fn into_request(self) -> S::Request {
@@ -70,6 +107,7 @@ impl<S: Signal> Default for Batch<S> {
             resources: Vec::new(),
             items: 0,
             bytes: 0,
+            tickets: Vec::new(),
         }
     }
 }
@@ -90,6 +128,7 @@ impl<S: Signal> std::fmt::Debug for Batch<S> {
             .field("resources", &self.resources.len())
             .field("items", &self.items)
             .field("bytes", &self.bytes)
+            .field("tickets", &self.tickets.len())
             .finish()
     }
 }
@@ -119,5 +158,29 @@ mod tests {
         let bytes = a.bytes() + b.bytes();
         a.append(b);
         assert_eq!((a.items(), a.bytes(), a.resources.len()), (15, bytes, 3));
+    }
+
+    #[test]
+    fn tickets_follow_appends_and_duplicates() {
+        use crate::ticket::{testing::Completed, Ticket};
+        let sink = std::sync::Arc::new(Completed::default());
+        let t1 = Ticket::new(1, sink.clone());
+        let mut a: Batch<Logs> =
+            Batch::measured(fixtures::resource_logs(1, 5)).with_ticket(t1.clone());
+        a.append(Batch::measured(fixtures::resource_logs(1, 5)).with_ticket(t1));
+        a.append(
+            Batch::measured(fixtures::resource_logs(1, 5))
+                .with_ticket(Ticket::new(2, sink.clone())),
+        );
+        assert_eq!(
+            a.tickets().len(),
+            2,
+            "the same record's ticket is kept once"
+        );
+        let copy = a.duplicate();
+        drop(a);
+        assert!(sink.seqs().is_empty(), "a copy still holds both records");
+        drop(copy);
+        assert_eq!(sink.seqs(), vec![1, 2]);
     }
 }

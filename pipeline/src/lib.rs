@@ -7,6 +7,8 @@
 //! - [`stage`]: the [`Stage`] trait and the [`Chain`] that worker threads run.
 //! - [`stages`]: the stages themselves: normalize, sample (head, log rules, rate limits).
 //! - [`tail`]: tail sampling, a thread of its own between the stage workers and the exporters.
+//! - [`ticket`]: delivery tickets that tell a durable source when a record is fully dealt with.
+//! - [`wal`]: the write-ahead log on disk behind durable mode: segments, records, recovery.
 //! - [`hotswap`]: the one mechanism for replacing a policy while traffic flows.
 //! - [`metrics`]: lock-free counters and histograms rendered as Prometheus text.
 //! - `fixtures` (feature `test-util`): realistic OTLP batches for tests and benchmarks.
@@ -21,6 +23,8 @@ pub mod signal;
 pub mod stage;
 pub mod stages;
 pub mod tail;
+pub mod ticket;
+pub mod wal;
 
 pub use batch::Batch;
 pub use hotswap::HotSwap;

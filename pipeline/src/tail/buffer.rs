@@ -30,6 +30,8 @@ struct Meta {
     resource_schema_url: String,
     scope: Option<InstrumentationScope>,
     scope_schema_url: String,
+    /// Durable records these spans came from: held spans keep them open until decided and delivered.
+    tickets: Vec<crate::ticket::Ticket>,
 }
 
 struct Held {
@@ -162,6 +164,7 @@ impl TailBuffer {
             return;
         }
         let per_span = batch.bytes() / batch.items().max(1);
+        let tickets = batch.take_tickets();
         for rs in std::mem::take(&mut batch.resources) {
             let resource = rs.resource;
             for ss in rs.scope_spans {
@@ -170,6 +173,7 @@ impl TailBuffer {
                     resource_schema_url: rs.schema_url.clone(),
                     scope: ss.scope,
                     scope_schema_url: ss.schema_url,
+                    tickets: tickets.clone(),
                 });
                 for span in ss.spans {
                     self.hold(meta.clone(), span, per_span, policy, now);
@@ -385,6 +389,7 @@ struct Output {
     index: HashMap<usize, usize>,
     metas: Vec<Arc<Meta>>,
     bytes: usize,
+    tickets: Vec<crate::ticket::Ticket>,
 }
 
 impl Output {
@@ -411,6 +416,9 @@ impl Output {
                     }],
                     schema_url: meta.resource_schema_url.clone(),
                 });
+                for t in &meta.tickets {
+                    crate::ticket::push_unique(&mut self.tickets, t);
+                }
                 self.metas.push(meta.clone());
                 self.resources.len() - 1
             });
@@ -418,7 +426,10 @@ impl Output {
         self.bytes += bytes;
     }
 
-    fn append_batch(&mut self, batch: Batch<Traces>) {
+    fn append_batch(&mut self, mut batch: Batch<Traces>) {
+        for t in &batch.take_tickets() {
+            crate::ticket::push_unique(&mut self.tickets, t);
+        }
         self.bytes += batch.bytes();
         self.resources.extend(batch.resources);
     }
@@ -430,7 +441,9 @@ impl Output {
         self.index.clear();
         self.metas.clear();
         let bytes = std::mem::take(&mut self.bytes);
-        Some(Batch::new(std::mem::take(&mut self.resources), bytes))
+        let mut batch = Batch::new(std::mem::take(&mut self.resources), bytes);
+        batch.set_tickets(std::mem::take(&mut self.tickets));
+        Some(batch)
     }
 }
 
@@ -604,6 +617,40 @@ mod tests {
         assert_eq!(spans_of(&late)[0].span_id, span(1, 5).span_id);
         assert_eq!((buf.report.late_kept, buf.report.late_dropped), (1, 2));
         assert_eq!(buf.traces(), 0, "late spans are not held again");
+    }
+
+    #[test]
+    fn held_spans_keep_their_records_open_until_decided_and_delivered() {
+        use crate::ticket::{testing::Completed, Ticket};
+        let p = errors_and_slow();
+        let sink = Arc::new(Completed::default());
+        let mut buf = TailBuffer::default();
+        let t0 = Instant::now();
+        buf.push(
+            batch(vec![error(span(1, 0)), span(2, 0)]).with_ticket(Ticket::new(1, sink.clone())),
+            &p,
+            t0,
+        );
+        buf.push(
+            batch(vec![span(2, 1)]).with_ticket(Ticket::new(2, sink.clone())),
+            &p,
+            t0,
+        );
+        assert!(buf.take_output().is_none());
+        assert!(sink.seqs().is_empty(), "held spans keep both records open");
+        buf.due(&p, t0 + Duration::from_secs(2));
+        assert_eq!(sink.seqs(), vec![2], "record 2 only fed a dropped trace");
+        let out = buf.take_output().unwrap();
+        assert_eq!(
+            out.tickets().iter().map(Ticket::seq).collect::<Vec<_>>(),
+            vec![1]
+        );
+        drop(out);
+        assert_eq!(
+            sink.seqs(),
+            vec![1, 2],
+            "delivered output completes record 1"
+        );
     }
 
     #[test]

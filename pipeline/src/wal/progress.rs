@@ -1,0 +1,119 @@
+//! Which records are done, as one number: the checkpoint `W` such that every record below it has been
+//! dealt with. Records are handed out in order by one reader but complete in any order (exporters,
+//! retries, the tail sampler holding spans), so the reader logs each record it hands out and tickets
+//! log completions; both are lock-free queues, folded into `W` by whoever checkpoints.
+
+use crate::ticket::Completion;
+use crossbeam_queue::SegQueue;
+use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+pub struct Progress {
+    read: SegQueue<(u64, u64)>,
+    done: SegQueue<u64>,
+    /// The reader's next sequence number: everything below it was handed out or skipped.
+    reader_next: AtomicU64,
+    /// Set at the shutdown deadline: what is dropped after it was not delivered, whatever drops it.
+    frozen: AtomicBool,
+}
+
+/// The folding side, owned by the checkpointing thread.
+#[derive(Default)]
+pub struct Watermark {
+    /// Handed out and not yet complete, in order: (seq, write time).
+    outstanding: VecDeque<(u64, u64)>,
+    /// Complete, waiting for everything before them.
+    done: HashSet<u64>,
+}
+
+impl Progress {
+    pub fn new(start: u64) -> Self {
+        Progress {
+            read: SegQueue::new(),
+            done: SegQueue::new(),
+            reader_next: AtomicU64::new(start),
+            frozen: AtomicBool::new(false),
+        }
+    }
+
+    /// The reader hands out record `seq` (written at `ts_ms`); call before the batch enters the pipeline.
+    pub fn handed_out(&self, seq: u64, ts_ms: u64) {
+        self.read.push((seq, ts_ms));
+    }
+
+    /// The reader will next look at `next`: records below it were handed out or are gone.
+    pub fn reader_at(&self, next: u64) {
+        self.reader_next.store(next, Ordering::Release);
+    }
+
+    pub fn reader_next(&self) -> u64 {
+        self.reader_next.load(Ordering::Acquire)
+    }
+
+    /// From now on completions are ignored: the process is giving up on what it holds, and the records
+    /// must be replayed on the next start.
+    pub fn freeze(&self) {
+        self.frozen.store(true, Ordering::Release);
+    }
+
+    /// Folds what happened since the last call; returns `W` and the write time of the oldest record
+    /// handed out and not complete.
+    pub fn fold(&self, w: &mut Watermark) -> (u64, Option<u64>) {
+        // Loaded first: every record below this was logged as handed out before the store.
+        let next = self.reader_next();
+        while let Some(r) = self.read.pop() {
+            w.outstanding.push_back(r);
+        }
+        while let Some(seq) = self.done.pop() {
+            w.done.insert(seq);
+        }
+        while let Some(&(seq, _)) = w.outstanding.front() {
+            if !w.done.remove(&seq) {
+                break;
+            }
+            w.outstanding.pop_front();
+        }
+        match w.outstanding.front() {
+            Some(&(seq, ts)) => (seq, Some(ts)),
+            None => (next, None),
+        }
+    }
+}
+
+impl Completion for Progress {
+    fn complete(&self, seq: u64) {
+        if !self.frozen.load(Ordering::Acquire) {
+            self.done.push(seq);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watermark_waits_for_the_oldest_and_skips_gaps() {
+        let p = Progress::new(10);
+        let mut w = Watermark::default();
+        assert_eq!(p.fold(&mut w), (10, None));
+        for seq in [10, 11, 14] {
+            p.handed_out(seq, seq * 100);
+        }
+        p.reader_at(15);
+        p.complete(11);
+        p.complete(14);
+        assert_eq!(p.fold(&mut w), (10, Some(1000)), "10 is still out");
+        p.complete(10);
+        assert_eq!(
+            p.fold(&mut w),
+            (15, None),
+            "12 and 13 were never handed out (damaged or dropped)"
+        );
+        p.handed_out(15, 1);
+        p.reader_at(16);
+        p.freeze();
+        p.complete(15);
+        assert_eq!(p.fold(&mut w), (15, Some(1)), "frozen: not complete");
+    }
+}
