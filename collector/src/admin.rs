@@ -17,6 +17,8 @@ use weir_pipeline::metrics::Registry;
 pub struct AdminState {
     pub registry: Arc<Registry>,
     pub ready: AtomicBool,
+    /// Durable logs report disk errors here.
+    pub intake: Option<Arc<crate::intake::Intake>>,
     pub policies: Arc<crate::reload::Policies>,
 }
 
@@ -72,9 +74,14 @@ async fn reload(State(s): State<Arc<AdminState>>) -> impl IntoResponse {
 }
 
 async fn ready(State(s): State<Arc<AdminState>>) -> impl IntoResponse {
-    if s.ready.load(Ordering::Acquire) {
-        (StatusCode::OK, "ready\n")
+    if let Some(why) = s.intake.as_ref().and_then(|i| i.unhealthy()) {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        )
+    } else if s.ready.load(Ordering::Acquire) {
+        (StatusCode::OK, "ready\n".to_string())
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n".to_string())
     }
 }

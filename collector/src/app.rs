@@ -106,6 +106,7 @@ pub async fn run(
     let admin_state = Arc::new(AdminState {
         registry: registry.clone(),
         ready: false.into(),
+        intake: Some(intake.clone()),
         policies: policies.clone(),
     });
     let mut reloaders = vec![tokio::spawn(reload_on_sighup(policies.clone()))];
@@ -133,6 +134,10 @@ pub async fn run(
     admin_state.ready.store(false, Ordering::Release);
     let _ = stop_receivers.send(true);
     let clean = drain(receivers, &intake, pipelines, deadline, abort_delivery).await;
+    {
+        let intake = intake.clone();
+        let _ = tokio::task::spawn_blocking(move || intake.finish()).await;
+    }
     reloaders.iter().for_each(JoinHandle::abort);
     let _ = stop_admin.send(true);
     if let Some(admin) = admin {
@@ -171,12 +176,45 @@ impl Build<'_> {
             self.pipelines.push(p);
             tx
         });
+        let durable = match (&self.config.durable, &queue) {
+            (Some(d), Some(tx)) => Some(crate::durable::Durable::start(
+                d,
+                tx.clone(),
+                hand_over_limits(self.config),
+                replay_limit(self.config),
+                self.registry,
+            )?),
+            _ => None,
+        };
         Ok(SignalIntake::new(
             queue,
+            durable,
             self.config.pipeline.enqueue_timeout.0,
             self.registry,
         ))
     }
+}
+
+/// Committed batches waiting in memory for the durable log's reader: a quarter of the intake queue,
+/// beyond which the reader reads them back from disk.
+fn hand_over_limits(config: &Config) -> weir_pipeline::queue::Limits {
+    let q = config.pipeline.intake_queue;
+    weir_pipeline::queue::Limits {
+        max_items: (q.max_items / 4).max(1),
+        max_bytes: (q.max_bytes.as_usize() / 4).max(1),
+    }
+}
+
+/// The largest request a replayed record can decompress to: what the receivers accept, with room for
+/// the tenant attribute stamped after decoding.
+fn replay_limit(config: &Config) -> usize {
+    let r = &config.receivers;
+    let largest = r
+        .grpc
+        .max_request_bytes
+        .as_usize()
+        .max(r.http.max_decompressed_bytes.as_usize());
+    largest.saturating_mul(2).saturating_add(1 << 20)
 }
 
 /// Front-to-back drain; false if the deadline passed first. Then delivery loops are aborted and count
@@ -224,6 +262,8 @@ async fn drain(
     {
         return true;
     }
+    // Frozen first: what the aborted loops drop is not delivered, and must be replayed next start.
+    intake.abandon();
     let _ = abort_delivery.send(true);
     // Aborted loops drop their queues, which unblocks workers; give them a moment to count and exit.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), &mut finished).await;

@@ -122,11 +122,14 @@ where
                 Ok(a) => Ok(Response::new(S::response(a.rejected, a.message))),
                 Err(Refused::Full) => Err(Status::with_error_details(
                     Code::ResourceExhausted,
-                    "weir intake queue is full; retry after the indicated delay",
+                    "weir is full (intake queue or durable log); retry after the indicated delay",
                     ErrorDetails::with_retry_info(Some(RETRY_AFTER)),
                 )),
                 Err(Refused::Closed) => Err(Status::unavailable(
                     "weir is shutting down; retry on another instance",
+                )),
+                Err(Refused::Unavailable) => Err(Status::unavailable(
+                    "weir's durable log cannot write to disk; retry later",
                 )),
                 Err(Refused::NoPipeline) => Err(Status::unimplemented(format!(
                     "no exporter in this weir takes {}",

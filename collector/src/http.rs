@@ -115,7 +115,10 @@ where
     };
     // The slot is taken before the body is read, so at most `max_concurrent_requests` bodies are in memory.
     let Ok(_slot) = state.intake.request_slots.acquire().await else {
-        return unavailable(Format::Protobuf);
+        return unavailable(
+            Format::Protobuf,
+            "weir is shutting down; retry on another instance",
+        );
     };
     let format = match decode::format(header(header::CONTENT_TYPE)) {
         Ok(f) => f,
@@ -182,12 +185,18 @@ where
                 format,
                 StatusCode::TOO_MANY_REQUESTS,
                 8, // RESOURCE_EXHAUSTED
-                "weir intake queue is full; retry after the indicated delay",
+                "weir is full (intake queue or durable log); retry after the indicated delay",
             );
             r.headers_mut().insert(header::RETRY_AFTER, retry_after());
             r
         }
-        Err(Refused::Closed) => unavailable(format),
+        Err(Refused::Closed) => {
+            unavailable(format, "weir is shutting down; retry on another instance")
+        }
+        Err(Refused::Unavailable) => unavailable(
+            format,
+            "weir's durable log cannot write to disk; retry later",
+        ),
         Err(Refused::NoPipeline) => status_response(
             format,
             StatusCode::NOT_FOUND,
@@ -212,12 +221,12 @@ fn retry_after() -> HeaderValue {
     HeaderValue::from(RETRY_AFTER.as_secs().max(1))
 }
 
-fn unavailable(format: Format) -> Response {
+fn unavailable(format: Format, message: &str) -> Response {
     let mut r = status_response(
         format,
         StatusCode::SERVICE_UNAVAILABLE,
         14, // UNAVAILABLE
-        "weir is shutting down; retry on another instance",
+        message,
     );
     r.headers_mut().insert(header::RETRY_AFTER, retry_after());
     r

@@ -1,7 +1,9 @@
 //! The front door of a signal's pipeline, shared by the gRPC and HTTP receivers: drop malformed items
 //! (reported in `partial_success`), then enqueue, waiting a bounded time for room. A request is
-//! acknowledged only after its batch is in the intake queue.
+//! acknowledged only after its batch is in the intake queue — or, in durable mode, committed to the
+//! write-ahead log that feeds that queue.
 
+use crate::durable::Durable;
 use crate::wire::Wire;
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +41,8 @@ pub enum Refused {
     Closed,
     /// No exporter takes this signal, so nothing would ever deliver it; not retryable.
     NoPipeline,
+    /// The durable log could not write (a disk error); retryable.
+    Unavailable,
 }
 
 /// How long a refused client should wait before retrying; sent as `RetryInfo` / `Retry-After`.
@@ -50,6 +54,8 @@ struct TransportCounters {
     refused_full: Counter,
     refused_closed: Counter,
     refused_no_pipeline: Counter,
+    refused_wal_full: Counter,
+    refused_wal_error: Counter,
 }
 
 impl TransportCounters {
@@ -72,6 +78,8 @@ impl TransportCounters {
             refused_full: refused("queue_full"),
             refused_closed: refused("shutting_down"),
             refused_no_pipeline: refused("no_exporter"),
+            refused_wal_full: refused("wal_full"),
+            refused_wal_error: refused("wal_error"),
         }
     }
 }
@@ -79,6 +87,8 @@ impl TransportCounters {
 pub struct SignalIntake<S: Wire> {
     /// `None` when no exporter takes this signal.
     queue: Option<Sender<Batch<S>>>,
+    /// In durable mode the log stands in front of the queue (its reader feeds the queue).
+    durable: Option<Durable<S>>,
     enqueue_timeout: Duration,
     grpc: TransportCounters,
     http: TransportCounters,
@@ -87,12 +97,14 @@ pub struct SignalIntake<S: Wire> {
 impl<S: Wire> SignalIntake<S> {
     pub fn new(
         queue: Option<Sender<Batch<S>>>,
+        durable: Option<Durable<S>>,
         enqueue_timeout: Duration,
         registry: &Arc<Registry>,
     ) -> Self {
         let signal = S::KIND.as_str();
         SignalIntake {
             queue,
+            durable,
             enqueue_timeout,
             grpc: TransportCounters::new(registry, signal, Transport::Grpc),
             http: TransportCounters::new(registry, signal, Transport::Http),
@@ -129,6 +141,19 @@ impl<S: Wire> SignalIntake<S> {
             return Ok(accepted);
         }
         let items = batch.items() as u64;
+        if let Some(durable) = &self.durable {
+            let committed = durable.append(batch).await;
+            match committed {
+                Ok(()) => {
+                    counters.accepted.add(items);
+                    counters.rejected_malformed.add(rejected as u64);
+                }
+                Err(Refused::Full) => counters.refused_wal_full.add(items),
+                Err(Refused::Unavailable) => counters.refused_wal_error.add(items),
+                Err(_) => counters.refused_closed.add(items),
+            }
+            return committed.map(|()| accepted);
+        }
         let Some(queue) = &self.queue else {
             counters.refused_no_pipeline.add(items);
             return Err(Refused::NoPipeline);
@@ -161,9 +186,15 @@ impl<S: Wire> SignalIntake<S> {
 
     /// Stops accepting: later requests are refused as shutting down, queued batches still drain.
     pub fn close(&self) {
-        if let Some(q) = &self.queue {
+        if let Some(d) = &self.durable {
+            d.close();
+        } else if let Some(q) = &self.queue {
             q.close();
         }
+    }
+
+    pub fn durable(&self) -> Option<&Durable<S>> {
+        self.durable.as_ref()
     }
 }
 
@@ -184,6 +215,32 @@ impl Intake {
         self.traces.close();
         self.logs.close();
         self.metrics.close();
+    }
+
+    /// The shutdown deadline passed: durable logs stop handing out and keep what is in flight for
+    /// the next start.
+    pub fn abandon(&self) {
+        self.traces.durable().map(Durable::abandon);
+        self.logs.durable().map(Durable::abandon);
+        self.metrics.durable().map(Durable::abandon);
+    }
+
+    /// Writes the durable logs' last checkpoints; call once the pipelines have drained or given up.
+    pub fn finish(&self) {
+        self.traces.durable().map(Durable::finish);
+        self.logs.durable().map(Durable::finish);
+        self.metrics.durable().map(Durable::finish);
+    }
+
+    /// Why the process is not ready, if a durable log cannot write.
+    pub fn unhealthy(&self) -> Option<&'static str> {
+        let bad = [
+            self.traces.durable().is_some_and(|d| !d.healthy()),
+            self.logs.durable().is_some_and(|d| !d.healthy()),
+            self.metrics.durable().is_some_and(|d| !d.healthy()),
+        ];
+        bad.contains(&true)
+            .then_some("durable log cannot write to disk")
     }
 }
 

@@ -11,6 +11,7 @@ mod admin;
 mod app;
 mod auth;
 mod decode;
+mod durable;
 mod grpc;
 mod http;
 mod intake;

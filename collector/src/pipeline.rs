@@ -61,7 +61,17 @@ pub async fn start<S: Destinations>(
         let (tx, rx) = bounded::<Batch<S>>(Limits::from(cfg.queue.limits()));
         register_queue(registry, name, signal, tx.stats());
         queues.push((format!("exporter/{name}/{signal}"), tx.stats()));
-        deliveries.push(spawn_exporter::<S>(name, cfg, rx, registry, abort.clone()).await?);
+        deliveries.push(
+            spawn_exporter::<S>(
+                name,
+                cfg,
+                config.durable.is_some(),
+                rx,
+                registry,
+                abort.clone(),
+            )
+            .await?,
+        );
         routes.push(Route::new(tx, cfg.queue.overflow, name, registry));
     }
     let chain = Arc::new(S::chain(config, registry, policies)?);
@@ -261,6 +271,7 @@ destinations!(
 async fn spawn_exporter<S: Destinations>(
     name: &str,
     cfg: &ExporterConfig,
+    durable: bool,
     queue: Receiver<Batch<S>>,
     registry: &Arc<Registry>,
     abort: ShutdownSignal,
@@ -268,7 +279,7 @@ async fn spawn_exporter<S: Destinations>(
     let delivery = Delivery {
         name: name.to_string(),
         queue,
-        settings: DeliverySettings::from(cfg),
+        settings: DeliverySettings::new(cfg, durable),
         metrics: DeliveryMetrics::new(registry, name, S::KIND.as_str()),
         abort,
     };

@@ -95,6 +95,29 @@ fn invalid(path: impl Into<String>, message: impl Into<String>) -> Invalid {
     (path.into(), message.into())
 }
 
+fn durable(d: &crate::DurableConfig) -> Result<(), Invalid> {
+    if d.dir.trim().is_empty() {
+        return Err(invalid("durable.dir", "must name a directory"));
+    }
+    if d.segment_bytes.is_some_and(|s| s.0 < 64 * 1024) {
+        return Err(invalid("durable.segment_bytes", "must be at least 64KiB"));
+    }
+    if d.max_bytes.0 < 2 * d.segment_bytes().max(64 * 1024) {
+        return Err(invalid(
+            "durable.max_bytes",
+            "must hold at least two segments (segment_bytes defaults to max_bytes / 8)",
+        ));
+    }
+    positive("durable.commit_bytes", d.commit_bytes.0)?;
+    if d.checkpoint_interval.0.is_zero() {
+        return Err(invalid(
+            "durable.checkpoint_interval",
+            "must be greater than 0",
+        ));
+    }
+    Ok(())
+}
+
 fn validate(c: &Config) -> Result<(), Invalid> {
     let r = &c.receivers;
     if !r.grpc.enabled && !r.http.enabled {
@@ -161,6 +184,9 @@ fn validate(c: &Config) -> Result<(), Invalid> {
     }
     if c.admin.enabled {
         socket_addr("admin.endpoint", &c.admin.endpoint)?;
+    }
+    if let Some(d) = &c.durable {
+        durable(d)?;
     }
     queue_limits("pipeline.intake_queue", &c.pipeline.intake_queue)?;
     let sample = &c.pipeline.sample;

@@ -20,6 +20,8 @@ pub struct Config {
     pub reload: ReloadConfig,
     #[serde(default)]
     pub log: LogConfig,
+    /// Durable mode: accepted requests are written to a write-ahead log before clients are told so.
+    pub durable: Option<DurableConfig>,
     /// How long a SIGTERM/SIGINT shutdown may take to drain queues and flush exporters.
     #[serde(default = "defaults::shutdown_timeout")]
     pub shutdown_timeout: Duration,
@@ -840,8 +842,18 @@ pub struct RetryConfig {
     #[serde(default = "defaults::max_backoff")]
     pub max_backoff: Duration,
     /// Give up on a request after retrying this long (counted as failed, reason `retries_exhausted`).
-    #[serde(default = "defaults::max_elapsed")]
-    pub max_elapsed: Duration,
+    /// Default 5 minutes; in durable mode, never: the disk holds the backlog, bounded by its own limit.
+    pub max_elapsed: Option<Duration>,
+}
+
+impl RetryConfig {
+    pub fn max_elapsed(&self, durable: bool) -> Duration {
+        match (self.max_elapsed, durable) {
+            (Some(d), _) => d,
+            (None, false) => defaults::max_elapsed(),
+            (None, true) => Duration(std::time::Duration::MAX),
+        }
+    }
 }
 
 impl Default for RetryConfig {
@@ -849,9 +861,72 @@ impl Default for RetryConfig {
         RetryConfig {
             initial_backoff: defaults::initial_backoff(),
             max_backoff: defaults::max_backoff(),
-            max_elapsed: defaults::max_elapsed(),
+            max_elapsed: None,
         }
     }
+}
+
+/// Durable mode: each signal's accepted requests go to a write-ahead log in `<dir>/<signal>` and the
+/// client is acknowledged only once its request is committed there. The stage workers read from the
+/// log, so an outage of a destination fills the disk, not memory; after a crash, committed requests
+/// not yet delivered are replayed (at least once).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DurableConfig {
+    pub dir: String,
+    /// Disk the log of one signal may use.
+    #[serde(default = "defaults::wal_max_bytes")]
+    pub max_bytes: ByteSize,
+    /// Size at which a segment file is closed; delivered segments are deleted whole. Default: the
+    /// smaller of 64 MiB and `max_bytes / 8`.
+    pub segment_bytes: Option<ByteSize>,
+    #[serde(default)]
+    pub fsync: Fsync,
+    /// Group commit: how long the first request of a group may wait for others before the `fsync`.
+    /// Zero commits as soon as the writer has nothing more queued.
+    #[serde(default)]
+    pub commit_interval: Duration,
+    /// Group commit: `fsync` as soon as this much is written, whatever the interval.
+    #[serde(default = "defaults::commit_bytes")]
+    pub commit_bytes: ByteSize,
+    #[serde(default)]
+    pub when_full: WhenFull,
+    /// Compress requests with zstd before writing (requests that arrived zstd- or gzip-compressed are
+    /// stored as they came).
+    #[serde(default = "defaults::yes")]
+    pub compress: bool,
+    /// How often delivered records are checkpointed and their segments deleted.
+    #[serde(default = "defaults::checkpoint_interval")]
+    pub checkpoint_interval: Duration,
+}
+
+impl DurableConfig {
+    pub fn segment_bytes(&self) -> u64 {
+        self.segment_bytes
+            .map_or_else(|| (64 << 20).min(self.max_bytes.0 / 8), |b| b.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fsync {
+    /// One `fdatasync` per group commit.
+    #[default]
+    Batch,
+    /// One `fdatasync` per request.
+    Always,
+    /// Never: survives the process crashing, not the machine.
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenFull {
+    /// Refuse new requests (retryable for clients) until delivery frees space.
+    #[default]
+    Backpressure,
+    /// Delete the oldest undelivered segment, counting what it held as dropped.
+    DropOldest,
 }
 
 /// Stage policies reload on SIGHUP, `POST /admin/reload`, and — with `watch` — when the config file
@@ -1018,6 +1093,15 @@ pub mod defaults {
     }
     pub fn max_backoff() -> Duration {
         Duration::secs(30)
+    }
+    pub fn wal_max_bytes() -> ByteSize {
+        ByteSize::gib(1)
+    }
+    pub fn commit_bytes() -> ByteSize {
+        ByteSize::mib(4)
+    }
+    pub fn checkpoint_interval() -> Duration {
+        Duration::secs(1)
     }
     pub fn max_elapsed() -> Duration {
         Duration::secs(300)

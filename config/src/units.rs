@@ -16,6 +16,9 @@ impl ByteSize {
     pub const fn mib(n: u64) -> Self {
         ByteSize(n * 1024 * 1024)
     }
+    pub const fn gib(n: u64) -> Self {
+        ByteSize(n << 30)
+    }
     pub fn as_usize(self) -> usize {
         usize::try_from(self.0).unwrap_or(usize::MAX)
     }
@@ -84,7 +87,7 @@ impl<'de> Deserialize<'de> for ByteSize {
 }
 
 /// A duration written the human way: `250ms`, `5s`, `1m 30s`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Duration(pub std::time::Duration);
 
 impl Duration {

@@ -29,8 +29,9 @@ pub struct DeliverySettings {
     pub max_elapsed: Duration,
 }
 
-impl From<&ExporterConfig> for DeliverySettings {
-    fn from(c: &ExporterConfig) -> Self {
+impl DeliverySettings {
+    /// `durable`: the pipeline feeding this exporter is backed by a write-ahead log.
+    pub fn new(c: &ExporterConfig, durable: bool) -> Self {
         let batch = c.batch();
         DeliverySettings {
             max_items: batch.max_items,
@@ -40,7 +41,7 @@ impl From<&ExporterConfig> for DeliverySettings {
             timeout: c.timeout.0,
             initial_backoff: c.retry.initial_backoff.0,
             max_backoff: c.retry.max_backoff.0,
-            max_elapsed: c.retry.max_elapsed.0,
+            max_elapsed: c.retry.max_elapsed(durable).0,
         }
     }
 }

@@ -59,6 +59,14 @@ impl FileExporter {
     }
 }
 
+fn ends_with_newline(file: &File) -> std::io::Result<bool> {
+    use std::os::unix::fs::FileExt;
+    let len = file.metadata()?.len();
+    let mut last = [0u8; 1];
+    file.read_exact_at(&mut last, len - 1)?;
+    Ok(last[0] == b'\n')
+}
+
 impl FileState {
     fn path(&self, generation: usize) -> PathBuf {
         if generation == 0 {
@@ -71,8 +79,17 @@ impl FileState {
     fn open(&mut self) -> std::io::Result<&mut File> {
         if self.file.is_none() {
             let path = self.path(0);
-            let file = OpenOptions::new().create(true).append(true).open(&path)?;
+            let mut file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .read(true)
+                .open(&path)?;
             self.written = file.metadata()?.len();
+            if self.written > 0 && file.metadata()?.is_file() && !ends_with_newline(&file)? {
+                // A crash mid-line left a torn last line: end it, so the next line stands alone.
+                file.write_all(b"\n")?;
+                self.written += 1;
+            }
             self.file = Some(file);
         }
         Ok(self.file.as_mut().expect("opened above"))
@@ -170,6 +187,18 @@ mod tests {
         for r in Exporter::<Logs>::encode(e, batch).unwrap() {
             Exporter::<Logs>::send(e, &r.request).await.unwrap();
         }
+    }
+
+    #[tokio::test]
+    async fn a_torn_last_line_from_a_crash_is_ended_before_writing_on() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("logs.jsonl"), "{\"resourceLogs\":[{\"torn").unwrap();
+        let e = FileExporter::new(&cfg(dir.path(), 1 << 30, 2), Kind::Logs).unwrap();
+        write(&e, Batch::measured(fixtures::resource_logs(1, 2))).await;
+        let text = fs::read_to_string(dir.path().join("logs.jsonl")).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(serde_json::from_str::<ExportLogsServiceRequest>(lines[1]).is_ok());
     }
 
     #[tokio::test]

@@ -95,10 +95,7 @@ impl Wal {
         std::fs::create_dir_all(dir)?;
         let stored = read_checkpoint(dir);
         let segments = segment::list(dir)?;
-        let mut rec = Recovered {
-            checkpoint_lost: stored.is_none() && !segments.is_empty(),
-            ..Recovered::default()
-        };
+        let mut rec = Recovered::default();
         let checkpoint = stored.unwrap_or(0);
         let mut closed = VecDeque::new();
         let mut last_seq: Option<u64> = None;
@@ -106,6 +103,7 @@ impl Wal {
         let count = segments.len();
         for (i, (first, path)) in segments.into_iter().enumerate() {
             let scan = segment::scan(&path, checkpoint)?;
+            rec.checkpoint_lost |= stored.is_none() && scan.first_seq.is_some();
             rec.invalid_bytes += scan.invalid_bytes();
             if i + 1 == count && scan.invalid_bytes() > 0 {
                 // The newest segment's tail is where a crash tore a write: cut it, so nothing invalid
@@ -138,6 +136,9 @@ impl Wal {
             None => oldest.unwrap_or(0),
         };
         rec.next_seq = last_seq.map_or(0, |l| l + 1).max(rec.checkpoint);
+        if stored.is_none() {
+            write_checkpoint(dir, rec.checkpoint, opts.sync)?;
+        }
         let active = SegmentWriter::create(dir, rec.next_seq)?;
         let wal = Wal {
             dir: dir.to_path_buf(),

@@ -4,7 +4,7 @@
 use super::record::{Header, Record, HEADER};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"WEIRWAL\0";
@@ -49,11 +49,13 @@ pub struct SegmentWriter {
 impl SegmentWriter {
     pub fn create(dir: &Path, first_seq: u64) -> io::Result<Self> {
         let path = dir.join(name(first_seq));
+        // Owner-only: the log holds requests as received, before redaction.
         let mut file = OpenOptions::new()
             .create(true)
             .truncate(true)
             .write(true)
             .read(true)
+            .mode(0o600)
             .open(&path)?;
         let mut head = [0u8; FILE_HEADER as usize];
         head[..8].copy_from_slice(MAGIC);

@@ -1,0 +1,299 @@
+//! Durable mode for one signal: accepted requests go through a write-ahead log on local disk before
+//! clients are acknowledged, and the stage workers are fed from that log.
+//!
+//! Why at intake rather than in front of each exporter: the request is written once however many
+//! exporters take it; the client's acknowledgement waits only for the local commit, not for stages;
+//! and an outage of any destination fills the disk instead of memory, because the stage workers read
+//! from the log at the pace the exporters allow. Sampling is consistent by trace id, so replayed
+//! spans get the decisions they would have got. The price: the log holds requests before redaction
+//! (the directory is created `0700`).
+//!
+//! # Layout
+//! - this file: the handle receivers use ([`Durable::append`]), start-up (recovery) and shutdown.
+//! - [`writer`]: the thread that owns the log: group commit, capacity, checkpoints.
+//! - [`reader`]: the thread that feeds the intake queue, from memory when it keeps up and from disk
+//!   when it does not (and on replay after a restart).
+//!
+//! Records complete through [`Ticket`](weir_pipeline::ticket::Ticket)s on the batches made from them;
+//! the writer folds completions into the checkpoint and deletes delivered segments.
+
+mod reader;
+mod writer;
+
+use crate::intake::Refused;
+use crate::wire::Wire;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+use weir_config::DurableConfig;
+use weir_pipeline::metrics::Registry;
+use weir_pipeline::queue::{Limits, Weighted};
+use weir_pipeline::wal::{self, Progress, Wal};
+use weir_pipeline::{bounded, Batch, Sender};
+
+/// Record flag: the payload is zstd-compressed.
+const ZSTD: u16 = 1;
+
+/// A committed batch handed from the writer to the reader in memory, so the common case never reads
+/// back what it just wrote.
+struct Hot<S: Wire> {
+    seq: u64,
+    ts_ms: u64,
+    batch: Batch<S>,
+}
+
+impl<S: Wire> Weighted for Hot<S> {
+    fn items(&self) -> usize {
+        self.batch.items()
+    }
+    fn bytes(&self) -> usize {
+        self.batch.bytes()
+    }
+}
+
+enum Msg<S: Wire> {
+    Append(Append<S>),
+    /// Stop taking appends; keep checkpointing.
+    Close,
+    /// Write the last checkpoint and end.
+    Finish,
+}
+
+struct Append<S: Wire> {
+    payload: Vec<u8>,
+    flags: u16,
+    batch: Batch<S>,
+    reply: tokio::sync::oneshot::Sender<Result<(), Refused>>,
+}
+
+/// State the writer, the reader and the receivers share.
+struct Shared {
+    progress: Arc<Progress>,
+    /// Every sequence number below this is committed.
+    committed: AtomicU64,
+    /// Records below this were deleted to make room (`when_full: drop_oldest`).
+    dropped_below: AtomicU64,
+    /// Write time of the last record the reader handed out; tells the backlog's age while it reads.
+    reader_ts_ms: AtomicU64,
+    healthy: AtomicBool,
+    closing: AtomicBool,
+    abandoned: AtomicBool,
+}
+
+/// The durable front of one signal's pipeline.
+pub struct Durable<S: Wire> {
+    tx: mpsc::Sender<Msg<S>>,
+    shared: Arc<Shared>,
+    compress: bool,
+    closed: AtomicBool,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl<S: Wire> Durable<S> {
+    /// Opens (and recovers) the log in `<dir>/<signal>` and starts its threads; the reader feeds
+    /// `intake` and closes it once shutdown has read everything committed.
+    pub fn start(
+        cfg: &DurableConfig,
+        intake: Sender<Batch<S>>,
+        hot_limits: Limits,
+        max_request_bytes: usize,
+        registry: &Arc<Registry>,
+    ) -> anyhow::Result<Self> {
+        let signal = S::KIND.as_str();
+        let dir = PathBuf::from(&cfg.dir).join(signal);
+        create_private_dir(&dir)
+            .map_err(|e| anyhow::anyhow!("durable.dir: cannot create {}: {e}", dir.display()))?;
+        let opts = wal::Options {
+            segment_bytes: cfg.segment_bytes(),
+            sync: cfg.fsync != weir_config::Fsync::Off,
+        };
+        let (log, recovered) = Wal::open(&dir, opts).map_err(|e| {
+            anyhow::anyhow!("durable.dir: cannot open the log in {}: {e}", dir.display())
+        })?;
+        let metrics = writer::Metrics::new(registry, signal);
+        metrics.recovered(&recovered);
+        if recovered.records > 0 || recovered.invalid_bytes > 0 || recovered.checkpoint_lost {
+            tracing::warn!(
+                signal,
+                records = recovered.records,
+                items = recovered.items,
+                invalid_bytes = recovered.invalid_bytes,
+                checkpoint_lost = recovered.checkpoint_lost,
+                "durable log recovered: replaying what was not delivered before the last stop"
+            );
+        }
+        let progress = Arc::new(Progress::new(recovered.checkpoint));
+        let shared = Arc::new(Shared {
+            progress: progress.clone(),
+            committed: AtomicU64::new(recovered.next_seq),
+            dropped_below: AtomicU64::new(0),
+            reader_ts_ms: AtomicU64::new(0),
+            healthy: AtomicBool::new(true),
+            closing: AtomicBool::new(false),
+            abandoned: AtomicBool::new(false),
+        });
+        register_gauges(registry, signal, &shared, &metrics);
+        let (hot_tx, hot_rx) = bounded::<Hot<S>>(hot_limits);
+        let (tx, rx) = mpsc::channel();
+        let w = writer::Writer::new(log, cfg, shared.clone(), hot_tx, metrics.clone());
+        let r = reader::Reader::new(
+            dir,
+            recovered.checkpoint,
+            shared.clone(),
+            hot_rx,
+            intake,
+            max_request_bytes,
+            registry,
+        );
+        let threads = vec![
+            std::thread::Builder::new()
+                .name(format!("weir-wal-{signal}"))
+                .spawn(move || w.run(&rx))?,
+            std::thread::Builder::new()
+                .name(format!("weir-replay-{signal}"))
+                .spawn(move || r.run())?,
+        ];
+        Ok(Durable {
+            tx,
+            shared,
+            compress: cfg.compress,
+            closed: AtomicBool::new(false),
+            threads: Mutex::new(threads),
+        })
+    }
+
+    /// Writes the batch to the log; `Ok` once it is committed (and so safe to acknowledge).
+    pub async fn append(&self, batch: Batch<S>) -> Result<(), Refused> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Refused::Closed);
+        }
+        let (payload, flags) = encode(&batch, self.compress);
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let msg = Msg::Append(Append {
+            payload,
+            flags,
+            batch,
+            reply,
+        });
+        if self.tx.send(msg).is_err() {
+            return Err(Refused::Closed);
+        }
+        answer.await.unwrap_or(Err(Refused::Closed))
+    }
+
+    /// Whether the last disk operation succeeded.
+    pub fn healthy(&self) -> bool {
+        self.shared.healthy.load(Ordering::Acquire)
+    }
+
+    /// Stops taking requests; the reader hands out what is committed, then closes the intake queue.
+    pub fn close(&self) {
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            self.shared.closing.store(true, Ordering::Release);
+            let _ = self.tx.send(Msg::Close);
+        }
+    }
+
+    /// The shutdown deadline passed: what is still in flight is not complete, whatever drops it, and
+    /// will be replayed on the next start. The reader stops at once.
+    pub fn abandon(&self) {
+        self.shared.progress.freeze();
+        self.shared.abandoned.store(true, Ordering::Release);
+    }
+
+    /// Writes the final checkpoint and waits for the threads.
+    pub fn finish(&self) {
+        self.close();
+        let _ = self.tx.send(Msg::Finish);
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The batch as one OTLP export request (field 1 repeated, the same for all three signals), encoded
+/// from the resources in place, then zstd-compressed with a context kept per thread.
+fn encode<S: Wire>(batch: &Batch<S>, compress: bool) -> (Vec<u8>, u16) {
+    let len: usize = batch
+        .resources
+        .iter()
+        .map(|r| prost::encoding::message::encoded_len(1, r))
+        .sum();
+    let mut raw = Vec::with_capacity(len);
+    for r in &batch.resources {
+        prost::encoding::message::encode(1, r, &mut raw);
+    }
+    if !compress {
+        return (raw, 0);
+    }
+    thread_local! {
+        static ZSTD_CTX: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let compressed = ZSTD_CTX.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.is_none() {
+            *c = zstd::bulk::Compressor::new(1).ok();
+        }
+        c.as_mut().and_then(|z| z.compress(&raw).ok())
+    });
+    match compressed {
+        Some(z) => (z, ZSTD),
+        None => (raw, 0),
+    }
+}
+
+fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+fn register_gauges(registry: &Registry, signal: &str, shared: &Arc<Shared>, m: &writer::Metrics) {
+    let labels = [("signal", signal)];
+    let s = shared.clone();
+    registry.gauge_fn(
+        "weir_wal_healthy",
+        "1 while the durable log's last disk operation succeeded; readiness fails otherwise.",
+        &labels,
+        move || f64::from(u8::from(s.healthy.load(Ordering::Acquire))),
+    );
+    let g = m.gauges.clone();
+    registry.gauge_fn(
+        "weir_wal_bytes",
+        "Bytes the durable log holds on disk.",
+        &labels,
+        move || g.bytes.load(Ordering::Relaxed) as f64,
+    );
+    let g = m.gauges.clone();
+    registry.gauge_fn(
+        "weir_wal_segments",
+        "Segment files of the durable log.",
+        &labels,
+        move || g.segments.load(Ordering::Relaxed) as f64,
+    );
+    let g = m.gauges.clone();
+    registry.gauge_fn(
+        "weir_wal_undelivered_records",
+        "Committed requests not yet fully delivered (the backlog, in requests).",
+        &labels,
+        move || g.undelivered.load(Ordering::Relaxed) as f64,
+    );
+    let g = m.gauges.clone();
+    registry.gauge_fn(
+        "weir_wal_oldest_undelivered_age_seconds",
+        "Age of the oldest committed request not yet delivered; 0 when none.",
+        &labels,
+        move || g.oldest_age_ms.load(Ordering::Relaxed) as f64 / 1000.0,
+    );
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

@@ -1,0 +1,172 @@
+//! The thread that feeds the stage workers from the log, in sequence order. While it keeps up, the
+//! writer hands it each committed batch in memory; a sequence number it did not get that way (the
+//! hand-over queue was full, or the process restarted) it reads back from disk. Blocking on a full
+//! intake queue is how a slow destination turns into disk usage instead of memory.
+
+use super::{Hot, Shared, ZSTD};
+use crate::wire::Wire;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use weir_pipeline::metrics::{Counter, Registry};
+use weir_pipeline::ticket::{Completion, Ticket};
+use weir_pipeline::wal::{Cursor, Next, Record};
+use weir_pipeline::{Batch, Receiver, RecvError, Sender};
+
+/// How long the reader waits for a hand-over before looking at the disk again.
+const IDLE: Duration = Duration::from_millis(50);
+
+pub struct Reader<S: Wire> {
+    cursor: Cursor,
+    next: u64,
+    shared: Arc<Shared>,
+    hot: Receiver<Hot<S>>,
+    intake: Sender<Batch<S>>,
+    max_request_bytes: usize,
+    from_disk: Counter,
+    undecodable: Counter,
+    skipped_segments: Counter,
+}
+
+impl<S: Wire> Reader<S> {
+    pub fn new(
+        dir: PathBuf,
+        start: u64,
+        shared: Arc<Shared>,
+        hot: Receiver<Hot<S>>,
+        intake: Sender<Batch<S>>,
+        max_request_bytes: usize,
+        registry: &Registry,
+    ) -> Self {
+        let l = [("signal", S::KIND.as_str())];
+        Reader {
+            cursor: Cursor::new(dir),
+            next: start,
+            shared,
+            hot,
+            intake,
+            max_request_bytes,
+            from_disk: registry.counter(
+                "weir_wal_replayed_records_total",
+                "Requests read back from the durable log: replay after a restart, or a backlog the pipeline could not take in memory.",
+                &l,
+            ),
+            undecodable: registry.counter(
+                "weir_wal_undecodable_records_total",
+                "Records whose checksum held but whose payload would not decode; skipped.",
+                &l,
+            ),
+            skipped_segments: registry.counter(
+                "weir_wal_skipped_segments_total",
+                "Segments whose remainder was skipped because a record in them was damaged.",
+                &l,
+            ),
+        }
+    }
+
+    pub fn run(mut self) {
+        loop {
+            if self.shared.abandoned.load(Ordering::Acquire) {
+                break;
+            }
+            let dropped = self.shared.dropped_below.load(Ordering::Acquire);
+            if self.next < dropped {
+                self.next = dropped;
+                self.shared.progress.reader_at(dropped);
+            }
+            if let Some(h) = self.hot.try_recv() {
+                self.take_hot(h);
+                continue;
+            }
+            let committed = self.shared.committed.load(Ordering::Acquire);
+            if self.next < committed && self.read_disk() {
+                continue;
+            }
+            if self.shared.closing.load(Ordering::Acquire) && self.next >= committed {
+                break;
+            }
+            match self.hot.recv_blocking_until(Some(Instant::now() + IDLE)) {
+                Ok(h) => self.take_hot(h),
+                Err(RecvError::Timeout) => {}
+                Err(RecvError::Closed) => {
+                    if self.next >= self.shared.committed.load(Ordering::Acquire) {
+                        break;
+                    }
+                }
+            }
+        }
+        self.intake.close();
+    }
+
+    fn take_hot(&mut self, h: Hot<S>) {
+        if h.seq < self.next {
+            // Already read from disk while the hand-over waited in the queue.
+            return;
+        }
+        while self.next < h.seq {
+            if !self.read_disk() {
+                break;
+            }
+        }
+        if h.seq < self.next {
+            return;
+        }
+        self.hand_out(h.seq, h.ts_ms, h.batch);
+    }
+
+    /// Reads the next record from disk and hands it out; false when the disk has nothing at or after
+    /// `next` yet.
+    fn read_disk(&mut self) -> bool {
+        match self.cursor.next(self.next) {
+            Ok(Next::Record(r)) => {
+                let skipped = std::mem::take(&mut self.cursor.skipped_segments);
+                self.skipped_segments.add(skipped);
+                self.from_disk.inc();
+                let (seq, ts) = (r.seq, r.ts_ms);
+                match self.decode(r) {
+                    Some(batch) => self.hand_out(seq, ts, batch),
+                    None => {
+                        self.undecodable.inc();
+                        self.next = seq + 1;
+                        self.shared.progress.reader_at(self.next);
+                    }
+                }
+                true
+            }
+            Ok(Next::NotYet) => false,
+            Err(e) => {
+                tracing::error!(signal = S::KIND.as_str(), error = %e, "durable log: cannot read");
+                std::thread::sleep(IDLE);
+                false
+            }
+        }
+    }
+
+    fn decode(&self, r: Record) -> Option<Batch<S>> {
+        let raw = if r.flags & ZSTD != 0 {
+            zstd::bulk::decompress(&r.payload, self.max_request_bytes)
+                .map_err(|e| tracing::error!(seq = r.seq, error = %e, "durable log: record does not decompress; skipped"))
+                .ok()?
+        } else {
+            r.payload
+        };
+        let request = <S::Request as prost::Message>::decode(raw.as_slice())
+            .map_err(|e| tracing::error!(seq = r.seq, error = %e, "durable log: record does not decode; skipped"))
+            .ok()?;
+        Some(Batch::new(S::into_resources(request), raw.len()))
+    }
+
+    fn hand_out(&mut self, seq: u64, ts_ms: u64, batch: Batch<S>) {
+        let progress = &self.shared.progress;
+        progress.handed_out(seq, ts_ms);
+        self.next = seq + 1;
+        progress.reader_at(self.next);
+        self.shared.reader_ts_ms.store(ts_ms, Ordering::Relaxed);
+        let sink: Arc<dyn Completion> = progress.clone();
+        let batch = batch.with_ticket(Ticket::new(seq, sink));
+        // Blocks while the pipeline is full; a closed queue (shutdown deadline) drops the batch, and
+        // with it the ticket, which the frozen progress ignores: the record is replayed next start.
+        let _ = self.intake.send_blocking(batch);
+    }
+}
