@@ -4,51 +4,15 @@
 
 mod common;
 
-use common::{http_request, Options, Weir};
+use common::{
+    http_request, mkfifo, rss_kib, span_ids, span_request as request, FifoReader, Options, Weir,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 use prost::Message;
 use std::collections::BTreeSet;
-use std::io::Read;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tonic::Code;
 use tonic_types::StatusExt;
-use weir_pipeline::fixtures;
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap()
-}
-
-/// Request `n` of 50 spans with ids unique to `n`, and `pad` bytes of attribute per span.
-fn request(n: usize, pad: usize) -> ExportTraceServiceRequest {
-    let mut rs: Vec<ResourceSpans> = fixtures::resource_spans(1, 50);
-    for (i, span) in rs[0].scope_spans[0].spans.iter_mut().enumerate() {
-        span.span_id = ((n as u64) << 16 | i as u64 | 1 << 62)
-            .to_be_bytes()
-            .to_vec();
-        if pad > 0 {
-            span.attributes.push(fixtures::kv("pad", &"p".repeat(pad)));
-        }
-    }
-    ExportTraceServiceRequest { resource_spans: rs }
-}
-
-fn span_ids(req: &ExportTraceServiceRequest) -> Vec<String> {
-    req.resource_spans
-        .iter()
-        .flat_map(|r| &r.scope_spans)
-        .flat_map(|s| &s.spans)
-        .map(|s| hex::encode(&s.span_id))
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocked_exporter_pushes_back_then_everything_acknowledged_arrives() {
@@ -56,11 +20,7 @@ async fn blocked_exporter_pushes_back_then_everything_acknowledged_arrives() {
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
     let fifo = data.join("traces.jsonl");
-    assert!(std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap()
-        .success());
+    mkfifo(&fifo);
     let weir = Weir::start_in(
         dir,
         data,
@@ -125,21 +85,7 @@ async fn blocked_exporter_pushes_back_then_everything_acknowledged_arrives() {
     );
 
     // Phase 2: the exporter recovers (someone reads the FIFO); clients retry what was refused.
-    let received = Arc::new(Mutex::new(Vec::<u8>::new()));
-    let reader = {
-        let received = received.clone();
-        let fifo = fifo.clone();
-        std::thread::spawn(move || {
-            let mut f = std::fs::File::open(fifo).unwrap();
-            let mut buf = [0u8; 64 * 1024];
-            while let Ok(n) = f.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                received.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        })
-    };
+    let reader = FifoReader::start(&fifo);
     let deadline = Instant::now() + Duration::from_secs(60);
     for req in refused {
         loop {
@@ -157,25 +103,12 @@ async fn blocked_exporter_pushes_back_then_everything_acknowledged_arrives() {
     }
     assert_eq!(acknowledged.len(), 40 * 50);
 
-    let delivered = || -> BTreeSet<String> {
-        let bytes = received.lock().unwrap().clone();
-        let text = String::from_utf8(bytes).unwrap();
-        let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
-        complete
-            .lines()
-            .flat_map(|l| span_ids(&serde_json::from_str::<ExportTraceServiceRequest>(l).unwrap()))
-            .collect()
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !acknowledged.is_subset(&delivered()) && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let got = delivered();
+    let got = reader.wait_for(&acknowledged);
     let missing: Vec<_> = acknowledged.difference(&got).take(5).collect();
     assert!(
         missing.is_empty(),
         "acknowledged but not delivered (first 5): {missing:?}"
     );
     drop(weir);
-    let _ = reader.join();
+    reader.join();
 }

@@ -72,8 +72,6 @@ struct Shared {
     progress: Arc<Progress>,
     /// Every sequence number below this is committed.
     committed: AtomicU64,
-    /// Records below this were deleted to make room (`when_full: drop_oldest`).
-    dropped_below: AtomicU64,
     /// Write time of the last record the reader handed out; tells the backlog's age while it reads.
     reader_ts_ms: AtomicU64,
     healthy: AtomicBool,
@@ -127,7 +125,6 @@ impl<S: Wire> Durable<S> {
         let shared = Arc::new(Shared {
             progress: progress.clone(),
             committed: AtomicU64::new(recovered.next_seq),
-            dropped_below: AtomicU64::new(0),
             reader_ts_ms: AtomicU64::new(0),
             healthy: AtomicBool::new(true),
             closing: AtomicBool::new(false),

@@ -70,11 +70,8 @@ impl<S: Wire> Reader<S> {
             if self.shared.abandoned.load(Ordering::Acquire) {
                 break;
             }
-            let dropped = self.shared.dropped_below.load(Ordering::Acquire);
-            if self.next < dropped {
-                self.next = dropped;
-                self.shared.progress.reader_at(dropped);
-            }
+            // Moved on by the writer when a full disk made it delete what was not read yet.
+            self.next = self.next.max(self.shared.progress.reader_next());
             if let Some(h) = self.hot.try_recv() {
                 self.take_hot(h);
                 continue;
@@ -128,8 +125,11 @@ impl<S: Wire> Reader<S> {
                     Some(batch) => self.hand_out(seq, ts, batch),
                     None => {
                         self.undecodable.inc();
-                        self.next = seq + 1;
-                        self.shared.progress.reader_at(self.next);
+                        // Nothing to deliver: complete at once.
+                        if self.shared.progress.hand_out(seq, ts) {
+                            self.shared.progress.complete(seq);
+                        }
+                        self.next = self.next.max(seq + 1);
                     }
                 }
                 true
@@ -159,9 +159,12 @@ impl<S: Wire> Reader<S> {
 
     fn hand_out(&mut self, seq: u64, ts_ms: u64, batch: Batch<S>) {
         let progress = &self.shared.progress;
-        progress.handed_out(seq, ts_ms);
+        if !progress.hand_out(seq, ts_ms) {
+            // Deleted to make room after it was read: counted as dropped by the writer.
+            self.next = self.next.max(progress.reader_next());
+            return;
+        }
         self.next = seq + 1;
-        progress.reader_at(self.next);
         self.shared.reader_ts_ms.store(ts_ms, Ordering::Relaxed);
         let sink: Arc<dyn Completion> = progress.clone();
         let batch = batch.with_ticket(Ticket::new(seq, sink));

@@ -238,12 +238,9 @@ impl<S: Wire> Writer<S> {
             if self.when_full != WhenFull::DropOldest {
                 return false;
             }
-            let reader_next = self.shared.progress.reader_next();
-            match self.log.drop_oldest(reader_next) {
+            let progress = &self.shared.progress;
+            match self.log.drop_oldest(|until| progress.skip_to(until)) {
                 Ok(Some(d)) => {
-                    self.shared
-                        .dropped_below
-                        .fetch_max(d.until, Ordering::AcqRel);
                     self.metrics.dropped_items.add(d.items);
                     tracing::warn!(
                         signal = S::KIND.as_str(),

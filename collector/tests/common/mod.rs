@@ -5,10 +5,12 @@
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub struct Weir {
@@ -329,4 +331,104 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     e.write_all(data).unwrap();
     e.finish().unwrap()
+}
+
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+/// Request `n` of 50 spans with ids unique to `n`, and `pad` bytes of attribute per span.
+pub fn span_request(n: usize, pad: usize) -> ExportTraceServiceRequest {
+    let mut rs: Vec<opentelemetry_proto::tonic::trace::v1::ResourceSpans> =
+        weir_pipeline::fixtures::resource_spans(1, 50);
+    for (i, span) in rs[0].scope_spans[0].spans.iter_mut().enumerate() {
+        span.span_id = ((n as u64) << 16 | i as u64 | 1 << 62)
+            .to_be_bytes()
+            .to_vec();
+        if pad > 0 {
+            span.attributes
+                .push(weir_pipeline::fixtures::kv("pad", &"p".repeat(pad)));
+        }
+    }
+    ExportTraceServiceRequest { resource_spans: rs }
+}
+
+pub fn span_ids(req: &ExportTraceServiceRequest) -> Vec<String> {
+    req.resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .flat_map(|s| &s.spans)
+        .map(|s| hex::encode(&s.span_id))
+        .collect()
+}
+
+/// Makes `path` a FIFO: a file exporter writing to it blocks until [`FifoReader::start`] reads it.
+pub fn mkfifo(path: &Path) {
+    assert!(Command::new("mkfifo").arg(path).status().unwrap().success());
+}
+
+/// Reads a FIFO the file exporter writes to, on a thread, keeping everything read.
+pub struct FifoReader {
+    received: Arc<Mutex<Vec<u8>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FifoReader {
+    pub fn start(path: &Path) -> FifoReader {
+        let received = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let thread = {
+            let received = received.clone();
+            let path = path.to_path_buf();
+            std::thread::spawn(move || {
+                let mut f = std::fs::File::open(path).unwrap();
+                let mut buf = [0u8; 64 * 1024];
+                while let Ok(n) = f.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    received.lock().unwrap().extend_from_slice(&buf[..n]);
+                }
+            })
+        };
+        FifoReader {
+            received,
+            thread: Some(thread),
+        }
+    }
+
+    /// Span ids in the complete lines read so far, with repeats.
+    pub fn span_ids(&self) -> Vec<String> {
+        let bytes = self.received.lock().unwrap().clone();
+        let text = String::from_utf8(bytes).unwrap();
+        let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+        complete
+            .lines()
+            .flat_map(|l| span_ids(&serde_json::from_str::<ExportTraceServiceRequest>(l).unwrap()))
+            .collect()
+    }
+
+    /// Waits until every id of `want` was read (or 30 s pass); returns the distinct ids read.
+    pub fn wait_for(&self, want: &BTreeSet<String>) -> BTreeSet<String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let got: BTreeSet<String> = self.span_ids().into_iter().collect();
+            if want.is_subset(&got) || Instant::now() > deadline {
+                return got;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits for the writer to close the FIFO (weir exited).
+    pub fn join(mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }

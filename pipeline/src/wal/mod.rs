@@ -277,18 +277,20 @@ impl Wal {
         Ok(freed)
     }
 
-    /// Deletes the oldest closed segment to make room; what in it the reader has not reached
-    /// (`reader_next` and later) is lost and reported. `None` when only the active segment is left.
-    pub fn drop_oldest(&mut self, reader_next: u64) -> io::Result<Option<Dropped>> {
+    /// Deletes the oldest closed segment to make room. `skip_to` is told the first sequence number that
+    /// stays and answers where the reader was: records from there on in the segment are lost and
+    /// reported. `None` when only the active segment is left.
+    pub fn drop_oldest(&mut self, skip_to: impl FnOnce(u64) -> u64) -> io::Result<Option<Dropped>> {
         let Some(c) = self.closed.pop_front() else {
             return Ok(None);
         };
-        let scan = segment::scan(&c.path, reader_next)?;
-        remove(&c.path)?;
         let until = self
             .closed
             .front()
             .map_or(self.active.first_seq, |n| n.first_seq);
+        let reader_was = skip_to(until);
+        let scan = segment::scan(&c.path, reader_was)?;
+        remove(&c.path)?;
         Ok(Some(Dropped {
             until,
             records: scan.records,

@@ -36,16 +36,37 @@ impl Progress {
         }
     }
 
-    /// The reader hands out record `seq` (written at `ts_ms`); call before the batch enters the pipeline.
-    pub fn handed_out(&self, seq: u64, ts_ms: u64) {
+    /// The reader is about to hand out record `seq` (written at `ts_ms`): logs it, then claims it
+    /// against [`skip_to`](Self::skip_to). False when a full disk dropped it first: then it counts as
+    /// complete and must not be handed out.
+    pub fn hand_out(&self, seq: u64, ts_ms: u64) -> bool {
+        // Logged before the claim: once `reader_next` passes it, a fold must see it outstanding.
         self.read.push((seq, ts_ms));
+        let mut cur = self.reader_next.load(Ordering::Acquire);
+        loop {
+            if cur > seq {
+                self.done.push(seq);
+                return false;
+            }
+            match self.reader_next.compare_exchange_weak(
+                cur,
+                seq + 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return true,
+                Err(now) => cur = now,
+            }
+        }
     }
 
-    /// The reader will next look at `next`: records below it were handed out or are gone.
-    pub fn reader_at(&self, next: u64) {
-        self.reader_next.store(next, Ordering::Release);
+    /// Moves the reader past everything below `until` (deleted to make room); returns where the reader
+    /// was, so the caller counts exactly the records it will never hand out.
+    pub fn skip_to(&self, until: u64) -> u64 {
+        self.reader_next.fetch_max(until, Ordering::AcqRel)
     }
 
+    /// The reader will next look at this sequence number: records below it were handed out or are gone.
     pub fn reader_next(&self) -> u64 {
         self.reader_next.load(Ordering::Acquire)
     }
@@ -98,9 +119,8 @@ mod tests {
         let mut w = Watermark::default();
         assert_eq!(p.fold(&mut w), (10, None));
         for seq in [10, 11, 14] {
-            p.handed_out(seq, seq * 100);
+            assert!(p.hand_out(seq, seq * 100));
         }
-        p.reader_at(15);
         p.complete(11);
         p.complete(14);
         assert_eq!(p.fold(&mut w), (10, Some(1000)), "10 is still out");
@@ -110,10 +130,51 @@ mod tests {
             (15, None),
             "12 and 13 were never handed out (damaged or dropped)"
         );
-        p.handed_out(15, 1);
-        p.reader_at(16);
+        assert!(p.hand_out(15, 1));
         p.freeze();
         p.complete(15);
         assert_eq!(p.fold(&mut w), (15, Some(1)), "frozen: not complete");
+    }
+
+    #[test]
+    fn a_record_is_either_handed_out_or_dropped_never_both() {
+        let p = Progress::new(0);
+        assert!(p.hand_out(0, 0));
+        assert_eq!(
+            p.skip_to(5),
+            1,
+            "records 1..5 are dropped: the reader had not reached them"
+        );
+        assert!(!p.hand_out(3, 0), "dropped before the reader got to it");
+        assert!(p.hand_out(5, 0));
+        assert_eq!(p.skip_to(4), 6, "nothing to drop below the reader");
+        let mut w = Watermark::default();
+        p.complete(0);
+        p.complete(5);
+        assert_eq!(
+            p.fold(&mut w),
+            (6, None),
+            "the refused claim counts as complete"
+        );
+    }
+
+    #[test]
+    fn racing_claims_and_drops_account_for_every_record_once() {
+        for _ in 0..200 {
+            let p = std::sync::Arc::new(Progress::new(0));
+            let reader = {
+                let p = p.clone();
+                std::thread::spawn(move || {
+                    (0..2000u64).filter(|s| p.hand_out(*s, 0)).count() as u64
+                })
+            };
+            let mut dropped = 0;
+            for until in (100..2000).step_by(100) {
+                let was = p.skip_to(until);
+                dropped += until.saturating_sub(was);
+            }
+            let handed = reader.join().unwrap();
+            assert_eq!(handed + dropped, 2000);
+        }
     }
 }

@@ -127,7 +127,7 @@ fn dropping_the_oldest_segment_counts_what_the_reader_had_not_reached() {
         wal.commit().unwrap();
     }
     let before = wal.bytes();
-    let d = wal.drop_oldest(1).unwrap().unwrap();
+    let d = wal.drop_oldest(|_| 1).unwrap().unwrap();
     assert_eq!(
         d.until, 3,
         "three records of 132 bytes take a segment past 300"
@@ -138,7 +138,7 @@ fn dropping_the_oldest_segment_counts_what_the_reader_had_not_reached() {
         "record 0 was handed out already"
     );
     assert_eq!(wal.bytes(), before - d.bytes);
-    while wal.drop_oldest(100).unwrap().is_some() {}
+    while wal.drop_oldest(|_| 100).unwrap().is_some() {}
     assert_eq!(wal.segments(), 1, "the active segment stays");
 }
 

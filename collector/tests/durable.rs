@@ -1,0 +1,193 @@
+//! Durable mode with the real binary: a full log pushes back or drops its oldest segment (counted
+//! exactly), a clean restart replays nothing, and a shutdown that runs out of time keeps what it could
+//! not deliver for the next start.
+
+mod common;
+
+use common::{http_request, mkfifo, span_ids, span_request, FifoReader, Options, Weir};
+use prost::Message;
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+fn durable(wal: &Path, extra: &str) -> String {
+    format!(
+        "pipeline:\n  workers: 1\n  intake_queue: {{max_items: 100, max_bytes: 256KiB}}\ndurable: {{dir: \"{}\", checkpoint_interval: 100ms{extra}}}\n",
+        wal.display()
+    )
+}
+
+fn options(wal: &Path, extra: &str) -> Options {
+    Options {
+        pipeline: durable(wal, extra),
+        exporter_extra:
+            "    queue: {max_items: 100, max_bytes: 256KiB}\n    batch: {max_items: 100, max_age: 20ms}\n"
+                .into(),
+        shutdown_timeout: "2s",
+        ..Options::default()
+    }
+}
+
+/// Posts request `n` (50 spans, `pad` bytes each) over OTLP/HTTP; returns the status.
+fn post(weir: &Weir, n: usize, pad: usize) -> u16 {
+    http_request(
+        weir.http,
+        "POST",
+        "/v1/traces",
+        &[("Content-Type", "application/x-protobuf")],
+        &span_request(n, pad).encode_to_vec(),
+    )
+    .unwrap()
+    .status
+}
+
+/// A weir whose file exporter writes to a FIFO nobody reads yet: nothing can be delivered.
+fn blocked(wal: &Path, extra: &str) -> (Weir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let fifo = data.join("traces.jsonl");
+    mkfifo(&fifo);
+    (Weir::start_in(dir, data, options(wal, extra)), fifo)
+}
+
+#[test]
+fn a_full_log_pushes_back_until_delivery_frees_it() {
+    let wal = tempfile::tempdir().unwrap();
+    let (weir, fifo) = blocked(
+        wal.path(),
+        ", max_bytes: 512KiB, segment_bytes: 64KiB, compress: false",
+    );
+    let mut acknowledged = BTreeSet::new();
+    let mut refused = 0;
+    for n in 0..30 {
+        match post(&weir, n, 1000) {
+            200 => acknowledged.extend(span_ids(&span_request(n, 1000))),
+            429 => refused += 1,
+            s => panic!("unexpected status {s}"),
+        }
+    }
+    let bytes = weir.metric("weir_wal_bytes", &["signal=\"traces\""]);
+    assert!(refused > 10, "a full log refuses (429): {refused}");
+    assert!(
+        (6..=10).contains(&(acknowledged.len() / 50)),
+        "about 512 KiB of 55 KiB requests fit: {}",
+        acknowledged.len() / 50
+    );
+    assert!(
+        bytes <= 512.0 * 1024.0,
+        "the log stays within max_bytes: {bytes}"
+    );
+    assert_eq!(
+        weir.metric(
+            "weir_receiver_refused_items_total",
+            &["reason=\"wal_full\"", "signal=\"traces\""]
+        ),
+        (refused * 50) as f64
+    );
+    assert_eq!(
+        weir.metric("weir_wal_refused_requests_total", &[]),
+        refused as f64
+    );
+    let health = http_request(weir.admin, "GET", "/readyz", &[], b"").unwrap();
+    assert_eq!(health.status, 200, "full is not unhealthy");
+
+    let reader = FifoReader::start(&fifo);
+    let got = reader.wait_for(&acknowledged);
+    assert!(acknowledged.is_subset(&got), "acknowledged spans delivered");
+    // Delivered segments are deleted, so the log takes requests again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while post(&weir, 100, 1000) != 200 {
+        assert!(std::time::Instant::now() < deadline, "log never freed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(weir);
+    reader.join();
+}
+
+#[test]
+fn drop_oldest_counts_exactly_what_it_deleted() {
+    let wal = tempfile::tempdir().unwrap();
+    let (weir, fifo) = blocked(
+        wal.path(),
+        ", max_bytes: 512KiB, segment_bytes: 64KiB, compress: false, when_full: drop_oldest",
+    );
+    let sent = 40;
+    for n in 0..sent {
+        assert_eq!(post(&weir, n, 1000), 200, "drop_oldest never refuses");
+    }
+    let dropped = weir.metric("weir_wal_dropped_items_total", &["signal=\"traces\""]);
+    assert!(
+        dropped >= 500.0,
+        "much of 2000 spans cannot fit in 512 KiB and the queues: {dropped}"
+    );
+    let reader = FifoReader::start(&fifo);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut delivered;
+    loop {
+        delivered = reader.span_ids().len();
+        if delivered as f64 + dropped >= (sent * 50) as f64 || std::time::Instant::now() > deadline
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let delivered = reader.span_ids();
+    let distinct: BTreeSet<_> = delivered.iter().collect();
+    assert_eq!(distinct.len(), delivered.len(), "nothing delivered twice");
+    assert_eq!(
+        delivered.len() as f64 + dropped,
+        (sent * 50) as f64,
+        "every acknowledged span is delivered or counted as dropped, never both"
+    );
+    drop(weir);
+    reader.join();
+}
+
+#[test]
+fn a_clean_restart_replays_nothing_and_a_missed_deadline_replays_the_rest() {
+    let wal = tempfile::tempdir().unwrap();
+    // A clean stop after delivery: the next start finds nothing to replay, and nothing arrives twice.
+    let mut weir = Weir::start_with(options(wal.path(), ""));
+    for n in 0..20 {
+        assert_eq!(post(&weir, n, 10), 200);
+    }
+    assert_eq!(weir.wait_for(1000, Weir::span_count), 1000);
+    assert!(weir.terminate().success());
+    let data = weir.data.clone();
+    let dir = std::mem::replace(&mut weir.dir, tempfile::tempdir().unwrap());
+    drop(weir);
+    let mut weir = Weir::start_in(dir, data, options(wal.path(), ""));
+    assert_eq!(
+        weir.metric("weir_wal_recovered_records_total", &["signal=\"traces\""]),
+        0.0
+    );
+    for n in 20..30 {
+        assert_eq!(post(&weir, n, 10), 200);
+    }
+    assert_eq!(weir.wait_for(1500, Weir::span_count), 1500);
+    assert!(weir.terminate().success());
+    let ids: Vec<String> = weir.traces().iter().flat_map(span_ids).collect();
+    assert_eq!(ids.len(), 1500, "no span twice");
+    drop(weir);
+
+    // The destination is stuck through shutdown: the deadline passes, weir says what it kept, and the
+    // next start (destination back) delivers it.
+    let (mut stuck, _fifo) = blocked(wal.path(), "");
+    let mut acknowledged = BTreeSet::new();
+    for n in 100..110 {
+        assert_eq!(post(&stuck, n, 10), 200);
+        acknowledged.extend(span_ids(&span_request(n, 10)));
+    }
+    assert!(!stuck.terminate().success(), "the deadline passed");
+    drop(stuck);
+    let weir = Weir::start_with(options(wal.path(), ""));
+    assert_eq!(
+        weir.metric("weir_wal_recovered_records_total", &["signal=\"traces\""]),
+        10.0
+    );
+    assert_eq!(weir.wait_for(500, Weir::span_count), 500);
+    let got: BTreeSet<String> = weir.traces().iter().flat_map(span_ids).collect();
+    assert_eq!(got, acknowledged);
+}
