@@ -48,5 +48,11 @@ log "rust tests (unit + integration against the real weir binary)"
 cargo build --workspace --all-targets --quiet
 cargo test --workspace --quiet
 
+log "fuzzing, bounded: OTLP protobuf/JSON and compressed bodies, trace-context parsers, WAL reader, config"
+WEIR_FUZZ_CASES=10000 cargo test --quiet -p weir-collector --bin weir fuzz
+WEIR_FUZZ_CASES=10000 cargo test --quiet -p weir-pipeline --test parsers_fuzz
+WEIR_FUZZ_CASES=3000 cargo test --quiet -p weir-pipeline --lib wal::tests
+WEIR_FUZZ_CASES=10000 cargo test --quiet -p weir-config --test fuzz
+
 log "python SDK end-to-end tests"
 WEIR_BIN="$PWD/target/debug/weir" .venv/bin/python -m pytest tests/python -q

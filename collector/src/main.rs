@@ -12,6 +12,8 @@ mod app;
 mod auth;
 mod decode;
 mod durable;
+#[cfg(test)]
+mod fuzz;
 mod grpc;
 mod http;
 mod intake;

@@ -74,6 +74,10 @@ pub fn parse(
             Some(i) => message[..i].to_string(),
             None => message,
         };
+        // It sometimes starts with the key path too, which the error already shows.
+        let message = message
+            .strip_prefix(&format!("{path}: "))
+            .map_or(message.clone(), str::to_string);
         ConfigError::Parse {
             origin: origin.to_string(),
             line,
