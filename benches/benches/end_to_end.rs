@@ -12,6 +12,7 @@ use weir_pipeline::metrics::Registry;
 use weir_pipeline::stages::normalize::{Normalize, NormalizePolicy};
 use weir_pipeline::stages::redact::{Redact, RedactPolicy};
 use weir_pipeline::stages::sample::{Sample, SamplePolicy};
+use weir_pipeline::wal::{self, payload};
 use weir_pipeline::{Batch, Chain, Logs, Signal};
 
 const CONFIG: &str = "pipeline:
@@ -59,6 +60,38 @@ fn end_to_end(c: &mut Criterion) {
             let mut batch = Batch::<Logs>::new(Logs::into_resources(req), body.len());
             chain.apply(&mut batch);
             Exporter::<Logs>::encode(&Blackhole, batch).unwrap()
+        })
+    });
+    g.finish();
+
+    // What durable mode adds per request on the receiving side: the accepted batch encoded back to one
+    // request and zstd-compressed into a log record. Compare with `decode` above.
+    let req = ExportLogsServiceRequest::decode(&body[..]).unwrap();
+    let batch = Batch::<Logs>::new(Logs::into_resources(req), body.len());
+    let mut g = c.benchmark_group("durable_record_logs_500");
+    g.throughput(Throughput::Elements(payload.items));
+    g.bench_function("encode", |b| b.iter(|| payload::encode(&batch, false)));
+    g.bench_function("encode_zstd", |b| b.iter(|| payload::encode(&batch, true)));
+    let (stored, flags) = payload::encode(&batch, true);
+    g.bench_function("replay_decode_zstd", |b| {
+        b.iter(|| payload::decode::<Logs>(&stored, flags, 4 << 20).unwrap())
+    });
+    g.bench_function("append_100_records_no_fsync", |b| {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = wal::Options {
+            segment_bytes: 64 << 20,
+            sync: false,
+        };
+        let (mut log, _) = wal::Wal::open(dir.path(), opts).unwrap();
+        let mut n = 0u64;
+        b.iter(|| {
+            log.stage(0, 500, flags, b"", &stored);
+            log.commit().unwrap();
+            n += 1;
+            if n % 100 == 0 {
+                // Keep the directory small: everything so far counts as delivered.
+                log.release(log.next_seq()).unwrap();
+            }
         })
     });
     g.finish();

@@ -32,9 +32,6 @@ use weir_pipeline::queue::{Limits, Weighted};
 use weir_pipeline::wal::{self, Progress, Wal};
 use weir_pipeline::{bounded, Batch, Sender};
 
-/// Record flag: the payload is zstd-compressed.
-const ZSTD: u16 = 1;
-
 /// A committed batch handed from the writer to the reader in memory, so the common case never reads
 /// back what it just wrote.
 struct Hot<S: Wire> {
@@ -165,7 +162,7 @@ impl<S: Wire> Durable<S> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Refused::Closed);
         }
-        let (payload, flags) = encode(&batch, self.compress);
+        let (payload, flags) = wal::payload::encode(&batch, self.compress);
         let (reply, answer) = tokio::sync::oneshot::channel();
         let msg = Msg::Append(Append {
             payload,
@@ -207,38 +204,6 @@ impl<S: Wire> Durable<S> {
         for t in threads {
             let _ = t.join();
         }
-    }
-}
-
-/// The batch as one OTLP export request (field 1 repeated, the same for all three signals), encoded
-/// from the resources in place, then zstd-compressed with a context kept per thread.
-fn encode<S: Wire>(batch: &Batch<S>, compress: bool) -> (Vec<u8>, u16) {
-    let len: usize = batch
-        .resources
-        .iter()
-        .map(|r| prost::encoding::message::encoded_len(1, r))
-        .sum();
-    let mut raw = Vec::with_capacity(len);
-    for r in &batch.resources {
-        prost::encoding::message::encode(1, r, &mut raw);
-    }
-    if !compress {
-        return (raw, 0);
-    }
-    thread_local! {
-        static ZSTD_CTX: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
-            const { std::cell::RefCell::new(None) };
-    }
-    let compressed = ZSTD_CTX.with(|c| {
-        let mut c = c.borrow_mut();
-        if c.is_none() {
-            *c = zstd::bulk::Compressor::new(1).ok();
-        }
-        c.as_mut().and_then(|z| z.compress(&raw).ok())
-    });
-    match compressed {
-        Some(z) => (z, ZSTD),
-        None => (raw, 0),
     }
 }
 

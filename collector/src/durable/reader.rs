@@ -3,7 +3,7 @@
 //! hand-over queue was full, or the process restarted) it reads back from disk. Blocking on a full
 //! intake queue is how a slow destination turns into disk usage instead of memory.
 
-use super::{Hot, Shared, ZSTD};
+use super::{Hot, Shared};
 use crate::wire::Wire;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -144,17 +144,9 @@ impl<S: Wire> Reader<S> {
     }
 
     fn decode(&self, r: Record) -> Option<Batch<S>> {
-        let raw = if r.flags & ZSTD != 0 {
-            zstd::bulk::decompress(&r.payload, self.max_request_bytes)
-                .map_err(|e| tracing::error!(seq = r.seq, error = %e, "durable log: record does not decompress; skipped"))
-                .ok()?
-        } else {
-            r.payload
-        };
-        let request = <S::Request as prost::Message>::decode(raw.as_slice())
-            .map_err(|e| tracing::error!(seq = r.seq, error = %e, "durable log: record does not decode; skipped"))
-            .ok()?;
-        Some(Batch::new(S::into_resources(request), raw.len()))
+        weir_pipeline::wal::payload::decode(&r.payload, r.flags, self.max_request_bytes)
+            .map_err(|e| tracing::error!(signal = S::KIND.as_str(), seq = r.seq, error = %e, "durable log: record skipped"))
+            .ok()
     }
 
     fn hand_out(&mut self, seq: u64, ts_ms: u64, batch: Batch<S>) {

@@ -6,6 +6,7 @@
 //! # Layout
 //! - [`record`]: the on-disk record: header, checksum, encode/parse.
 //! - [`segment`]: segment files: naming, the appending writer, positional reads, full scans.
+//! - [`payload`]: a batch as a record's payload (OTLP protobuf, zstd) and back.
 //! - [`cursor`]: reading records in sequence order across segments.
 //! - [`progress`]: folding out-of-order completions into the checkpoint.
 //!
@@ -15,6 +16,7 @@
 //! of the newest segment (a torn write) are cut off and counted, never replayed as garbage.
 
 pub mod cursor;
+pub mod payload;
 pub mod progress;
 pub mod record;
 pub mod segment;

@@ -1,0 +1,95 @@
+//! What durable mode stores per record: the batch as one OTLP export request (field 1, repeated
+//! resources, the same for all three signals), encoded from the resources in place and zstd-compressed
+//! with a context kept per thread.
+
+use crate::batch::Batch;
+use crate::signal::Signal;
+
+/// Record flag: the payload is zstd-compressed.
+pub const ZSTD: u16 = 1;
+
+/// The batch's payload and record flags.
+pub fn encode<S: Signal>(batch: &Batch<S>, compress: bool) -> (Vec<u8>, u16) {
+    let len: usize = batch
+        .resources
+        .iter()
+        .map(|r| prost::encoding::message::encoded_len(1, r))
+        .sum();
+    let mut raw = Vec::with_capacity(len);
+    for r in &batch.resources {
+        prost::encoding::message::encode(1, r, &mut raw);
+    }
+    if !compress {
+        return (raw, 0);
+    }
+    thread_local! {
+        static CTX: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let compressed = CTX.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.is_none() {
+            *c = zstd::bulk::Compressor::new(1).ok();
+        }
+        c.as_mut().and_then(|z| z.compress(&raw).ok())
+    });
+    match compressed {
+        Some(z) => (z, ZSTD),
+        None => (raw, 0),
+    }
+}
+
+/// Why a stored payload could not be turned back into a batch.
+#[derive(Debug, thiserror::Error)]
+pub enum PayloadError {
+    #[error("does not decompress within {limit} bytes: {source}")]
+    Decompress {
+        limit: usize,
+        source: std::io::Error,
+    },
+    #[error("does not decode: {0}")]
+    Decode(#[from] prost::DecodeError),
+}
+
+/// The batch a payload was made from; `limit` bounds the decompressed size.
+pub fn decode<S: Signal>(
+    payload: &[u8],
+    flags: u16,
+    limit: usize,
+) -> Result<Batch<S>, PayloadError> {
+    let decompressed;
+    let raw = if flags & ZSTD != 0 {
+        decompressed = zstd::bulk::decompress(payload, limit)
+            .map_err(|source| PayloadError::Decompress { limit, source })?;
+        &decompressed[..]
+    } else {
+        payload
+    };
+    let request = <S::Request as prost::Message>::decode(raw)?;
+    Ok(Batch::new(S::into_resources(request), raw.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{fixtures, Logs, Traces};
+
+    #[test]
+    fn round_trips_compressed_or_not() {
+        let batch: Batch<Traces> = Batch::measured(fixtures::resource_spans(3, 7));
+        for compress in [true, false] {
+            let (payload, flags) = encode(&batch, compress);
+            let back: Batch<Traces> = decode(&payload, flags, 1 << 20).unwrap();
+            assert_eq!(back.resources, batch.resources);
+            assert_eq!(back.bytes(), batch.bytes());
+        }
+        let (payload, flags) = encode(
+            &Batch::<Logs>::measured(fixtures::resource_logs(2, 50)),
+            true,
+        );
+        assert!(matches!(
+            decode::<Logs>(&payload, flags, 100),
+            Err(PayloadError::Decompress { .. })
+        ));
+    }
+}
