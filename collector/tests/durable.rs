@@ -191,3 +191,41 @@ fn a_clean_restart_replays_nothing_and_a_missed_deadline_replays_the_rest() {
     let got: BTreeSet<String> = weir.traces().iter().flat_map(span_ids).collect();
     assert_eq!(got, acknowledged);
 }
+
+#[test]
+fn a_disk_error_fails_readiness_until_writing_works_again() {
+    let wal = tempfile::tempdir().unwrap();
+    let weir = Weir::start_with(options(
+        wal.path(),
+        ", segment_bytes: 64KiB, max_bytes: 8MiB, compress: false",
+    ));
+    let ready = || {
+        http_request(weir.admin, "GET", "/readyz", &[], b"")
+            .unwrap()
+            .status
+    };
+    // Two 55 KB records fill the first segment; the next one's file leads to a device where every
+    // write fails with ENOSPC.
+    let next_segment = wal.path().join("traces").join(format!("{:020}.wal", 2));
+    std::os::unix::fs::symlink("/dev/full", &next_segment).unwrap();
+    assert_eq!(post(&weir, 0, 1000), 200);
+    assert_eq!(ready(), 200);
+    assert_eq!(
+        post(&weir, 1, 1000),
+        200,
+        "committed before the segment roll failed"
+    );
+    assert_eq!(ready(), 503, "a disk error fails readiness");
+    assert!(weir.metric("weir_wal_errors_total", &["op=\"roll\""]) >= 1.0);
+    assert_eq!(
+        post(&weir, 2, 1000),
+        200,
+        "writing goes on in the old segment"
+    );
+    std::fs::remove_file(&next_segment).unwrap();
+    assert_eq!(post(&weir, 3, 1000), 200);
+    assert_eq!(ready(), 200, "healthy again once the disk works");
+    assert_eq!(weir.wait_for(200, Weir::span_count), 200, "nothing lost");
+    let health = http_request(weir.admin, "GET", "/healthz", &[], b"").unwrap();
+    assert_eq!(health.status, 200);
+}

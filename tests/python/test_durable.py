@@ -18,6 +18,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
+import pytest
+
 from conftest import REPO, free_port
 
 BIN = os.environ.get("WEIR_BIN", str(REPO / "target" / "debug" / "weir"))
@@ -28,6 +30,7 @@ receivers:
   http: {{endpoint: "127.0.0.1:{http}"}}
 pipeline:
   intake_queue: {{max_items: 20000, max_bytes: 4MiB}}
+{pipeline}
 durable:
   dir: "{wal}"
   max_bytes: 512MiB
@@ -47,7 +50,7 @@ shutdown_timeout: 5s
 class Process:
     """A weir process that keeps its ports and directories across restarts."""
 
-    def __init__(self, tmp: Path, name: str, destination: str):
+    def __init__(self, tmp: Path, name: str, destination: str, pipeline: str = ""):
         self.tmp = tmp
         self.grpc, self.http, self.admin = free_port(), free_port(), free_port()
         self.data = tmp / f"{name}-data"
@@ -55,7 +58,7 @@ class Process:
         self.log_path = tmp / f"{name}.log"
         self.config.write_text(DURABLE.format(
             grpc=self.grpc, http=self.http, admin=self.admin, wal=tmp / f"{name}-wal",
-            destination=destination.format(data=self.data)))
+            destination=destination.format(data=self.data), pipeline=pipeline))
         self.proc = None
 
     def start(self):
@@ -178,8 +181,18 @@ def wait_for_all(proc: Process, acked: set, timeout: float) -> collections.Count
         time.sleep(0.25)
 
 
-def test_kill_9_at_random_moments_loses_nothing_acknowledged(tmp_path):
-    weir = Process(tmp_path, "weir", '    file: {{path: "{data}", rotate_bytes: 4GiB}}')
+# Tail sampling holds spans for a second before deciding: killed while they wait, they must come back.
+TAIL = """  sample:
+    tail:
+      decision_wait: 1s
+      root_wait: 1s
+      policies:
+        - {name: all, probability: 1.0}"""
+
+
+@pytest.mark.parametrize("pipeline", ["", TAIL], ids=["stages", "tail_sampling"])
+def test_kill_9_at_random_moments_loses_nothing_acknowledged(tmp_path, pipeline):
+    weir = Process(tmp_path, "weir", '    file: {{path: "{data}", rotate_bytes: 4GiB}}', pipeline)
     weir.start()
     load = Load(weir.grpc, rate=3000)
     rng = random.Random(9)

@@ -35,6 +35,7 @@ pub struct Metrics {
     dropped_items: Counter,
     refused_full: Counter,
     errors_write: Counter,
+    errors_roll: Counter,
     errors_checkpoint: Counter,
 }
 
@@ -91,6 +92,7 @@ impl Metrics {
                 &l,
             ),
             errors_write: error("write"),
+            errors_roll: error("roll"),
             errors_checkpoint: error("checkpoint"),
         }
     }
@@ -290,6 +292,9 @@ impl<S: Wire> Writer<S> {
                 for r in replies {
                     let _ = r.send(Ok(()));
                 }
+                if let Err(e) = self.log.maybe_roll() {
+                    self.disk_error("roll", &e);
+                }
             }
             Err(e) => {
                 self.disk_error("write", &e);
@@ -335,6 +340,7 @@ impl<S: Wire> Writer<S> {
         self.shared.healthy.store(false, Ordering::Release);
         match op {
             "write" => self.metrics.errors_write.inc(),
+            "roll" => self.metrics.errors_roll.inc(),
             _ => self.metrics.errors_checkpoint.inc(),
         }
         tracing::error!(signal = S::KIND.as_str(), op, error = %e, dir = %self.log.dir().display(), "durable log: disk operation failed");

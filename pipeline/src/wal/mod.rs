@@ -218,18 +218,20 @@ impl Wal {
             }
         });
         self.staged.clear();
-        match result {
-            Ok(()) => {
-                if self.active.len() >= self.opts.segment_bytes {
-                    self.roll()?;
-                }
-                Ok(())
-            }
-            Err(e) => {
-                let _ = self.roll();
-                Err(e)
-            }
+        if result.is_err() {
+            let _ = self.roll();
         }
+        result
+    }
+
+    /// Starts a new segment once the active one is full. Separate from [`commit`](Self::commit): a
+    /// failure here leaves what was committed committed, and writing goes on in the old segment
+    /// until a later call succeeds.
+    pub fn maybe_roll(&mut self) -> io::Result<()> {
+        if self.active.len() >= self.opts.segment_bytes {
+            self.roll()?;
+        }
+        Ok(())
     }
 
     fn roll(&mut self) -> io::Result<()> {

@@ -19,6 +19,7 @@ fn write(dir: &Path, n: u64, size: usize, segment_bytes: u64) -> Vec<u64> {
         let payload = vec![seq as u8; size];
         seqs.push(wal.stage(1000 + seq, 3, 7, b"t", &payload));
         wal.commit().unwrap();
+        wal.maybe_roll().unwrap();
     }
     seqs
 }
@@ -125,6 +126,7 @@ fn dropping_the_oldest_segment_counts_what_the_reader_had_not_reached() {
     for _ in 0..20 {
         wal.stage(0, 5, 0, b"", &[0; 100]);
         wal.commit().unwrap();
+        wal.maybe_roll().unwrap();
     }
     let before = wal.bytes();
     let d = wal.drop_oldest(|_| 1).unwrap().unwrap();
@@ -140,6 +142,29 @@ fn dropping_the_oldest_segment_counts_what_the_reader_had_not_reached() {
     assert_eq!(wal.bytes(), before - d.bytes);
     while wal.drop_oldest(|_| 100).unwrap().is_some() {}
     assert_eq!(wal.segments(), 1, "the active segment stays");
+}
+
+#[test]
+fn a_segment_that_cannot_be_created_keeps_writing_in_the_old_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open(dir.path(), opts(100)).unwrap();
+    // The next segment's name leads to a device where every write fails with ENOSPC.
+    std::os::unix::fs::symlink("/dev/full", dir.path().join(segment::name(1))).unwrap();
+    wal.stage(0, 1, 0, b"", &[1; 200]);
+    wal.commit().unwrap();
+    assert!(wal.maybe_roll().is_err());
+    wal.stage(0, 1, 0, b"", &[2; 200]);
+    wal.commit().unwrap();
+    std::fs::remove_file(dir.path().join(segment::name(1))).unwrap();
+    wal.maybe_roll().unwrap();
+    wal.stage(0, 1, 0, b"", &[3; 200]);
+    wal.commit().unwrap();
+    drop(wal);
+    let got: Vec<u8> = read_all(dir.path(), 0)
+        .iter()
+        .map(|r| r.payload[0])
+        .collect();
+    assert_eq!(got, vec![1, 2, 3]);
 }
 
 #[test]
