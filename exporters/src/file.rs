@@ -59,8 +59,9 @@ impl FileExporter {
     }
 }
 
-fn ends_with_newline(file: &File) -> std::io::Result<bool> {
+fn ends_with_newline(path: &Path) -> std::io::Result<bool> {
     use std::os::unix::fs::FileExt;
+    let file = File::open(path)?;
     let len = file.metadata()?.len();
     let mut last = [0u8; 1];
     file.read_exact_at(&mut last, len - 1)?;
@@ -79,13 +80,10 @@ impl FileState {
     fn open(&mut self) -> std::io::Result<&mut File> {
         if self.file.is_none() {
             let path = self.path(0);
-            let mut file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .read(true)
-                .open(&path)?;
+            // Write-only: opening a FIFO for reading too would make it its own reader.
+            let mut file = OpenOptions::new().create(true).append(true).open(&path)?;
             self.written = file.metadata()?.len();
-            if self.written > 0 && file.metadata()?.is_file() && !ends_with_newline(&file)? {
+            if self.written > 0 && file.metadata()?.is_file() && !ends_with_newline(&path)? {
                 // A crash mid-line left a torn last line: end it, so the next line stands alone.
                 file.write_all(b"\n")?;
                 self.written += 1;
