@@ -273,6 +273,11 @@ async fn drain(
         .map(|(n, q)| format!("{n}={}", q.items()))
         .collect();
     tracing::error!(queued = ?left, "shutdown deadline passed before every queue drained");
+    if intake.durable() {
+        tracing::warn!(
+            "what was not delivered stays in the durable log and is replayed on the next start"
+        );
+    }
     false
 }
 

@@ -71,7 +71,7 @@ impl TransportCounters {
         TransportCounters {
             accepted: registry.counter(
                 "weir_receiver_accepted_items_total",
-                "Items acknowledged to clients: each is in the intake queue.",
+                "Items acknowledged to clients: each is in the intake queue, or committed to the durable log.",
                 &[("signal", signal), ("transport", t)],
             ),
             rejected_malformed: refused("malformed_id"),
@@ -230,6 +230,13 @@ impl Intake {
         self.traces.durable().map(Durable::finish);
         self.logs.durable().map(Durable::finish);
         self.metrics.durable().map(Durable::finish);
+    }
+
+    /// Whether accepted requests go through durable logs.
+    pub fn durable(&self) -> bool {
+        self.traces.durable().is_some()
+            || self.logs.durable().is_some()
+            || self.metrics.durable().is_some()
     }
 
     /// Why the process is not ready, if a durable log cannot write.

@@ -76,7 +76,27 @@ fn load(cli: &Cli) -> Result<Config, String> {
             &weir_pipeline::metrics::Registry::default(),
         )?;
     }
+    if let Some(d) = &config.durable {
+        check_durable_dir(std::path::Path::new(&d.dir))?;
+    }
     Ok(config)
+}
+
+/// The durable log's directory must be one, or be creatable: its nearest existing ancestor is a
+/// directory. Checked without creating anything, so `weir check` has no side effects.
+fn check_durable_dir(dir: &std::path::Path) -> Result<(), String> {
+    let mut at = Some(dir);
+    while let Some(p) = at {
+        match std::fs::metadata(p) {
+            Ok(m) if m.is_dir() && m.permissions().readonly() => {
+                return Err(format!("durable.dir: {} is read-only", p.display()))
+            }
+            Ok(m) if m.is_dir() => return Ok(()),
+            Ok(_) => return Err(format!("durable.dir: {} is not a directory", p.display())),
+            Err(_) => at = p.parent(),
+        }
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {

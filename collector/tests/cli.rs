@@ -40,6 +40,51 @@ fn check_accepts_valid_configs_and_every_example() {
 }
 
 #[test]
+fn check_refuses_a_durable_dir_that_is_a_file_without_creating_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    let config = dir.path().join("weir.yaml");
+    let write = |wal: &std::path::Path| {
+        std::fs::write(
+            &config,
+            format!(
+                "durable: {{dir: \"{}\"}}\nexporters:\n  b: {{blackhole: {{}}}}\n",
+                wal.display()
+            ),
+        )
+        .unwrap()
+    };
+    write(&file.join("wal"));
+    let out = weir()
+        .arg("check")
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("durable.dir") && err.contains("not a directory"),
+        "{err}"
+    );
+    let fresh = dir.path().join("new/wal");
+    write(&fresh);
+    let out = weir()
+        .arg("check")
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!fresh.exists(), "check creates nothing");
+}
+
+#[test]
 fn check_names_a_missing_redaction_hash_key() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/redaction.yaml");
     let out = weir()
