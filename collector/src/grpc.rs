@@ -6,6 +6,8 @@
 
 use crate::app::ShutdownSignal;
 use crate::auth::Tenant;
+use crate::decode::Format;
+use crate::durable::record::{Encoding, Raw};
 use crate::intake::{Intake, IntakeFor, Refused, Transport, RETRY_AFTER};
 use crate::wire::Wire;
 use std::future::Future;
@@ -23,19 +25,23 @@ use weir_config::GrpcReceiver;
 use weir_pipeline::metrics::{Counter, Registry};
 use weir_pipeline::{Logs, Metrics, Traces};
 
-/// A decoded request and its size on the wire (after decompression).
+/// A decoded request, its size on the wire (after decompression), and — in durable mode — the bytes
+/// themselves, so the log stores what arrived instead of encoding it again.
 pub struct Received<S: Wire> {
     request: S::Request,
     bytes: usize,
+    raw: Option<bytes::Bytes>,
 }
 
 struct OtlpCodec<S> {
     malformed: Counter,
+    keep_raw: bool,
     _signal: PhantomData<S>,
 }
 
 struct OtlpDecoder<S> {
     malformed: Counter,
+    keep_raw: bool,
     _signal: PhantomData<S>,
 }
 
@@ -45,8 +51,19 @@ impl<S: Wire> Decoder for OtlpDecoder<S> {
 
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<Received<S>>, Status> {
         let bytes = bytes::Buf::remaining(buf);
-        match <S::Request as prost::Message>::decode(buf) {
-            Ok(request) => Ok(Some(Received { request, bytes })),
+        let decoded = if self.keep_raw {
+            // Split off the receive buffer, not copied.
+            let raw = bytes::Buf::copy_to_bytes(buf, bytes);
+            <S::Request as prost::Message>::decode(&raw[..]).map(|r| (r, Some(raw)))
+        } else {
+            <S::Request as prost::Message>::decode(buf).map(|r| (r, None))
+        };
+        match decoded {
+            Ok((request, raw)) => Ok(Some(Received {
+                request,
+                bytes,
+                raw,
+            })),
             Err(e) => {
                 self.malformed.inc();
                 Err(Status::invalid_argument(format!(
@@ -70,6 +87,7 @@ impl<S: Wire> Codec for OtlpCodec<S> {
     fn decoder(&mut self) -> Self::Decoder {
         OtlpDecoder {
             malformed: self.malformed.clone(),
+            keep_raw: self.keep_raw,
             _signal: PhantomData,
         }
     }
@@ -114,9 +132,18 @@ where
                 .as_ref()
                 .zip(tenant.as_ref())
                 .map(|(a, t)| (a.tenant_attribute.as_str(), &*t.0));
-            let Received { request, bytes } = request.into_inner();
+            let Received {
+                request,
+                bytes,
+                raw,
+            } = request.into_inner();
+            let raw = raw.map(|body| Raw {
+                body,
+                format: Format::Protobuf,
+                encoding: Encoding::None,
+            });
             match IntakeFor::<S>::get(&*intake)
-                .accept(request, bytes, Transport::Grpc, stamp)
+                .accept(request, bytes, Transport::Grpc, stamp, raw)
                 .await
             {
                 Ok(a) => Ok(Response::new(S::response(a.rejected, a.message))),
@@ -185,6 +212,7 @@ where
         let max = self.max_message_bytes;
         let codec = OtlpCodec::<S> {
             malformed: self.malformed.clone(),
+            keep_raw: IntakeFor::<S>::get(&*self.intake).durable().is_some(),
             _signal: PhantomData,
         };
         Box::pin(async move {

@@ -3,6 +3,7 @@
 
 use crate::app::ShutdownSignal;
 use crate::decode::{self, BodyError, Format};
+use crate::durable::record::{Encoding, Raw};
 use crate::intake::{Intake, IntakeFor, Refused, Transport, RETRY_AFTER};
 use crate::wire::Wire;
 use axum::body::Body;
@@ -139,6 +140,15 @@ where
     };
     let body_len = body.len();
     let encoding = header(header::CONTENT_ENCODING).map(str::to_owned);
+    // In durable mode the log stores the body as it came (a reference, not a copy).
+    let raw = IntakeFor::<S>::get(&*state.intake)
+        .durable()
+        .is_some()
+        .then(|| Raw {
+            body: body.clone(),
+            format,
+            encoding: Encoding::from_header(encoding.as_deref()),
+        });
     let max_decompressed = state.max_decompressed;
     let decode_encoding = encoding.clone();
     let decode = move || -> Result<(S::Request, usize), BodyError> {
@@ -172,7 +182,7 @@ where
         .zip(tenant.as_ref())
         .map(|(a, t)| (a.tenant_attribute.as_str(), &*t.0));
     match IntakeFor::<S>::get(&*state.intake)
-        .accept(request, decoded_len, Transport::Http, stamp)
+        .accept(request, decoded_len, Transport::Http, stamp, raw)
         .await
     {
         Ok(a) if a.rejected == 0 && format == Format::Json => {

@@ -3,6 +3,7 @@
 //! acknowledged only after its batch is in the intake queue — or, in durable mode, committed to the
 //! write-ahead log that feeds that queue.
 
+use crate::durable::record::Raw;
 use crate::durable::Durable;
 use crate::wire::Wire;
 use std::sync::Arc;
@@ -113,12 +114,14 @@ impl<S: Wire> SignalIntake<S> {
 
     /// Takes one decoded export request of `encoded_bytes` bytes (its weight in the queue); `tenant`
     /// (attribute key, tenant) is stamped on every resource.
+    /// In durable mode `raw`, the body as received, is what the log stores.
     pub async fn accept(
         &self,
         request: S::Request,
         encoded_bytes: usize,
         transport: Transport,
         tenant: Option<(&str, &str)>,
+        raw: Option<Raw>,
     ) -> Result<Accepted, Refused> {
         let counters = match transport {
             Transport::Grpc => &self.grpc,
@@ -142,7 +145,7 @@ impl<S: Wire> SignalIntake<S> {
         }
         let items = batch.items() as u64;
         if let Some(durable) = &self.durable {
-            let committed = durable.append(batch).await;
+            let committed = durable.append(batch, raw, tenant).await;
             match committed {
                 Ok(()) => {
                     counters.accepted.add(items);

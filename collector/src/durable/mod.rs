@@ -18,6 +18,7 @@
 //! the writer folds completions into the checkpoint and deletes delivered segments.
 
 mod reader;
+pub mod record;
 mod writer;
 
 use crate::intake::Refused;
@@ -58,8 +59,9 @@ enum Msg<S: Wire> {
 }
 
 struct Append<S: Wire> {
-    payload: Vec<u8>,
+    payload: bytes::Bytes,
     flags: u16,
+    meta: Vec<u8>,
     batch: Batch<S>,
     reply: tokio::sync::oneshot::Sender<Result<(), Refused>>,
 }
@@ -157,16 +159,30 @@ impl<S: Wire> Durable<S> {
         })
     }
 
-    /// Writes the batch to the log; `Ok` once it is committed (and so safe to acknowledge).
-    pub async fn append(&self, batch: Batch<S>) -> Result<(), Refused> {
+    /// Writes the request to the log — as received when `raw` is given, else the accepted batch
+    /// re-encoded — and answers `Ok` once it is committed (and so safe to acknowledge). `batch` is what
+    /// the intake made of it, handed to the stage workers in memory.
+    pub async fn append(
+        &self,
+        batch: Batch<S>,
+        raw: Option<record::Raw>,
+        tenant: Option<(&str, &str)>,
+    ) -> Result<(), Refused> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Refused::Closed);
         }
-        let (payload, flags) = wal::payload::encode(&batch, self.compress);
+        let (payload, flags, meta) = match raw {
+            Some(raw) => record::encode_raw(raw, tenant, self.compress),
+            None => {
+                let (payload, flags) = wal::payload::encode(&batch, self.compress);
+                (payload.into(), flags, Vec::new())
+            }
+        };
         let (reply, answer) = tokio::sync::oneshot::channel();
         let msg = Msg::Append(Append {
             payload,
             flags,
+            meta,
             batch,
             reply,
         });

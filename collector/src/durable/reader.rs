@@ -144,7 +144,7 @@ impl<S: Wire> Reader<S> {
     }
 
     fn decode(&self, r: Record) -> Option<Batch<S>> {
-        weir_pipeline::wal::payload::decode(&r.payload, r.flags, self.max_request_bytes)
+        super::record::decode(&r, self.max_request_bytes)
             .map_err(|e| tracing::error!(signal = S::KIND.as_str(), seq = r.seq, error = %e, "durable log: record skipped"))
             .ok()
     }

@@ -213,7 +213,7 @@ impl<S: Wire> Writer<S> {
     }
 
     fn stage(&mut self, a: Append<S>) {
-        let need = Wal::record_len(0, a.payload.len());
+        let need = Wal::record_len(a.meta.len(), a.payload.len());
         if !self.make_room(need) {
             self.metrics.refused_full.inc();
             let _ = a.reply.send(Err(Refused::Full));
@@ -221,7 +221,7 @@ impl<S: Wire> Writer<S> {
         }
         let ts = now_ms();
         let items = u32::try_from(a.batch.items()).unwrap_or(u32::MAX);
-        let seq = self.log.stage(ts, items, a.flags, b"", &a.payload);
+        let seq = self.log.stage(ts, items, a.flags, &a.meta, &a.payload);
         self.staged.push((seq, ts, a));
         if self.fsync == Fsync::Always {
             self.commit();

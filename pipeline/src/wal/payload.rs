@@ -22,21 +22,25 @@ pub fn encode<S: Signal>(batch: &Batch<S>, compress: bool) -> (Vec<u8>, u16) {
     if !compress {
         return (raw, 0);
     }
+    match zstd(&raw) {
+        Some(z) => (z, ZSTD),
+        None => (raw, 0),
+    }
+}
+
+/// zstd level 1 with a compression context kept per thread; `None` if zstd fails.
+pub fn zstd(raw: &[u8]) -> Option<Vec<u8>> {
     thread_local! {
         static CTX: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
             const { std::cell::RefCell::new(None) };
     }
-    let compressed = CTX.with(|c| {
+    CTX.with(|c| {
         let mut c = c.borrow_mut();
         if c.is_none() {
             *c = zstd::bulk::Compressor::new(1).ok();
         }
-        c.as_mut().and_then(|z| z.compress(&raw).ok())
-    });
-    match compressed {
-        Some(z) => (z, ZSTD),
-        None => (raw, 0),
-    }
+        c.as_mut().and_then(|z| z.compress(raw).ok())
+    })
 }
 
 /// Why a stored payload could not be turned back into a batch.
