@@ -10,6 +10,13 @@ fn weir() -> Command {
     Command::new(env!("CARGO_BIN_EXE_weir"))
 }
 
+/// `weir check --config <path>`.
+fn check(path: impl AsRef<std::path::Path>) -> Command {
+    let mut c = weir();
+    c.arg("check").arg("--config").arg(path.as_ref());
+    c
+}
+
 #[test]
 fn check_accepts_valid_configs_and_every_example() {
     let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
@@ -17,10 +24,7 @@ fn check_accepts_valid_configs_and_every_example() {
     for entry in std::fs::read_dir(examples).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "yaml") {
-            let out = weir()
-                .arg("check")
-                .arg("--config")
-                .arg(&path)
+            let out = check(&path)
                 .env("WEIR_REDACT_KEY", "example-key")
                 .env("TEAM_A_TOKEN", "example-a")
                 .env("TEAM_B_TOKEN", "example-b")
@@ -56,12 +60,7 @@ fn check_refuses_a_durable_dir_that_is_a_file_without_creating_anything() {
         .unwrap()
     };
     write(&file.join("wal"));
-    let out = weir()
-        .arg("check")
-        .arg("--config")
-        .arg(&config)
-        .output()
-        .unwrap();
+    let out = check(&config).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -70,12 +69,7 @@ fn check_refuses_a_durable_dir_that_is_a_file_without_creating_anything() {
     );
     let fresh = dir.path().join("new/wal");
     write(&fresh);
-    let out = weir()
-        .arg("check")
-        .arg("--config")
-        .arg(&config)
-        .output()
-        .unwrap();
+    let out = check(&config).output().unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -87,13 +81,7 @@ fn check_refuses_a_durable_dir_that_is_a_file_without_creating_anything() {
 #[test]
 fn check_names_a_missing_redaction_hash_key() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/redaction.yaml");
-    let out = weir()
-        .arg("check")
-        .arg("--config")
-        .arg(path)
-        .env_remove("WEIR_REDACT_KEY")
-        .output()
-        .unwrap();
+    let out = check(path).env_remove("WEIR_REDACT_KEY").output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -111,24 +99,14 @@ fn check_rejects_bad_configs_naming_file_line_and_key() {
         "exporters:\n  out:\n    file:\n      path: /tmp/x\n      rotate_byts: 1MiB\n",
     )
     .unwrap();
-    let out = weir()
-        .arg("check")
-        .arg("--config")
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = check(&path).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.yaml:5"), "{err}");
     assert!(err.contains("exporters.out.file"), "{err}");
     assert!(err.contains("rotate_byts"), "{err}");
 
-    let out = weir()
-        .arg("check")
-        .arg("--config")
-        .arg(dir.path().join("missing.yaml"))
-        .output()
-        .unwrap();
+    let out = check(dir.path().join("missing.yaml")).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
 

@@ -20,6 +20,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_ready(proc: subprocess.Popen, admin: str, log_path: Path, timeout: float = 30):
+    """Waits for weir's /readyz; fails with its log if it exits or does not become ready."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://{admin}/readyz", timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.02)
+        if proc.poll() is not None:
+            break
+    raise RuntimeError("weir did not become ready:\n" + log_path.read_text(errors="replace"))
+
+
 class Weir:
     def __init__(self, tmp: Path, config: Path = REPO / "examples" / "default.yaml", env: dict = None):
         self.grpc = f"127.0.0.1:{free_port()}"
@@ -35,17 +50,7 @@ class Weir:
         self.proc = subprocess.Popen([binary, "--config", str(config)],
                                      env=env, stdout=subprocess.DEVNULL,
                                      stderr=open(self.log_path, "wb"))
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://{self.admin}/readyz", timeout=1) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.05)
-            if self.proc.poll() is not None:
-                break
-        raise RuntimeError("weir did not become ready:\n" + self.log())
+        wait_ready(self.proc, self.admin, self.log_path)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

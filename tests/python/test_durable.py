@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 
 import pytest
 
-from conftest import REPO, free_port
+from conftest import REPO, free_port, wait_ready
 
 BIN = os.environ.get("WEIR_BIN", str(REPO / "target" / "debug" / "weir"))
 
@@ -64,16 +64,7 @@ class Process:
     def start(self):
         self.proc = subprocess.Popen([BIN, "--config", str(self.config)], stdout=subprocess.DEVNULL,
                                      stderr=open(self.log_path, "ab"))
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.admin}/readyz", timeout=1) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.02)
-            assert self.proc.poll() is None, self.log_path.read_text()
-        raise RuntimeError("weir did not become ready:\n" + self.log_path.read_text())
+        wait_ready(self.proc, f"127.0.0.1:{self.admin}", self.log_path)
 
     def kill9(self):
         self.proc.send_signal(signal.SIGKILL)

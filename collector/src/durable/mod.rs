@@ -231,6 +231,14 @@ fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
         .create(dir)
 }
 
+/// Name, help, the value it reads, and the factor to its unit.
+type GaugeDef = (
+    &'static str,
+    &'static str,
+    fn(&writer::Gauges) -> &AtomicU64,
+    f64,
+);
+
 fn register_gauges(registry: &Registry, signal: &str, shared: &Arc<Shared>, m: &writer::Metrics) {
     let labels = [("signal", signal)];
     let s = shared.clone();
@@ -240,34 +248,38 @@ fn register_gauges(registry: &Registry, signal: &str, shared: &Arc<Shared>, m: &
         &labels,
         move || f64::from(u8::from(s.healthy.load(Ordering::Acquire))),
     );
-    let g = m.gauges.clone();
-    registry.gauge_fn(
-        "weir_wal_bytes",
-        "Bytes the durable log holds on disk.",
-        &labels,
-        move || g.bytes.load(Ordering::Relaxed) as f64,
-    );
-    let g = m.gauges.clone();
-    registry.gauge_fn(
-        "weir_wal_segments",
-        "Segment files of the durable log.",
-        &labels,
-        move || g.segments.load(Ordering::Relaxed) as f64,
-    );
-    let g = m.gauges.clone();
-    registry.gauge_fn(
-        "weir_wal_undelivered_records",
-        "Committed requests not yet fully delivered (the backlog, in requests).",
-        &labels,
-        move || g.undelivered.load(Ordering::Relaxed) as f64,
-    );
-    let g = m.gauges.clone();
-    registry.gauge_fn(
-        "weir_wal_oldest_undelivered_age_seconds",
-        "Age of the oldest committed request not yet delivered; 0 when none.",
-        &labels,
-        move || g.oldest_age_ms.load(Ordering::Relaxed) as f64 / 1000.0,
-    );
+    let gauges: [GaugeDef; 4] = [
+        (
+            "weir_wal_bytes",
+            "Bytes the durable log holds on disk.",
+            |g| &g.bytes,
+            1.0,
+        ),
+        (
+            "weir_wal_segments",
+            "Segment files of the durable log.",
+            |g| &g.segments,
+            1.0,
+        ),
+        (
+            "weir_wal_undelivered_records",
+            "Committed requests not yet fully delivered (the backlog, in requests).",
+            |g| &g.undelivered,
+            1.0,
+        ),
+        (
+            "weir_wal_oldest_undelivered_age_seconds",
+            "Age of the oldest committed request not yet delivered; 0 when none.",
+            |g| &g.oldest_age_ms,
+            1e-3,
+        ),
+    ];
+    for (name, help, pick, scale) in gauges {
+        let g = m.gauges.clone();
+        registry.gauge_fn(name, help, &labels, move || {
+            pick(&g).load(Ordering::Relaxed) as f64 * scale
+        });
+    }
 }
 
 fn now_ms() -> u64 {

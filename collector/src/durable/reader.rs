@@ -39,7 +39,7 @@ impl<S: Wire> Reader<S> {
         max_request_bytes: usize,
         registry: &Registry,
     ) -> Self {
-        let l = [("signal", S::KIND.as_str())];
+        let counter = |name, help| registry.counter(name, help, &[("signal", S::KIND.as_str())]);
         Reader {
             cursor: Cursor::new(dir),
             next: start,
@@ -47,20 +47,17 @@ impl<S: Wire> Reader<S> {
             hot,
             intake,
             max_request_bytes,
-            from_disk: registry.counter(
+            from_disk: counter(
                 "weir_wal_replayed_records_total",
                 "Requests read back from the durable log: replay after a restart, or a backlog the pipeline could not take in memory.",
-                &l,
             ),
-            undecodable: registry.counter(
+            undecodable: counter(
                 "weir_wal_undecodable_records_total",
                 "Records whose checksum held but whose payload would not decode; skipped.",
-                &l,
             ),
-            skipped_segments: registry.counter(
+            skipped_segments: counter(
                 "weir_wal_skipped_segments_total",
                 "Segments whose remainder was skipped because a record in them was damaged.",
-                &l,
             ),
         }
     }
