@@ -305,4 +305,37 @@ fn the_otlp_exporter_forwards_over_mtls() {
             sidecar.log()
         );
     }
+    // server_name is what the certificate is checked against, on both protocols: a name the
+    // gateway's certificate does not carry is refused even though the endpoint's host would pass.
+    for (protocol, port) in [("grpc", gateway.grpc.port()), ("http", gateway.http.port())] {
+        let client_tls = client_tls.replace('}', ", server_name: \"wrong.example\"}");
+        let sidecar = Weir::start_with(Options {
+            destination: Some(format!(
+                "    otlp: {{endpoints: [\"localhost:{port}\"], protocol: {protocol}, {client_tls}}}"
+            )),
+            ..Options::default()
+        });
+        let r = common::http_request(
+            sidecar.http,
+            "POST",
+            "/v1/logs",
+            &[("Content-Type", "application/json")],
+            br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":{"stringValue":"x"}}]}]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(r.status, 200);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while sidecar.metric("weir_exporter_retries_total", &["signal=\"logs\""]) < 1.0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{protocol}: no failed attempt"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert_eq!(
+            sidecar.metric("weir_exporter_sent_items_total", &["signal=\"logs\""]),
+            0.0,
+            "{protocol}: delivered to a server whose certificate does not name wrong.example"
+        );
+    }
 }

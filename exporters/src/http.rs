@@ -17,17 +17,21 @@ use weir_config::TlsClient;
 pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// A pooled client for `http://` and `https://` URLs; `tls` sets the trusted CAs (the system bundle
-/// otherwise) and a client certificate.
+/// otherwise), a client certificate, and the name to verify the server against.
 pub fn client(tls: Option<&TlsClient>) -> Result<HttpClient, String> {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(Duration::from_secs(5)));
     connector.enforce_http(false);
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
+    let mut https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(rustls_client(tls)?)
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(connector);
+        .https_or_http();
+    if let Some(name) = tls.and_then(|t| t.server_name.as_deref()) {
+        let name = rustls::pki_types::ServerName::try_from(name.to_string())
+            .map_err(|e| format!("tls.server_name: {name:?}: {e}"))?;
+        https = https.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name));
+    }
+    let https = https.enable_http1().wrap_connector(connector);
     Ok(Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(2))
         .build(https))
