@@ -184,3 +184,45 @@ fn traces_stay_whole_per_gateway_and_a_stopped_gateway_loses_nothing() {
         sidecar.log()
     );
 }
+
+/// A gateway that refuses for good (it requires a token the sidecar does not have): its part of each
+/// request is counted as failed, the other gateway's part as sent — not the whole request either way.
+#[test]
+fn a_backend_refusing_its_part_for_good_fails_only_that_part() {
+    let good = Weir::start();
+    let locked = Weir::start_with(Options {
+        pipeline: format!(
+            "  auth: {{tokens: [{{tenant: t, token_sha256: \"{}\"}}]}}\npipeline: {{workers: 2}}\n",
+            "ab".repeat(32)
+        ),
+        ..Options::default()
+    });
+    let sidecar = Weir::start_with(Options {
+        destination: Some(format!(
+            "    otlp: {{endpoints: [\"{}\", \"{}\"], protocol: grpc}}",
+            good.grpc, locked.grpc
+        )),
+        ..Options::default()
+    });
+    send(&sidecar, 0..100, 1);
+    let traces = ["signal=\"traces\""];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while sidecar.metric("weir_exporter_sent_items_total", &traces)
+        + sidecar.metric("weir_exporter_failed_items_total", &traces)
+        < 100.0
+    {
+        assert!(std::time::Instant::now() < deadline, "{}", sidecar.log());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let sent = sidecar.metric("weir_exporter_sent_items_total", &traces) as usize;
+    assert!(sent > 20 && sent < 80, "both took a share: {sent}");
+    assert_eq!(good.wait_for(sent, Weir::span_count), sent);
+    let delivered = sent;
+    assert_eq!(
+        sidecar.metric(
+            "weir_exporter_failed_items_total",
+            &["signal=\"traces\"", "reason=\"rejected\""]
+        ),
+        (100 - delivered) as f64
+    );
+}

@@ -275,18 +275,22 @@ async fn send_with_retry<S: Signal, E: Exporter<S>>(
             }
             Err(e) => e,
         };
+        // Part of a request may have been delivered (an exporter that splits requests says so).
+        let failed = err.items.map_or(items, |n| (n as u64).min(items));
         let floor = match err.retry {
             Retry::Never => {
-                tracing::error!(exporter = %name, kind = exporter.kind(), error = %err, items, "destination refused the request; not retrying");
-                metrics.failed(err.reason).add(items);
+                tracing::error!(exporter = %name, kind = exporter.kind(), error = %err, items = failed, "destination refused the request; not retrying");
+                metrics.failed(err.reason).add(failed);
+                metrics.sent_items.add(items - failed);
                 return;
             }
             Retry::After(floor) => floor,
         };
         let delay = backoff.next_delay(floor);
         if start.elapsed() + delay > settings.max_elapsed {
-            tracing::error!(exporter = %name, kind = exporter.kind(), error = %err, items, waited = ?start.elapsed(), "giving up after retrying");
-            metrics.failed("retries_exhausted").add(items);
+            tracing::error!(exporter = %name, kind = exporter.kind(), error = %err, items = failed, waited = ?start.elapsed(), "giving up after retrying");
+            metrics.failed("retries_exhausted").add(failed);
+            metrics.sent_items.add(items - failed);
             return;
         }
         tracing::warn!(exporter = %name, kind = exporter.kind(), error = %err, retry_in = ?delay, "send failed; will retry");
@@ -478,5 +482,24 @@ mod tests {
         assert_eq!(m.failed("retries_exhausted").get(), 5);
         assert!(m.retries.get() >= 4, "retried before giving up");
         assert_eq!(m.sent_items.get(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_error_about_part_of_a_request_counts_the_rest_as_sent() {
+        let (_, m) = deliver_one_batch_of_5(
+            1,
+            ExportError::permanent("rejected", "one backend").for_items(2),
+        )
+        .await;
+        assert_eq!((m.failed("rejected").get(), m.sent_items.get()), (2, 3));
+        let (_, m) = deliver_one_batch_of_5(
+            usize::MAX,
+            ExportError::retryable("io", "down").for_items(4),
+        )
+        .await;
+        assert_eq!(
+            (m.failed("retries_exhausted").get(), m.sent_items.get()),
+            (4, 1)
+        );
     }
 }

@@ -42,6 +42,9 @@ pub struct ExportError {
     /// Low-cardinality cause for the `reason` metric label (`io`, `encode`, `http_5xx`…).
     pub reason: &'static str,
     pub message: String,
+    /// How many of the request's items this error concerns, when not all of them: the others were
+    /// delivered (an exporter that splits a request over several destinations).
+    pub items: Option<usize>,
 }
 
 impl ExportError {
@@ -50,14 +53,30 @@ impl ExportError {
             retry: Retry::Never,
             reason,
             message: message.into(),
+            items: None,
         }
     }
 
     pub fn retryable(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::retry_after(reason, message, None)
+    }
+
+    pub fn retry_after(
+        reason: &'static str,
+        message: impl Into<String>,
+        after: Option<std::time::Duration>,
+    ) -> Self {
         ExportError {
-            retry: Retry::After(None),
+            retry: Retry::After(after),
             reason,
             message: message.into(),
+            items: None,
         }
+    }
+
+    /// Says the error concerns only `items` of the request.
+    pub fn for_items(mut self, items: usize) -> Self {
+        self.items = Some(items);
+        self
     }
 }

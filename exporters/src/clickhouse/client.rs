@@ -107,6 +107,7 @@ pub fn classify(status: u16, body: &[u8]) -> ExportError {
             _ => "server_error",
         },
         message: format!("ClickHouse answered {status}: {message}"),
+        items: None,
     }
 }
 

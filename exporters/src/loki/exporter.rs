@@ -5,7 +5,7 @@
 
 use super::encode::{encode, Outcome, Push, Rules};
 use super::streams::StreamGuard;
-use crate::exporter::{Encoded, ExportError, Exporter, Retry};
+use crate::exporter::{Encoded, ExportError, Exporter};
 use crate::http::{self, HttpClient};
 use crate::text::base64;
 use http_body_util::Full;
@@ -124,15 +124,15 @@ impl Exporter<Logs> for Loki {
             .collect::<String>();
         let message = format!("Loki answered {status}: {reason_text}");
         Err(match status {
-            429 | 500..=599 => ExportError {
-                retry: Retry::After(crate::http::retry_after(&resp.headers)),
-                reason: if status == 429 {
+            429 | 500..=599 => ExportError::retry_after(
+                if status == 429 {
                     "rate_limited"
                 } else {
                     "server_error"
                 },
                 message,
-            },
+                crate::http::retry_after(&resp.headers),
+            ),
             _ => ExportError::permanent("rejected", message),
         })
     }

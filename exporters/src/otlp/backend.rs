@@ -296,11 +296,11 @@ impl Backend {
                 match status {
                     200..=299 => rejected(&resp.body),
                     429 | 502 | 503 | 504 => {
-                        return Err(ExportError {
-                            retry: Retry::After(crate::http::retry_after(&resp.headers)),
-                            reason: "http_retryable",
-                            message: format!("{} answered {status}", self.addr),
-                        })
+                        return Err(ExportError::retry_after(
+                            "http_retryable",
+                            format!("{} answered {status}", self.addr),
+                            crate::http::retry_after(&resp.headers),
+                        ))
                     }
                     _ => {
                         return Err(ExportError::permanent(
@@ -334,11 +334,11 @@ impl Backend {
             | Code::Unavailable
             | Code::DataLoss
             | Code::ResourceExhausted
-            | Code::Unknown => ExportError {
-                retry: Retry::After(s.get_details_retry_info().and_then(|r| r.retry_delay)),
-                reason: "grpc_retryable",
+            | Code::Unknown => ExportError::retry_after(
+                "grpc_retryable",
                 message,
-            },
+                s.get_details_retry_info().and_then(|r| r.retry_delay),
+            ),
             _ => ExportError::permanent("rejected", message),
         }
     }

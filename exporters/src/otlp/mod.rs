@@ -31,13 +31,22 @@ pub struct Otlp<S: Route> {
 
 /// One request: what each backend still owes.
 pub struct Forward<S: Route> {
-    parts: tokio::sync::Mutex<Vec<Part<S>>>,
+    state: tokio::sync::Mutex<Progress<S>>,
+}
+
+/// What a request still owes, and what it gave up on.
+struct Progress<S: Route> {
+    parts: Vec<Part<S>>,
+    /// Items of parts a backend refused for good.
+    refused_items: usize,
+    refused: Option<ExportError>,
 }
 
 struct Part<S: Route> {
     /// `None` until split (no backend was known when the batch was encoded).
     backend: Option<Arc<Backend>>,
     resources: Vec<S::Resource>,
+    items: usize,
     body: Bytes,
 }
 
@@ -119,6 +128,7 @@ impl<S: Route> Otlp<S> {
                 let body = backend.wire_body(S::to_request(resources.clone()).encode_to_vec())?;
                 Ok(Part {
                     backend: Some(backend.clone()),
+                    items: resources.iter().map(S::count).sum(),
                     resources,
                     body,
                 })
@@ -141,6 +151,7 @@ impl<S: Route> Exporter<S> for Otlp<S> {
         let parts = if backends.is_empty() {
             vec![Part {
                 backend: None,
+                items,
                 resources: batch.resources,
                 body: Bytes::new(),
             }]
@@ -149,18 +160,22 @@ impl<S: Route> Exporter<S> for Otlp<S> {
         };
         Ok(vec![Encoded {
             request: Forward {
-                parts: tokio::sync::Mutex::new(parts),
+                state: tokio::sync::Mutex::new(Progress {
+                    parts,
+                    refused_items: 0,
+                    refused: None,
+                }),
             },
             items,
         }])
     }
 
     async fn send(&self, request: &Forward<S>) -> Result<(), ExportError> {
-        let mut parts = request.parts.lock().await;
+        let mut state = request.state.lock().await;
         let serving = self.serving();
         // Parts owed by a backend that is no longer serving go to the ones that are.
         let mut ready = Vec::new();
-        for part in parts.drain(..) {
+        for part in state.parts.drain(..) {
             let owner = part.backend.as_ref();
             if owner.is_some_and(|o| serving.iter().any(|b| Arc::ptr_eq(b, o))) {
                 ready.push(part);
@@ -183,7 +198,7 @@ impl<S: Route> Exporter<S> for Otlp<S> {
                 outcomes[i] = Some(r);
             }
         }
-        let (mut retry_after, mut last_retryable, mut permanent) = (None, None, None);
+        let (mut retry_after, mut last_retryable) = (None, None);
         for (part, outcome) in ready.into_iter().zip(outcomes) {
             match outcome
                 .unwrap_or_else(|| Err(ExportError::retryable("internal", "send task failed")))
@@ -191,29 +206,33 @@ impl<S: Route> Exporter<S> for Otlp<S> {
                 Ok(()) => {}
                 Err(e) if e.retry == Retry::Never => {
                     let backend = part.backend.as_ref().map_or("", |b| b.addr.as_str());
-                    tracing::error!(exporter = %self.name, backend, error = %e, "a backend refused part of a request for good; that part is dropped");
-                    permanent = Some(e);
+                    tracing::error!(exporter = %self.name, backend, error = %e, items = part.items, "a backend refused part of a request for good; that part is dropped");
+                    state.refused_items += part.items;
+                    state.refused = Some(e);
                 }
                 Err(e) => {
                     if let Retry::After(Some(d)) = e.retry {
                         retry_after = Some(retry_after.map_or(d, |r: Duration| r.max(d)));
                     }
                     last_retryable = Some(e);
-                    parts.push(part);
+                    state.parts.push(part);
                 }
             }
         }
-        match (last_retryable, permanent) {
-            (Some(e), _) => Err(ExportError {
-                retry: Retry::After(retry_after),
-                reason: e.reason,
-                message: format!(
+        // Errors say how many items they concern, so the delivery loop counts the rest as sent.
+        let owed: usize = state.parts.iter().map(|p| p.items).sum();
+        match (last_retryable, state.refused.clone()) {
+            (Some(e), _) => Err(ExportError::retry_after(
+                e.reason,
+                format!(
                     "{} of the request's parts to retry: {}",
-                    parts.len(),
+                    state.parts.len(),
                     e.message
                 ),
-            }),
-            (None, Some(e)) => Err(e),
+                retry_after,
+            )
+            .for_items(owed + state.refused_items)),
+            (None, Some(e)) => Err(e.for_items(state.refused_items)),
             (None, None) => Ok(()),
         }
     }
