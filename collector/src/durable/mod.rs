@@ -74,6 +74,7 @@ struct Shared {
     /// Write time of the last record the reader handed out; tells the backlog's age while it reads.
     reader_ts_ms: AtomicU64,
     healthy: AtomicBool,
+    /// Set by the writer once it has committed its last group: `committed` is final.
     closing: AtomicBool,
     abandoned: AtomicBool,
 }
@@ -199,9 +200,9 @@ impl<S: Wire> Durable<S> {
 
     /// Stops taking requests; the reader hands out what is committed, then closes the intake queue.
     pub fn close(&self) {
-        if !self.closed.swap(true, Ordering::AcqRel) {
+        if !self.closed.swap(true, Ordering::AcqRel) && self.tx.send(Msg::Close).is_err() {
+            // The writer is gone: nothing more will be committed.
             self.shared.closing.store(true, Ordering::Release);
-            let _ = self.tx.send(Msg::Close);
         }
     }
 

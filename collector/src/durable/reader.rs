@@ -84,9 +84,12 @@ impl<S: Wire> Reader<S> {
                 Ok(h) => self.take_hot(h),
                 Err(RecvError::Timeout) => {}
                 Err(RecvError::Closed) => {
-                    if self.next >= self.shared.committed.load(Ordering::Acquire) {
-                        break;
-                    }
+                    // The writer is gone: hand out what is left on disk, then stop.
+                    while self.next < self.shared.committed.load(Ordering::Acquire)
+                        && !self.shared.abandoned.load(Ordering::Acquire)
+                        && self.read_disk()
+                    {}
+                    break;
                 }
             }
         }

@@ -169,6 +169,10 @@ impl<S: Wire> Writer<S> {
                 Ok(Msg::Finish) | Err(mpsc::RecvTimeoutError::Disconnected) => true,
                 Err(mpsc::RecvTimeoutError::Timeout) => false,
             };
+            if closing || finish {
+                // Everything acknowledged is committed: the reader may stop once it has read it.
+                self.shared.closing.store(true, Ordering::Release);
+            }
             if finish {
                 self.checkpoint();
                 return;
