@@ -199,23 +199,31 @@ fn a_disk_error_fails_readiness_until_writing_works_again() {
         wal.path(),
         ", segment_bytes: 64KiB, max_bytes: 8MiB, compress: false",
     ));
-    let ready = || {
-        http_request(weir.admin, "GET", "/readyz", &[], b"")
-            .unwrap()
-            .status
+    // The segment roll runs after the acknowledgement: poll for the status it leads to.
+    let ready = |want: u16| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let status = http_request(weir.admin, "GET", "/readyz", &[], b"")
+                .unwrap()
+                .status;
+            if status == want || std::time::Instant::now() > deadline {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     };
     // Two 55 KB records fill the first segment; the next one's file leads to a device where every
     // write fails with ENOSPC.
     let next_segment = wal.path().join("traces").join(format!("{:020}.wal", 2));
     std::os::unix::fs::symlink("/dev/full", &next_segment).unwrap();
     assert_eq!(post(&weir, 0, 1000), 200);
-    assert_eq!(ready(), 200);
+    assert_eq!(ready(200), 200);
     assert_eq!(
         post(&weir, 1, 1000),
         200,
         "committed before the segment roll failed"
     );
-    assert_eq!(ready(), 503, "a disk error fails readiness");
+    assert_eq!(ready(503), 503, "a disk error fails readiness");
     assert!(weir.metric("weir_wal_errors_total", &["op=\"roll\""]) >= 1.0);
     assert_eq!(
         post(&weir, 2, 1000),
@@ -224,7 +232,7 @@ fn a_disk_error_fails_readiness_until_writing_works_again() {
     );
     std::fs::remove_file(&next_segment).unwrap();
     assert_eq!(post(&weir, 3, 1000), 200);
-    assert_eq!(ready(), 200, "healthy again once the disk works");
+    assert_eq!(ready(200), 200, "healthy again once the disk works");
     assert_eq!(weir.wait_for(200, Weir::span_count), 200, "nothing lost");
     let health = http_request(weir.admin, "GET", "/healthz", &[], b"").unwrap();
     assert_eq!(health.status, 200);
