@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{free_addr, http_request};
+use common::{free_addrs, http_request};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -129,7 +129,7 @@ fn default_config_is_the_shipped_example() {
 #[test]
 fn no_arguments_runs_the_embedded_default_reading_env_addresses() {
     let dir = tempfile::tempdir().unwrap();
-    let (grpc, http, admin) = (free_addr(), free_addr(), free_addr());
+    let [grpc, http, admin] = free_addrs::<3>();
     let mut child = weir()
         .current_dir(dir.path())
         .env("WEIR_GRPC_ADDR", grpc.to_string())

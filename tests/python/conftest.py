@@ -14,10 +14,19 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
+_handed_out = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free loopback port, never one this test run handed out before (the kernel may offer a port
+    again as soon as the probe closes it)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def wait_ready(proc: subprocess.Popen, admin: str, log_path: Path, timeout: float = 30):

@@ -23,10 +23,15 @@ pub struct Weir {
 }
 
 pub fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    free_addrs::<1>()[0]
+}
+
+/// `N` distinct free ports: all are held until each is known, so the kernel cannot hand out one twice.
+pub fn free_addrs<const N: usize>() -> [SocketAddr; N] {
+    let held: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    std::array::from_fn(|i| held[i].local_addr().unwrap())
 }
 
 /// The YAML a test starts from; `extra_exporter_yaml` is appended under the `file` exporter and
@@ -69,7 +74,7 @@ impl Weir {
 
     /// Starts with a data directory prepared by the caller (e.g. holding FIFOs).
     pub fn start_in(dir: tempfile::TempDir, data: PathBuf, opts: Options) -> Weir {
-        let (grpc, http, admin) = (free_addr(), free_addr(), free_addr());
+        let [grpc, http, admin] = free_addrs::<3>();
         let destination = opts
             .destination
             .clone()
