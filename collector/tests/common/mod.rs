@@ -26,11 +26,18 @@ pub fn free_addr() -> SocketAddr {
     free_addrs::<1>()[0]
 }
 
-/// `N` distinct free ports: all are held until each is known, so the kernel cannot hand out one twice.
+/// `N` distinct free ports, never one this test binary handed out before: the kernel may offer a port
+/// again as soon as the probe closes it, before the weir it was meant for binds it.
 pub fn free_addrs<const N: usize>() -> [SocketAddr; N] {
-    let held: Vec<TcpListener> = (0..N)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    let mut held = Vec::new();
+    while held.len() < N {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        if handed_out.insert(l.local_addr().unwrap().port()) {
+            held.push(l);
+        }
+    }
     std::array::from_fn(|i| held[i].local_addr().unwrap())
 }
 
