@@ -196,7 +196,8 @@ impl<S: Signal, E: Exporter<S>> Delivery<S, E> {
         let items = batch.items();
         // Durable records complete when every request made from them has finished: sent, or given up
         // on and counted.
-        let tickets = Arc::new(batch.take_tickets());
+        let tickets = batch.take_tickets();
+        let tickets = (!tickets.is_empty()).then(|| Arc::new(tickets));
         self.outstanding.fetch_add(items, Ordering::AcqRel);
         let requests = match self.exporter.encode(batch) {
             Ok(r) => r,

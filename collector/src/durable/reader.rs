@@ -73,11 +73,13 @@ impl<S: Wire> Reader<S> {
                 self.take_hot(h);
                 continue;
             }
+            // `closing` first: the writer sets it after its last commit, so `committed` is then final.
+            let closing = self.shared.closing.load(Ordering::Acquire);
             let committed = self.shared.committed.load(Ordering::Acquire);
             if self.next < committed && self.read_disk() {
                 continue;
             }
-            if self.shared.closing.load(Ordering::Acquire) && self.next >= committed {
+            if closing && self.next >= committed {
                 break;
             }
             match self.hot.recv_blocking_until(Some(Instant::now() + IDLE)) {
@@ -101,15 +103,16 @@ impl<S: Wire> Reader<S> {
             // Already read from disk while the hand-over waited in the queue.
             return;
         }
-        while self.next < h.seq {
+        while self.next < h.seq && !self.shared.abandoned.load(Ordering::Acquire) {
             if !self.read_disk() {
                 break;
             }
         }
-        if h.seq < self.next {
-            return;
+        // Records before it could not be read yet: handing it out would claim past them. It is on
+        // disk, and will be read from there in order.
+        if self.next == h.seq {
+            self.hand_out(h.seq, h.ts_ms, h.batch);
         }
-        self.hand_out(h.seq, h.ts_ms, h.batch);
     }
 
     /// Reads the next record from disk and hands it out; false when the disk has nothing at or after
@@ -144,8 +147,9 @@ impl<S: Wire> Reader<S> {
     }
 
     fn decode(&self, r: Record) -> Option<Batch<S>> {
-        super::record::decode(&r, self.max_request_bytes)
-            .map_err(|e| tracing::error!(signal = S::KIND.as_str(), seq = r.seq, error = %e, "durable log: record skipped"))
+        let seq = r.seq;
+        super::record::decode(r, self.max_request_bytes)
+            .map_err(|e| tracing::error!(signal = S::KIND.as_str(), seq, error = %e, "durable log: record skipped"))
             .ok()
     }
 

@@ -73,7 +73,7 @@ pub fn encode_raw(raw: Raw, tenant: Option<(&str, &str)>, compress: bool) -> (By
 }
 
 /// The batch a record stands for; `limit` bounds decompression.
-pub fn decode<S: Wire>(r: &Record, limit: usize) -> Result<Batch<S>, String> {
+pub fn decode<S: Wire>(r: Record, limit: usize) -> Result<Batch<S>, String> {
     if r.flags & RAW == 0 {
         return payload::decode(&r.payload, r.flags, limit).map_err(|e| e.to_string());
     }
@@ -84,8 +84,8 @@ pub fn decode<S: Wire>(r: &Record, limit: usize) -> Result<Batch<S>, String> {
     } else {
         None
     };
-    let body = decode::decompress(encoding, Bytes::copy_from_slice(&r.payload), limit)
-        .map_err(|e| e.message())?;
+    let body =
+        decode::decompress(encoding, Bytes::from(r.payload), limit).map_err(|e| e.message())?;
     let format = if r.flags & JSON != 0 {
         Format::Json
     } else {
@@ -166,7 +166,7 @@ mod tests {
             if stored_as_received {
                 assert_eq!(payload, body, "compressed bodies are stored as they came");
             }
-            let batch: Batch<Logs> = decode(&record(payload, flags, meta), 1 << 20).unwrap();
+            let batch: Batch<Logs> = decode(record(payload, flags, meta), 1 << 20).unwrap();
             assert_eq!(
                 batch.items(),
                 5,

@@ -18,6 +18,8 @@ struct Open {
     file: File,
     first_seq: u64,
     offset: u64,
+    /// The file's length when last looked at; looked at again only when reading reaches it.
+    len: u64,
 }
 
 /// What [`Cursor::next`] found.
@@ -50,8 +52,10 @@ impl Cursor {
             let Some(open) = self.open.as_mut() else {
                 return Ok(Next::NotYet);
             };
-            let len = open.file.metadata()?.len();
-            let stop = match segment::read_header(&open.file, open.offset, len) {
+            if open.offset + (super::record::HEADER as u64) > open.len {
+                open.len = open.file.metadata()?.len();
+            }
+            let stop = match segment::read_header(&open.file, open.offset, open.len) {
                 Ok((h, _)) if h.seq < want => {
                     // Far behind what is wanted: a later segment may start closer.
                     if !jumped {
@@ -73,6 +77,12 @@ impl Cursor {
                 },
                 Err(stop) => stop,
             };
+            // What looked short may only be what the writer appended since the length was read.
+            let len = open.file.metadata()?.len();
+            if len > open.len {
+                open.len = len;
+                continue;
+            }
             if !self.advance(stop == ReadStop::Invalid)? {
                 return Ok(Next::NotYet);
             }
@@ -90,13 +100,21 @@ impl Cursor {
         else {
             return Ok(false);
         };
+        let file = match File::open(path) {
+            Ok(f) => f,
+            // Deleted between listing and opening (delivered, or dropped when the disk was full):
+            // the next call looks again.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
         if damaged {
             self.skipped_segments += 1;
         }
         self.open = Some(Open {
-            file: File::open(path)?,
+            file,
             first_seq: first,
             offset: segment::FILE_HEADER,
+            len: 0,
         });
         Ok(true)
     }
@@ -132,6 +150,7 @@ impl Cursor {
             file,
             first_seq: *first,
             offset,
+            len: 0,
         });
         Ok(true)
     }

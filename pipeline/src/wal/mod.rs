@@ -210,9 +210,12 @@ impl Wal {
         if self.staged.is_empty() {
             return Ok(());
         }
+        let before = self.active.len();
         let result = self.active.append(&self.staged).and_then(|()| {
             if self.opts.sync {
-                self.active.sync()
+                // After a failed sync the written bytes are of unknown fate: cut them, so a record
+                // whose client was told to retry is not also delivered from here.
+                self.active.sync().inspect_err(|_| self.active.cut(before))
             } else {
                 Ok(())
             }
@@ -235,6 +238,10 @@ impl Wal {
     }
 
     fn roll(&mut self) -> io::Result<()> {
+        if self.next_seq == self.active.first_seq {
+            // No sequence number was used since it was created: the fresh segment would be this file.
+            return Ok(());
+        }
         let fresh = SegmentWriter::create(&self.dir, self.next_seq)?;
         let old = std::mem::replace(&mut self.active, fresh);
         let last = (self.next_seq > old.first_seq).then(|| self.next_seq - 1);
@@ -269,14 +276,15 @@ impl Wal {
         write_checkpoint(&self.dir, w, self.opts.sync)?;
         self.checkpoint = w;
         let mut freed = 0;
-        while self
+        while let Some(c) = self
             .closed
             .front()
-            .is_some_and(|c| c.last_seq.is_none_or(|l| l < w))
+            .filter(|c| c.last_seq.is_none_or(|l| l < w))
         {
-            let c = self.closed.pop_front().expect("checked");
+            // Untracked only once it is gone, so the disk accounting never under-reports.
             remove(&c.path)?;
             freed += c.len;
+            self.closed.pop_front();
         }
         Ok(freed)
     }
@@ -285,20 +293,24 @@ impl Wal {
     /// stays and answers where the reader was: records from there on in the segment are lost and
     /// reported. `None` when only the active segment is left.
     pub fn drop_oldest(&mut self, skip_to: impl FnOnce(u64) -> u64) -> io::Result<Option<Dropped>> {
-        let Some(c) = self.closed.pop_front() else {
+        let Some(c) = self.closed.front() else {
             return Ok(None);
         };
+        // Read and delete first: on error nothing changed. A reader that still gets at the records
+        // before the skip below hands them out, and then they are not counted as dropped.
+        let records = segment::headers(&c.path)?;
+        remove(&c.path)?;
+        let c = self.closed.pop_front().expect("checked");
         let until = self
             .closed
             .front()
             .map_or(self.active.first_seq, |n| n.first_seq);
         let reader_was = skip_to(until);
-        let scan = segment::scan(&c.path, reader_was)?;
-        remove(&c.path)?;
+        let lost = records.iter().filter(|(seq, _)| *seq >= reader_was);
         Ok(Some(Dropped {
             until,
-            records: scan.records,
-            items: scan.items,
+            records: lost.clone().count() as u64,
+            items: lost.map(|(_, items)| u64::from(*items)).sum(),
             bytes: c.len,
         }))
     }

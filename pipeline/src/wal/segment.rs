@@ -95,6 +95,12 @@ impl SegmentWriter {
     pub fn sync(&self) -> io::Result<()> {
         self.file.sync_data()
     }
+
+    /// Cuts the file back to `len` (best effort: the segment is abandoned for a fresh one next).
+    pub fn cut(&mut self, len: u64) {
+        let _ = self.file.set_len(len);
+        self.len = len.min(self.len);
+    }
 }
 
 /// Why reading stopped short of a record.
@@ -203,4 +209,21 @@ pub fn scan(path: &Path, count_from: u64) -> io::Result<Scan> {
     }
     s.valid_len = offset;
     Ok(s)
+}
+
+/// (sequence number, items) of every record whose header reads, in order; bodies are not checked.
+/// For counting what a segment held, cheaply.
+pub fn headers(path: &Path) -> io::Result<Vec<(u64, u32)>> {
+    let file = File::open(path)?;
+    let len = file.metadata()?.len();
+    let mut out = Vec::new();
+    if !check_file_header(&file) {
+        return Ok(out);
+    }
+    let mut offset = FILE_HEADER;
+    while let Ok((h, _)) = read_header(&file, offset, len) {
+        out.push((h.seq, h.items));
+        offset += h.total_len();
+    }
+    Ok(out)
 }
