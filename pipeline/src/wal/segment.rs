@@ -165,7 +165,6 @@ pub struct Scan {
     pub items: u64,
     pub first_seq: Option<u64>,
     pub last_seq: Option<u64>,
-    pub first_ts_ms: Option<u64>,
     /// Length up to the end of the last valid record.
     pub valid_len: u64,
     pub file_len: u64,
@@ -199,7 +198,6 @@ pub fn scan(path: &Path, count_from: u64) -> io::Result<Scan> {
         }
         prev = Some(h.seq);
         s.first_seq.get_or_insert(h.seq);
-        s.first_ts_ms.get_or_insert(h.ts_ms);
         s.last_seq = Some(h.seq);
         if h.seq >= count_from {
             s.records += 1;
