@@ -271,7 +271,7 @@ impl Backend {
                 *request.metadata_mut() = metadata.clone();
                 grpc.unary(request, path.clone(), Raw)
                     .await
-                    .map_err(|s| self.status_error(&s))?
+                    .map_err(|s| status_error(&self.addr, &s))?
                     .into_inner()
             }
             Client::Http {
@@ -320,27 +320,32 @@ impl Backend {
         }
         Ok(())
     }
+}
 
-    /// The OTLP rules: only codes that say the server may recover are retried; RetryInfo sets the
-    /// wait.
-    fn status_error(&self, s: &tonic::Status) -> ExportError {
-        use tonic::Code;
-        let message = format!("{} answered {:?}: {}", self.addr, s.code(), s.message());
-        match s.code() {
-            Code::Cancelled
-            | Code::DeadlineExceeded
-            | Code::Aborted
-            | Code::OutOfRange
-            | Code::Unavailable
-            | Code::DataLoss
-            | Code::ResourceExhausted
-            | Code::Unknown => ExportError::retry_after(
-                "grpc_retryable",
-                message,
-                s.get_details_retry_info().and_then(|r| r.retry_delay),
-            ),
-            _ => ExportError::permanent("rejected", message),
-        }
+/// The OTLP rules: only codes that say the server may recover are retried; RetryInfo sets the wait.
+/// A status tonic made from a transport failure (it carries the underlying error) is not the server's
+/// verdict: a stream refused by a GOAWAY while a gateway shuts down maps to INTERNAL, yet the server
+/// never took the request, so it is retried.
+fn status_error(addr: &str, s: &tonic::Status) -> ExportError {
+    use tonic::Code;
+    let message = format!("{addr} answered {:?}: {}", s.code(), s.message());
+    if std::error::Error::source(s).is_some() {
+        return ExportError::retryable("network", message);
+    }
+    match s.code() {
+        Code::Cancelled
+        | Code::DeadlineExceeded
+        | Code::Aborted
+        | Code::OutOfRange
+        | Code::Unavailable
+        | Code::DataLoss
+        | Code::ResourceExhausted
+        | Code::Unknown => ExportError::retry_after(
+            "grpc_retryable",
+            message,
+            s.get_details_retry_info().and_then(|r| r.retry_delay),
+        ),
+        _ => ExportError::permanent("rejected", message),
     }
 }
 
@@ -378,4 +383,37 @@ fn grpc_tls(
         }
     }
     Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic::{Code, Status};
+
+    #[test]
+    fn a_stream_refused_by_goaway_is_retried_though_tonic_calls_it_internal() {
+        let refused = Status::from_error(Box::new(h2::Error::from(h2::Reason::NO_ERROR)));
+        assert_eq!(refused.code(), Code::Internal);
+        assert_ne!(status_error("gw", &refused).retry, Retry::Never);
+        let reset = Status::from_error(Box::new(std::io::Error::from(
+            std::io::ErrorKind::ConnectionReset,
+        )));
+        assert_ne!(status_error("gw", &reset).retry, Retry::Never);
+    }
+
+    #[test]
+    fn the_servers_own_verdict_follows_the_otlp_rules() {
+        assert_eq!(
+            status_error("gw", &Status::internal("bug")).retry,
+            Retry::Never
+        );
+        assert_eq!(
+            status_error("gw", &Status::invalid_argument("bad")).retry,
+            Retry::Never
+        );
+        assert_ne!(
+            status_error("gw", &Status::unavailable("busy")).retry,
+            Retry::Never
+        );
+    }
 }
