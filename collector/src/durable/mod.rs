@@ -117,11 +117,12 @@ impl<S: Wire> Durable<S> {
                 records = recovered.records,
                 items = recovered.items,
                 invalid_bytes = recovered.invalid_bytes,
+                delivered_out_of_order = recovered.checkpoint.done_records(),
                 checkpoint_lost = recovered.checkpoint_lost,
                 "durable log recovered: replaying what was not delivered before the last stop"
             );
         }
-        let progress = Arc::new(Progress::new(recovered.checkpoint));
+        let progress = Arc::new(Progress::new(recovered.checkpoint.w));
         let shared = Arc::new(Shared {
             progress: progress.clone(),
             committed: AtomicU64::new(recovered.next_seq),
@@ -133,7 +134,14 @@ impl<S: Wire> Durable<S> {
         register_gauges(registry, signal, &shared, &metrics);
         let (hot_tx, hot_rx) = bounded::<Hot<S>>(hot_limits);
         let (tx, rx) = mpsc::channel();
-        let w = writer::Writer::new(log, cfg, shared.clone(), hot_tx, metrics.clone());
+        let w = writer::Writer::new(
+            log,
+            &recovered.checkpoint,
+            cfg,
+            shared.clone(),
+            hot_tx,
+            metrics.clone(),
+        );
         let r = reader::Reader::new(
             dir,
             recovered.checkpoint,

@@ -5,13 +5,14 @@
 
 use super::{Hot, Shared};
 use crate::wire::Wire;
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use weir_pipeline::metrics::{Counter, Registry};
 use weir_pipeline::ticket::{Completion, Ticket};
-use weir_pipeline::wal::{Cursor, Next, Record};
+use weir_pipeline::wal::{Checkpoint, Cursor, Next, Record};
 use weir_pipeline::{Batch, Receiver, RecvError, Sender};
 
 /// How long the reader waits for a hand-over before looking at the disk again.
@@ -20,6 +21,8 @@ const IDLE: Duration = Duration::from_millis(50);
 pub struct Reader<S: Wire> {
     cursor: Cursor,
     next: u64,
+    /// Ranges above the checkpoint the last run delivered: passed over, never sent again.
+    delivered: VecDeque<(u64, u64)>,
     shared: Arc<Shared>,
     hot: Receiver<Hot<S>>,
     intake: Sender<Batch<S>>,
@@ -32,7 +35,7 @@ pub struct Reader<S: Wire> {
 impl<S: Wire> Reader<S> {
     pub fn new(
         dir: PathBuf,
-        start: u64,
+        resume: Checkpoint,
         shared: Arc<Shared>,
         hot: Receiver<Hot<S>>,
         intake: Sender<Batch<S>>,
@@ -42,7 +45,8 @@ impl<S: Wire> Reader<S> {
         let counter = |name, help| registry.counter(name, help, &[("signal", S::KIND.as_str())]);
         Reader {
             cursor: Cursor::new(dir),
-            next: start,
+            next: resume.w,
+            delivered: resume.done.into(),
             shared,
             hot,
             intake,
@@ -122,8 +126,14 @@ impl<S: Wire> Reader<S> {
             Ok(Next::Record(r)) => {
                 let skipped = std::mem::take(&mut self.cursor.skipped_segments);
                 self.skipped_segments.add(skipped);
-                self.from_disk.inc();
                 let (seq, ts) = (r.seq, r.ts_ms);
+                if self.delivered_before(seq) {
+                    // Logged as handed out so `W` passes it; the writer's watermark has it as done.
+                    self.shared.progress.hand_out(seq, ts);
+                    self.next = self.next.max(seq + 1);
+                    return true;
+                }
+                self.from_disk.inc();
                 match self.decode(r) {
                     Some(batch) => self.hand_out(seq, ts, batch),
                     None => {
@@ -144,6 +154,15 @@ impl<S: Wire> Reader<S> {
                 false
             }
         }
+    }
+
+    fn delivered_before(&mut self, seq: u64) -> bool {
+        while self.delivered.front().is_some_and(|&(_, end)| end <= seq) {
+            self.delivered.pop_front();
+        }
+        self.delivered
+            .front()
+            .is_some_and(|&(start, _)| start <= seq)
     }
 
     fn decode(&self, r: Record) -> Option<Batch<S>> {

@@ -11,7 +11,7 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 use weir_config::{DurableConfig, Fsync, WhenFull};
 use weir_pipeline::metrics::{Counter, Registry};
-use weir_pipeline::wal::{Recovered, Wal, Watermark};
+use weir_pipeline::wal::{Checkpoint, Recovered, Wal, Watermark};
 use weir_pipeline::Sender;
 
 /// Values the metrics endpoint reads.
@@ -123,6 +123,7 @@ pub struct Writer<S: Wire> {
 impl<S: Wire> Writer<S> {
     pub fn new(
         log: Wal,
+        resume: &Checkpoint,
         cfg: &DurableConfig,
         shared: Arc<Shared>,
         hot: Sender<Hot<S>>,
@@ -133,7 +134,7 @@ impl<S: Wire> Writer<S> {
             shared,
             hot,
             metrics,
-            watermark: Watermark::default(),
+            watermark: Watermark::resume(resume),
             max_bytes: cfg.max_bytes.0,
             fsync: cfg.fsync,
             when_full: cfg.when_full,
@@ -313,13 +314,16 @@ impl<S: Wire> Writer<S> {
     /// Folds completions into the checkpoint, deletes delivered segments, updates the gauges.
     fn checkpoint(&mut self) {
         let (w, oldest_ts) = self.shared.progress.fold(&mut self.watermark);
-        if let Err(e) = self.log.release(w) {
+        let checkpoint = self.watermark.checkpoint(w);
+        let committed = self.shared.committed.load(Ordering::Acquire);
+        let undelivered = committed
+            .saturating_sub(w)
+            .saturating_sub(checkpoint.done_records());
+        if let Err(e) = self.log.release(checkpoint) {
             self.disk_error("checkpoint", &e);
         }
-        let committed = self.shared.committed.load(Ordering::Acquire);
         let g = &self.metrics.gauges;
-        g.undelivered
-            .store(committed.saturating_sub(w), Ordering::Relaxed);
+        g.undelivered.store(undelivered, Ordering::Relaxed);
         let oldest = oldest_ts.or_else(|| {
             // Nothing handed out is pending, but the reader may be behind: its last record's age.
             (self.shared.progress.reader_next() < committed)

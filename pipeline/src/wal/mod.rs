@@ -1,6 +1,6 @@
 //! The write-ahead log behind durable mode: an append-only directory of segment files holding
-//! checksummed records, a checkpoint file naming the first record not yet fully delivered, and the
-//! recovery that runs on start. It is plain synchronous file code, owned by one writer thread; records
+//! checksummed records, a checkpoint file naming what was delivered (everything below one record, and
+//! ranges above it), and the recovery that runs on start. It is plain synchronous file code, owned by one writer thread; records
 //! are opaque bytes here (the collector decides what a payload is).
 //!
 //! # Layout
@@ -9,12 +9,14 @@
 //! - [`payload`]: a batch as a record's payload (OTLP protobuf, zstd) and back.
 //! - [`cursor`]: reading records in sequence order across segments.
 //! - [`progress`]: folding out-of-order completions into the checkpoint.
+//! - [`checkpoint`]: the checkpoint file.
 //!
 //! # Guarantees
 //! A record is committed once [`Wal::commit`] returns (after `fdatasync` when syncing is on). On open,
-//! every committed record at or after the checkpoint is found again; bytes after the last valid record
+//! every committed record the checkpoint does not name as delivered is found again; bytes after the last valid record
 //! of the newest segment (a torn write) are cut off and counted, never replayed as garbage.
 
+pub mod checkpoint;
 pub mod cursor;
 pub mod payload;
 pub mod progress;
@@ -28,11 +30,10 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
+pub use checkpoint::Checkpoint;
 pub use cursor::{Cursor, Next};
 pub use progress::{Progress, Watermark};
 pub use record::Record;
-
-const CHECKPOINT: &str = "checkpoint";
 
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
@@ -45,11 +46,12 @@ pub struct Options {
 /// What opening the log found.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Recovered {
-    /// Replay starts here: every record below it was delivered before the last stop.
-    pub checkpoint: u64,
+    /// Replay starts at its `w`: every record below it, and those in its ranges, were delivered before
+    /// the last stop.
+    pub checkpoint: Checkpoint,
     /// The first sequence number this run will write.
     pub next_seq: u64,
-    /// Records and items at or after the checkpoint, to be replayed.
+    /// Records and items at or after the checkpoint and not delivered, to be replayed.
     pub records: u64,
     pub items: u64,
     /// Bytes that were not whole, valid records (torn writes, corruption), cut off or skipped.
@@ -88,23 +90,24 @@ pub struct Wal {
     /// Records staged since the last commit, encoded.
     staged: Vec<u8>,
     staged_first: u64,
-    checkpoint: u64,
+    /// As last stored.
+    checkpoint: Checkpoint,
 }
 
 impl Wal {
     /// Opens (or creates) the log in `dir` and recovers it. Writing continues in a fresh segment.
     pub fn open(dir: &Path, opts: Options) -> io::Result<(Wal, Recovered)> {
         std::fs::create_dir_all(dir)?;
-        let stored = read_checkpoint(dir);
+        let stored = checkpoint::read(dir);
         let segments = segment::list(dir)?;
         let mut rec = Recovered::default();
-        let checkpoint = stored.unwrap_or(0);
+        let checkpoint = stored.clone().unwrap_or_default();
         let mut closed = VecDeque::new();
         let mut last_seq: Option<u64> = None;
         let mut oldest: Option<u64> = None;
         let count = segments.len();
         for (i, (first, path)) in segments.into_iter().enumerate() {
-            let scan = segment::scan(&path, checkpoint)?;
+            let scan = segment::scan(&path, &checkpoint)?;
             rec.checkpoint_lost |= stored.is_none() && scan.first_seq.is_some();
             rec.invalid_bytes += scan.invalid_bytes();
             if i + 1 == count && scan.invalid_bytes() > 0 {
@@ -115,7 +118,7 @@ impl Wal {
                     .open(&path)?
                     .set_len(scan.valid_len.max(segment::FILE_HEADER.min(scan.file_len)))?;
             }
-            if scan.last_seq.is_none_or(|l| l < checkpoint) {
+            if scan.last_seq.is_none_or(|l| l < checkpoint.w) {
                 std::fs::remove_file(&path)?;
                 last_seq = last_seq.max(scan.last_seq);
                 continue;
@@ -133,13 +136,11 @@ impl Wal {
                 len: scan.valid_len,
             });
         }
-        rec.checkpoint = match stored {
-            Some(c) => c,
-            None => oldest.unwrap_or(0),
-        };
-        rec.next_seq = last_seq.map_or(0, |l| l + 1).max(rec.checkpoint);
-        if stored.is_none() {
-            write_checkpoint(dir, rec.checkpoint, opts.sync)?;
+        let lost = stored.is_none();
+        rec.checkpoint = stored.unwrap_or_else(|| Checkpoint::at(oldest.unwrap_or(0)));
+        rec.next_seq = last_seq.map_or(0, |l| l + 1).max(rec.checkpoint.w);
+        if lost {
+            checkpoint::write(dir, &rec.checkpoint, opts.sync)?;
         }
         let active = SegmentWriter::create(dir, rec.next_seq)?;
         let wal = Wal {
@@ -150,7 +151,7 @@ impl Wal {
             next_seq: rec.next_seq,
             staged: Vec::new(),
             staged_first: rec.next_seq,
-            checkpoint: rec.checkpoint,
+            checkpoint: rec.checkpoint.clone(),
         };
         wal.sync_dir()?;
         Ok((wal, rec))
@@ -267,14 +268,15 @@ impl Wal {
         self.closed.len() + 1
     }
 
-    /// Records that everything below `w` is delivered: stores the checkpoint (when it moved) and
-    /// deletes the segments it covers. Returns the bytes freed.
-    pub fn release(&mut self, w: u64) -> io::Result<u64> {
-        if w <= self.checkpoint {
+    /// Records what is delivered: stores the checkpoint (when it changed) and deletes the segments
+    /// below its `w`. Returns the bytes freed.
+    pub fn release(&mut self, c: Checkpoint) -> io::Result<u64> {
+        if c.w < self.checkpoint.w || c == self.checkpoint {
             return Ok(0);
         }
-        write_checkpoint(&self.dir, w, self.opts.sync)?;
-        self.checkpoint = w;
+        checkpoint::write(&self.dir, &c, self.opts.sync)?;
+        let w = c.w;
+        self.checkpoint = c;
         let mut freed = 0;
         while let Some(c) = self
             .closed
@@ -328,30 +330,6 @@ fn remove(path: &Path) -> io::Result<()> {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
     }
-}
-
-fn read_checkpoint(dir: &Path) -> Option<u64> {
-    let bytes = std::fs::read(dir.join(CHECKPOINT)).ok()?;
-    let (value, crc) = bytes.split_at_checked(8)?;
-    let value: [u8; 8] = value.try_into().ok()?;
-    let crc: [u8; 4] = crc.try_into().ok()?;
-    (crc32fast::hash(&value) == u32::from_le_bytes(crc)).then(|| u64::from_le_bytes(value))
-}
-
-/// Replaces the checkpoint atomically: a crash leaves the old one or the new one, never half of each.
-fn write_checkpoint(dir: &Path, w: u64, sync: bool) -> io::Result<()> {
-    let mut bytes = w.to_le_bytes().to_vec();
-    bytes.extend_from_slice(&crc32fast::hash(&w.to_le_bytes()).to_le_bytes());
-    let tmp = dir.join("checkpoint.tmp");
-    {
-        use std::io::Write;
-        let mut f = File::create(&tmp)?;
-        f.write_all(&bytes)?;
-        if sync {
-            f.sync_data()?;
-        }
-    }
-    std::fs::rename(&tmp, dir.join(CHECKPOINT))
 }
 
 #[cfg(test)]

@@ -1,11 +1,12 @@
-//! Which records are done, as one number: the checkpoint `W` such that every record below it has been
-//! dealt with. Records are handed out in order by one reader but complete in any order (exporters,
+//! Which records are done: the checkpoint `W` such that every record below it has been dealt with, and
+//! the records above it that are done too. Records are handed out in order by one reader but complete in any order (exporters,
 //! retries, the tail sampler holding spans), so the reader logs each record it hands out and tickets
 //! log completions; both are lock-free queues, folded into `W` by whoever checkpoints.
 
+use super::Checkpoint;
 use crate::ticket::Completion;
 use crossbeam_queue::SegQueue;
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 pub struct Progress {
@@ -23,7 +24,25 @@ pub struct Watermark {
     /// Handed out and not yet complete, in order: (seq, write time).
     outstanding: VecDeque<(u64, u64)>,
     /// Complete, waiting for everything before them.
-    done: HashSet<u64>,
+    done: BTreeSet<u64>,
+}
+
+impl Watermark {
+    /// Starts from what the last run stored: records it delivered above its `W` stay done, so they
+    /// are named in every checkpoint until `W` passes them (the reader skips them, never sends them).
+    pub fn resume(c: &Checkpoint) -> Self {
+        Watermark {
+            outstanding: VecDeque::new(),
+            done: c.done.iter().flat_map(|&(s, e)| s..e).collect(),
+        }
+    }
+
+    /// The checkpoint for `w` as returned by [`Progress::fold`]: `w` and the records done above it.
+    pub fn checkpoint(&mut self, w: u64) -> Checkpoint {
+        // Left behind when a seeded record was handed out and completed again.
+        self.done = self.done.split_off(&w);
+        Checkpoint::new(w, self.done.iter().copied())
+    }
 }
 
 impl Progress {
@@ -134,6 +153,43 @@ mod tests {
         p.freeze();
         p.complete(15);
         assert_eq!(p.fold(&mut w), (15, Some(1)), "frozen: not complete");
+    }
+
+    #[test]
+    fn completions_above_w_are_named_and_survive_a_restart() {
+        let p = Progress::new(0);
+        let mut w = Watermark::default();
+        for seq in 0..6 {
+            assert!(p.hand_out(seq, seq));
+        }
+        for seq in [1, 2, 4] {
+            p.complete(seq);
+        }
+        let (at, _) = p.fold(&mut w);
+        let stored = w.checkpoint(at);
+        assert_eq!(stored, Checkpoint::new(0, [1, 2, 4]));
+
+        // The next run: the reader passes over 1, 2 and 4 (hands them out, never completes them).
+        let p = Progress::new(stored.w);
+        let mut w = Watermark::resume(&stored);
+        assert!(p.hand_out(0, 0));
+        assert!(p.hand_out(1, 0));
+        let (at, _) = p.fold(&mut w);
+        assert_eq!(
+            w.checkpoint(at),
+            Checkpoint::new(0, [1, 2, 4]),
+            "0 is out again"
+        );
+        p.complete(0);
+        let (at, _) = p.fold(&mut w);
+        assert_eq!(w.checkpoint(at), Checkpoint::new(2, [2, 4]));
+        for seq in 2..6 {
+            assert!(p.hand_out(seq, 0));
+        }
+        p.complete(3);
+        p.complete(5);
+        let (at, _) = p.fold(&mut w);
+        assert_eq!(w.checkpoint(at), Checkpoint::at(6));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! Reading is positional (`pread`), so a reader and the writer never share a file offset.
 
 use super::record::{Header, Record, HEADER};
+use super::Checkpoint;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -177,9 +178,9 @@ impl Scan {
     }
 }
 
-/// Checks every record of a segment (checksums included) up to the first invalid byte. Records of
-/// sequence below `count_from` are not counted in `records`/`items` (they were delivered).
-pub fn scan(path: &Path, count_from: u64) -> io::Result<Scan> {
+/// Checks every record of a segment (checksums included) up to the first invalid byte. Records the
+/// checkpoint says were delivered are not counted in `records`/`items`.
+pub fn scan(path: &Path, checkpoint: &Checkpoint) -> io::Result<Scan> {
     let file = File::open(path)?;
     let file_len = file.metadata()?.len();
     let mut s = Scan {
@@ -199,7 +200,7 @@ pub fn scan(path: &Path, count_from: u64) -> io::Result<Scan> {
         prev = Some(h.seq);
         s.first_seq.get_or_insert(h.seq);
         s.last_seq = Some(h.seq);
-        if h.seq >= count_from {
+        if !checkpoint.delivered(h.seq) {
             s.records += 1;
             s.items += u64::from(h.items);
         }

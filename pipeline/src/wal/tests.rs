@@ -42,13 +42,13 @@ fn reopening_replays_from_the_checkpoint_and_release_deletes_delivered_segments(
     assert_eq!(seqs, (0..50).collect::<Vec<_>>());
     let (mut wal, rec) = Wal::open(dir.path(), opts(1024)).unwrap();
     assert_eq!(
-        (rec.checkpoint, rec.next_seq, rec.records, rec.items),
+        (rec.checkpoint.w, rec.next_seq, rec.records, rec.items),
         (0, 50, 50, 150)
     );
     assert!(!rec.checkpoint_lost, "the first open wrote one");
     let before = wal.segments();
     assert!(before > 5, "small segments roll: {before}");
-    let freed = wal.release(30).unwrap();
+    let freed = wal.release(Checkpoint::at(30)).unwrap();
     assert!(freed > 0 && wal.segments() < before);
     let got = read_all(dir.path(), 30);
     assert_eq!(got.first().map(|r| r.seq), Some(30));
@@ -58,7 +58,7 @@ fn reopening_replays_from_the_checkpoint_and_release_deletes_delivered_segments(
         .all(|r| r.payload == vec![r.seq as u8; 100] && r.meta == b"t" && r.flags == 7));
     drop(wal);
     let (wal, rec) = Wal::open(dir.path(), opts(1024)).unwrap();
-    assert_eq!((rec.checkpoint, rec.next_seq, rec.records), (30, 50, 20));
+    assert_eq!((rec.checkpoint.w, rec.next_seq, rec.records), (30, 50, 20));
     assert!(!rec.checkpoint_lost);
     assert_eq!(wal.next_seq(), 50);
 }
@@ -172,12 +172,36 @@ fn a_lost_checkpoint_replays_everything_rather_than_nothing() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), 10, 10, 1 << 20);
     let (mut wal, _) = Wal::open(dir.path(), opts(1 << 20)).unwrap();
-    wal.release(5).unwrap();
+    wal.release(Checkpoint::new(5, [7, 8])).unwrap();
     drop(wal);
-    std::fs::write(dir.path().join(CHECKPOINT), b"garbage!!").unwrap();
+    std::fs::write(dir.path().join("checkpoint"), b"garbage!!").unwrap();
     let (_, rec) = Wal::open(dir.path(), opts(1 << 20)).unwrap();
     assert!(rec.checkpoint_lost);
-    assert_eq!((rec.checkpoint, rec.records), (0, 10));
+    assert_eq!((rec.checkpoint, rec.records), (Checkpoint::at(0), 10));
+}
+
+#[test]
+fn records_delivered_out_of_order_are_not_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), 20, 10, 256);
+    let (mut wal, _) = Wal::open(dir.path(), opts(256)).unwrap();
+    wal.release(Checkpoint::new(4, [6, 7, 8, 15])).unwrap();
+    drop(wal);
+    let (mut wal, rec) = Wal::open(dir.path(), opts(256)).unwrap();
+    assert_eq!(rec.checkpoint, Checkpoint::new(4, [6, 7, 8, 15]));
+    assert_eq!(
+        (rec.records, rec.items),
+        (12, 36),
+        "20 - 4 below w - 4 in ranges"
+    );
+    std::fs::remove_file(dir.path().join("checkpoint")).unwrap();
+    wal.release(Checkpoint::new(4, [6, 7, 8, 15])).unwrap();
+    assert!(
+        !dir.path().join("checkpoint").exists(),
+        "unchanged: not written again"
+    );
+    wal.release(Checkpoint::new(4, [5, 6, 7, 8, 15])).unwrap();
+    assert!(dir.path().join("checkpoint").exists(), "changed: written");
 }
 
 proptest! {
@@ -203,7 +227,7 @@ proptest! {
         }
         let _ = read_all(dir.path(), 0);
         let (_, rec) = Wal::open(dir.path(), opts(1 << 20)).unwrap();
-        let _ = read_all(dir.path(), rec.checkpoint);
+        let _ = read_all(dir.path(), rec.checkpoint.w);
     }
 
     /// Valid records with random bytes overwritten and a random cut: never a panic, and every record
