@@ -308,7 +308,10 @@ impl Wal {
             .front()
             .map_or(self.active.first_seq, |n| n.first_seq);
         let reader_was = skip_to(until);
-        let lost = records.iter().filter(|(seq, _)| *seq >= reader_was);
+        // Not lost: what the reader had passed, and what the last run delivered out of order.
+        let lost = records
+            .iter()
+            .filter(|(seq, _)| *seq >= reader_was && !self.checkpoint.delivered(*seq));
         Ok(Some(Dropped {
             until,
             records: lost.clone().count() as u64,
