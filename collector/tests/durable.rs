@@ -5,6 +5,7 @@
 mod common;
 
 use common::{http_request, mkfifo, span_ids, span_request, FifoReader, Options, Weir};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -290,5 +291,64 @@ fn sigterm_under_load_delivers_everything_acknowledged_and_leaves_nothing_to_rep
         weir.metric("weir_wal_recovered_records_total", &["signal=\"traces\""]),
         0.0,
         "a clean stop leaves nothing to replay"
+    );
+}
+
+#[test]
+fn after_kill_9_records_delivered_out_of_order_are_not_replayed() {
+    let wal = tempfile::tempdir().unwrap();
+    // Trace 1 arrives without its root and is held for a minute; trace 0, sent after it, is decided
+    // as soon as its root is in and delivered: its record completes while the first stays out.
+    let opts = || {
+        Options {
+        pipeline: durable(wal.path(), "").replace(
+            "pipeline:\n",
+            "pipeline:\n  sample:\n    tail: {decision_wait: 60s, root_wait: 0s, policies: [{name: all, probability: 1.0}]}\n",
+        ),
+        ..options(wal.path(), "")
+    }
+    };
+    let spans = weir_pipeline::fixtures::resource_spans(1, 8);
+    let request = |range: std::ops::Range<usize>| {
+        let mut rs = spans.clone();
+        rs[0].scope_spans[0].spans = rs[0].scope_spans[0].spans[range].to_vec();
+        ExportTraceServiceRequest { resource_spans: rs }
+    };
+    let send = |weir: &Weir, req: &ExportTraceServiceRequest| {
+        let headers = [("Content-Type", "application/x-protobuf")];
+        let r = http_request(
+            weir.http,
+            "POST",
+            "/v1/traces",
+            &headers,
+            &req.encode_to_vec(),
+        );
+        assert_eq!(r.unwrap().status, 200);
+    };
+    let mut weir = Weir::start_with(opts());
+    send(&weir, &request(5..8));
+    send(&weir, &request(0..4));
+    assert_eq!(weir.wait_for(4, Weir::span_count), 4, "trace 0 delivered");
+    // Two checkpoint intervals: the completion of trace 0's record is stored.
+    std::thread::sleep(Duration::from_millis(300));
+    weir.child.kill().unwrap();
+    weir.child.wait().unwrap();
+    let data = weir.data.clone();
+    let dir = std::mem::replace(&mut weir.dir, tempfile::tempdir().unwrap());
+    drop(weir);
+
+    let mut weir = Weir::start_in(dir, data, opts());
+    assert_eq!(
+        weir.metric("weir_wal_recovered_records_total", &["signal=\"traces\""]),
+        1.0,
+        "only the held record is replayed"
+    );
+    assert!(weir.terminate().success());
+    let ids: Vec<String> = weir.traces().iter().flat_map(span_ids).collect();
+    let unique: BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(
+        (ids.len(), unique.len()),
+        (7, 7),
+        "trace 0 once, and the held spans of trace 1 once (decided at shutdown): {ids:?}"
     );
 }
