@@ -294,6 +294,29 @@ impl<T: Weighted> Sender<T> {
         }
     }
 
+    /// Blocks the calling thread until there is room, the queue closes, or `deadline` passes (then
+    /// the value comes back in [`SendError::Timeout`]). For threads that must also notice other events.
+    pub fn send_blocking_until(
+        &self,
+        mut value: T,
+        deadline: std::time::Instant,
+    ) -> Result<(), SendError<T>> {
+        loop {
+            match self.shared.send_step(value) {
+                SendStep::Done(r) => return r,
+                SendStep::Wait(v, listener) => {
+                    if listener.wait_deadline(deadline).is_none() {
+                        return self.shared.try_push(v).map_err(|e| match e {
+                            TrySendError::Closed(v) => SendError::Closed(v),
+                            TrySendError::Full(v) => SendError::Timeout(v),
+                        });
+                    }
+                    value = v;
+                }
+            }
+        }
+    }
+
     /// Closes the queue for everyone, even while other senders are alive.
     pub fn close(&self) {
         self.shared.close();
@@ -507,6 +530,24 @@ mod tests {
         ));
         assert_eq!(rx.try_recv(), Some(Item(50, 5000)));
         assert_eq!((rx.stats().items(), rx.stats().bytes()), (0, 0));
+    }
+
+    #[test]
+    fn a_blocking_send_with_a_deadline_hands_the_value_back_or_waits_for_room() {
+        let (tx, rx) = bounded(limits(1, 100));
+        tx.try_send(Item(1, 1)).unwrap();
+        let soon = std::time::Instant::now() + Duration::from_millis(30);
+        assert_eq!(
+            tx.send_blocking_until(Item(1, 2), soon),
+            Err(SendError::Timeout(Item(1, 2)))
+        );
+        let popper = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(30));
+            rx.try_recv()
+        });
+        let later = std::time::Instant::now() + Duration::from_secs(10);
+        assert_eq!(tx.send_blocking_until(Item(1, 3), later), Ok(()));
+        assert_eq!(popper.join().unwrap(), Some(Item(1, 1)));
     }
 
     #[test]
