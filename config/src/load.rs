@@ -250,6 +250,9 @@ fn validate(c: &Config) -> Result<(), Invalid> {
     }
     for (name, e) in &c.exporters {
         exporter(&format!("exporters.{name}"), e)?;
+        if e.queue.overflow == crate::Overflow::Spill {
+            spill(name, e, c.durable.is_some())?;
+        }
     }
     Ok(())
 }
@@ -382,6 +385,31 @@ fn redaction(r: &crate::redact::RedactConfig) -> Result<(), Invalid> {
         return Err(invalid(
             format!("{PATH}.summary_attribute"),
             "must not be empty",
+        ));
+    }
+    Ok(())
+}
+
+/// The spill log lives in `<durable.dir>/spill/<exporter>/<signal>`.
+fn spill(name: &str, e: &ExporterConfig, durable: bool) -> Result<(), Invalid> {
+    let path = format!("exporters.{name}.queue");
+    if !durable {
+        return Err(invalid(
+            format!("{path}.overflow"),
+            "`spill` writes to disk under durable.dir: configure `durable:` too",
+        ));
+    }
+    let safe = |ch: char| ch.is_ascii_alphanumeric() || "-_.".contains(ch);
+    if !name.chars().all(safe) || name.starts_with('.') {
+        return Err(invalid(
+            format!("{path}.overflow"),
+            "with `spill` the exporter's name names a directory: use letters, digits, `-`, `_` and `.`",
+        ));
+    }
+    if e.queue.spill_max_bytes.0 < 1 << 20 {
+        return Err(invalid(
+            format!("{path}.spill_max_bytes"),
+            "must be at least 1MiB",
         ));
     }
     Ok(())
@@ -805,6 +833,31 @@ mod tests {
             "{base}    keys:\n      - {{key: \"**\", action: mask}}\n"
         ));
         assert!(e.contains("keys[0].key"), "{e}");
+    }
+
+    #[test]
+    fn spill_needs_durable_and_a_name_fit_for_a_directory() {
+        let spilling = |name: &str| {
+            format!(
+                "exporters:\n  \"{name}\":\n    blackhole: {{}}\n    queue: {{overflow: spill}}\n"
+            )
+        };
+        let e = err(&spilling("slow"));
+        assert!(
+            e.contains("exporters.slow.queue.overflow") && e.contains("durable"),
+            "{e}"
+        );
+        let durable = "durable: {dir: /tmp/w}\n";
+        let e = err(&format!("{durable}{}", spilling("../x")));
+        assert!(e.contains("names a directory"), "{e}");
+        let e = err(&format!(
+            "{durable}{}",
+            spilling("slow").replace("spill}", "spill, spill_max_bytes: 1KiB}")
+        ));
+        assert!(e.contains("exporters.slow.queue.spill_max_bytes"), "{e}");
+        let c = parse(&format!("{durable}{}", spilling("slow")), "t", |_| None).unwrap();
+        assert_eq!(c.exporters["slow"].queue.overflow, crate::Overflow::Spill);
+        assert_eq!(c.exporters["slow"].queue.spill_max_bytes.0, 1 << 30);
     }
 
     #[test]

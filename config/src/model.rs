@@ -784,6 +784,10 @@ pub enum Overflow {
     Block,
     /// Drop the incoming batch and count it, so a slow exporter never slows the others.
     DropNewest,
+    /// Write the batch to this exporter's own log on disk (needs `durable:`) and deliver it from
+    /// there once the exporter catches up: a slow exporter never slows the others and loses nothing.
+    /// When the log reaches `spill_max_bytes`, wait for room as `block` does.
+    Spill,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -795,6 +799,9 @@ pub struct ExporterQueue {
     pub max_bytes: ByteSize,
     #[serde(default = "defaults::overflow")]
     pub overflow: Overflow,
+    /// Most bytes the spill log (`overflow: spill`) holds on disk.
+    #[serde(default = "defaults::spill_max_bytes")]
+    pub spill_max_bytes: ByteSize,
 }
 
 impl Default for ExporterQueue {
@@ -803,6 +810,7 @@ impl Default for ExporterQueue {
             max_items: defaults::exporter_queue_items(),
             max_bytes: defaults::exporter_queue_bytes(),
             overflow: defaults::overflow(),
+            spill_max_bytes: defaults::spill_max_bytes(),
         }
     }
 }
@@ -1078,6 +1086,10 @@ pub mod defaults {
     }
     pub fn overflow() -> Overflow {
         Overflow::Block
+    }
+
+    pub fn spill_max_bytes() -> ByteSize {
+        ByteSize(1 << 30)
     }
     pub fn batch_items() -> usize {
         8192
