@@ -133,10 +133,15 @@ pub async fn run(
     tracing::info!(timeout = ?config.shutdown_timeout.0, "shutting down: stopping receivers");
     admin_state.ready.store(false, Ordering::Release);
     let _ = stop_receivers.send(true);
+    let spills: Vec<_> = pipelines.iter().flat_map(|p| p.spills.clone()).collect();
     let clean = drain(receivers, &intake, pipelines, deadline, abort_delivery).await;
     {
         let intake = intake.clone();
-        let _ = tokio::task::spawn_blocking(move || intake.finish()).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            intake.finish();
+            spills.iter().for_each(|s| s.finish());
+        })
+        .await;
     }
     reloaders.iter().for_each(JoinHandle::abort);
     let _ = stop_admin.send(true);
@@ -242,10 +247,12 @@ async fn drain(
     let mut queues = Vec::new();
     let mut workers = Vec::new();
     let mut deliveries = Vec::new();
+    let mut spills = Vec::new();
     for p in pipelines {
         queues.extend(p.queues);
         workers.extend(p.workers);
         deliveries.extend(p.deliveries);
+        spills.extend(p.spills);
     }
     let finished = async {
         for w in workers {
@@ -264,6 +271,7 @@ async fn drain(
     }
     // Frozen first: what the aborted loops drop is not delivered, and must be replayed next start.
     intake.abandon();
+    spills.iter().for_each(|s| s.abandon());
     let _ = abort_delivery.send(true);
     // Aborted loops drop their queues, which unblocks workers; give them a moment to count and exit.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), &mut finished).await;

@@ -19,6 +19,7 @@ mod http;
 mod intake;
 mod pipeline;
 mod reload;
+mod spill;
 mod tls;
 mod wire;
 mod workers;

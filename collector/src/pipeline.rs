@@ -3,13 +3,14 @@
 
 use crate::app::ShutdownSignal;
 use crate::reload::Policies;
+use crate::spill::{self, Spill};
 use crate::wire::Wire;
 use crate::workers::{self, Route};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use tokio::task::JoinHandle as TaskHandle;
 use weir_config::{ClickHouseExporter as ClickHouseConfig, LokiExporter as LokiConfig};
-use weir_config::{Config, ExporterConfig, ExporterKind};
+use weir_config::{Config, ExporterConfig, ExporterKind, Overflow};
 use weir_exporters::clickhouse::ClickHouse;
 use weir_exporters::loki::Loki;
 use weir_exporters::otlp::{route::Route as Routable, Otlp};
@@ -28,6 +29,8 @@ pub struct SignalPipeline {
     pub deliveries: Vec<TaskHandle<()>>,
     /// Every queue of this pipeline, to report what was left if shutdown runs out of time.
     pub queues: Vec<(String, QueueStats)>,
+    /// Exporters' spill logs (`overflow: spill`), for shutdown.
+    pub spills: Vec<Arc<dyn spill::Control>>,
 }
 
 /// Starts the pipeline for `S`; `None` when no exporter takes this signal.
@@ -57,6 +60,8 @@ pub async fn start<S: Destinations>(
 
     let mut routes = Vec::new();
     let mut deliveries = Vec::new();
+    let mut spills: Vec<Arc<dyn spill::Control>> = Vec::new();
+    let mut feeders = Vec::new();
     for (name, cfg) in exporters {
         let (tx, rx) = bounded::<Batch<S>>(Limits::from(cfg.queue.limits()));
         register_queue(registry, name, signal, tx.stats());
@@ -72,18 +77,35 @@ pub async fn start<S: Destinations>(
             )
             .await?,
         );
-        routes.push(Route::new(tx, cfg.queue.overflow, name, registry));
+        let mut route = Route::new(tx.clone(), cfg.queue.overflow, name, registry);
+        // A spill log left by an earlier config is fed to the exporter too, whatever its overflow now.
+        let spilling = |d: &weir_config::DurableConfig| {
+            cfg.queue.overflow == Overflow::Spill || spill::dir(d, name, signal).exists()
+        };
+        if let Some(durable) = config.durable.as_ref().filter(|d| spilling(d)) {
+            let spill = Spill::<S>::open(durable, name, cfg.queue.spill_max_bytes.0, registry)?;
+            feeders.push(spill.start_feeder(tx, spill::dir(durable, name, signal))?);
+            spills.push(spill.clone());
+            route = route.with_spill(spill);
+        }
+        routes.push(route);
+    }
+    if let Some(d) = &config.durable {
+        spill::warn_orphans(d, signal, |name| config.exporters.contains_key(name));
     }
     let chain = Arc::new(S::chain(config, registry, policies)?);
     let (routes, tail) = S::tail(config, registry, policies, routes, &mut queues)?;
     let mut workers = workers::spawn(workers, intake_rx, chain, Arc::new(routes))?;
     workers.extend(tail);
+    // After the threads that write to the spill logs: a feeder ends once they are gone.
+    workers.extend(feeders);
     Ok(Some((
         intake_tx,
         SignalPipeline {
             workers,
             deliveries,
             queues,
+            spills,
         },
     )))
 }

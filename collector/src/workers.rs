@@ -1,6 +1,7 @@
 //! Stage workers: plain threads that take batches from the intake queue, run the stage chain in place,
 //! and hand the result to every exporter's own queue, so a slow exporter never stalls another.
 
+use crate::spill::Spill;
 use std::sync::Arc;
 use weir_config::Overflow;
 use weir_pipeline::metrics::{Counter, Registry};
@@ -10,8 +11,19 @@ use weir_pipeline::{Batch, Chain, Receiver, SendError, Sender, Signal, TrySendEr
 pub struct Route<S: Signal> {
     pub queue: Sender<Batch<S>>,
     pub overflow: Overflow,
+    /// The exporter's spill log, with `overflow: spill`.
+    spill: Option<Arc<Spill<S>>>,
     dropped_full: Counter,
     dropped_closed: Counter,
+}
+
+/// The last route gone means no worker writes to the spill log any more.
+impl<S: Signal> Drop for Route<S> {
+    fn drop(&mut self) {
+        if let Some(s) = &self.spill {
+            s.close();
+        }
+    }
 }
 
 impl<S: Signal> Route<S> {
@@ -31,26 +43,49 @@ impl<S: Signal> Route<S> {
         Route {
             queue,
             overflow,
+            spill: None,
             dropped_full: dropped("queue_full"),
             dropped_closed: dropped("exporter_stopped"),
         }
     }
 
+    /// Batches the queue has no room for go to `spill` (for `overflow: spill`).
+    pub fn with_spill(mut self, spill: Arc<Spill<S>>) -> Self {
+        self.spill = Some(spill);
+        self
+    }
+
     fn push(&self, batch: Batch<S>) {
         let items = batch.items() as u64;
-        match self.overflow {
-            Overflow::Block => {
-                if let Err(SendError::Closed(_) | SendError::Timeout(_)) =
-                    self.queue.send_blocking(batch)
-                {
-                    self.dropped_closed.add(items);
-                }
-            }
-            Overflow::DropNewest => match self.queue.try_send(batch) {
+        match (self.overflow, &self.spill) {
+            (Overflow::DropNewest, _) => match self.queue.try_send(batch) {
                 Ok(()) => {}
                 Err(TrySendError::Full(_)) => self.dropped_full.add(items),
                 Err(TrySendError::Closed(_)) => self.dropped_closed.add(items),
             },
+            (Overflow::Spill, Some(spill)) => {
+                // Behind a backlog on disk, a batch joins it rather than overtake it.
+                let batch = if spill.backlog() {
+                    batch
+                } else {
+                    match self.queue.try_send(batch) {
+                        Ok(()) => return,
+                        Err(TrySendError::Full(b)) => b,
+                        Err(TrySendError::Closed(_)) => return self.dropped_closed.add(items),
+                    }
+                };
+                // Committed: dropping the batch lets its intake records go.
+                if !spill.write(&batch) {
+                    self.block(batch, items);
+                }
+            }
+            _ => self.block(batch, items),
+        }
+    }
+
+    fn block(&self, batch: Batch<S>, items: u64) {
+        if let Err(SendError::Closed(_) | SendError::Timeout(_)) = self.queue.send_blocking(batch) {
+            self.dropped_closed.add(items);
         }
     }
 }
