@@ -44,6 +44,33 @@ fn check_accepts_valid_configs_and_every_example() {
 }
 
 #[test]
+fn the_gateway_examples_commented_spill_variant_is_valid() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/gateway.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let uncommented = text
+        .replace("# durable:", "durable:")
+        .replace("#   dir:", "  dir:")
+        .replace(
+            "    # queue: {overflow: spill",
+            "    queue: {overflow: spill",
+        );
+    assert!(uncommented.contains("\ndurable:\n  dir:"));
+    assert_eq!(
+        uncommented.matches("\n    queue: {overflow: spill").count(),
+        2
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let variant = dir.path().join("gateway-spill.yaml");
+    std::fs::write(&variant, uncommented).unwrap();
+    let out = check(&variant).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn check_refuses_a_durable_dir_that_is_a_file_without_creating_anything() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("not-a-dir");
