@@ -63,6 +63,16 @@ impl Checkpoint {
                 .is_ok()
     }
 
+    /// Whether every record from `first` to `last` (inclusive) was delivered.
+    pub fn covers(&self, first: u64, last: u64) -> bool {
+        let from = first.max(self.w);
+        from > last
+            || self
+                .done
+                .iter()
+                .any(|&(start, end)| start <= from && last < end)
+    }
+
     /// Records above `w` that were delivered.
     pub fn done_records(&self) -> u64 {
         self.done.iter().map(|(s, e)| e - s).sum()
@@ -145,6 +155,18 @@ mod tests {
         let mut expected: Vec<u64> = (0..11).collect();
         expected.extend([12, 13, 14, 20, 21]);
         assert_eq!(delivered, expected);
+    }
+
+    #[test]
+    fn covers_a_span_only_when_every_record_in_it_was_delivered() {
+        let c = Checkpoint::new(10, [12, 13, 14, 15, 20]);
+        assert!(c.covers(0, 9));
+        assert!(c.covers(12, 15));
+        assert!(c.covers(13, 14));
+        assert!(c.covers(20, 20));
+        assert!(!c.covers(9, 12), "10 and 11 are out");
+        assert!(!c.covers(12, 16));
+        assert!(!c.covers(15, 20), "16 to 19 are out");
     }
 
     #[test]

@@ -275,18 +275,22 @@ impl Wal {
             return Ok(0);
         }
         checkpoint::write(&self.dir, &c, self.opts.sync)?;
-        let w = c.w;
         self.checkpoint = c;
+        // Not only below `w`: a few records held for long (by a stuck exporter's queue, say) must not
+        // keep every later segment on disk once those are delivered.
         let mut freed = 0;
-        while let Some(c) = self
-            .closed
-            .front()
-            .filter(|c| c.last_seq.is_none_or(|l| l < w))
-        {
+        let mut i = 0;
+        while let Some(c) = self.closed.get(i) {
+            if c.last_seq
+                .is_some_and(|l| !self.checkpoint.covers(c.first_seq, l))
+            {
+                i += 1;
+                continue;
+            }
             // Untracked only once it is gone, so the disk accounting never under-reports.
             remove(&c.path)?;
             freed += c.len;
-            self.closed.pop_front();
+            self.closed.remove(i);
         }
         Ok(freed)
     }

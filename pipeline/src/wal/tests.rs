@@ -265,3 +265,33 @@ proptest! {
         prop_assert!(rec.records <= n);
     }
 }
+
+#[test]
+fn a_delivered_segment_behind_a_record_still_out_is_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), 30, 10, 256);
+    let (mut wal, _) = Wal::open(dir.path(), opts(256)).unwrap();
+    let firsts: Vec<u64> = segment::list(dir.path())
+        .unwrap()
+        .into_iter()
+        .map(|(first, _)| first)
+        .collect();
+    assert!(firsts.len() > 3, "{firsts:?}");
+    let before = wal.bytes();
+    // Record 0 is still out; everything from the second segment to the fourth is delivered.
+    let (from, to) = (firsts[1], firsts[3]);
+    let freed = wal.release(Checkpoint::new(0, from..to)).unwrap();
+    assert!(freed > 0 && wal.bytes() == before - freed);
+    let left: Vec<u64> = segment::list(dir.path())
+        .unwrap()
+        .into_iter()
+        .map(|(first, _)| first)
+        .collect();
+    assert!(left.contains(&firsts[0]) && !left.contains(&firsts[1]) && !left.contains(&firsts[2]));
+    drop(wal);
+    let (_, rec) = Wal::open(dir.path(), opts(256)).unwrap();
+    assert_eq!(rec.records, 30 - (to - from));
+    let seqs: Vec<u64> = read_all(dir.path(), 0).iter().map(|r| r.seq).collect();
+    let expected: Vec<u64> = (0..30).filter(|s| !(from..to).contains(s)).collect();
+    assert_eq!(seqs, expected, "the reader steps over the gap");
+}
