@@ -543,11 +543,13 @@ mod tests {
         );
         let popper = thread::spawn(move || {
             thread::sleep(Duration::from_millis(30));
-            rx.try_recv()
+            (rx.try_recv(), rx)
         });
         let later = std::time::Instant::now() + Duration::from_secs(10);
         assert_eq!(tx.send_blocking_until(Item(1, 3), later), Ok(()));
-        assert_eq!(popper.join().unwrap(), Some(Item(1, 1)));
+        let (popped, rx) = popper.join().unwrap();
+        assert_eq!(popped, Some(Item(1, 1)));
+        assert_eq!(rx.try_recv(), Some(Item(1, 3)));
     }
 
     #[test]
