@@ -244,7 +244,9 @@ pub fn read_lines<T: serde::de::DeserializeOwned>(dir: &Path, signal: &str) -> V
     let mut out = Vec::new();
     for (_, path) in files {
         let text = std::fs::read_to_string(&path).unwrap_or_default();
-        for line in text.lines().filter(|l| !l.is_empty()) {
+        // A line still being written has no newline yet: read it next time.
+        let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+        for line in complete.lines().filter(|l| !l.is_empty()) {
             out.push(
                 serde_json::from_str(line)
                     .unwrap_or_else(|e| panic!("bad line in {}: {e}", path.display())),
