@@ -83,8 +83,9 @@ pub async fn start<S: Destinations>(
             cfg.queue.overflow == Overflow::Spill || spill::dir(d, name, signal).exists()
         };
         if let Some(durable) = config.durable.as_ref().filter(|d| spilling(d)) {
-            let spill = Spill::<S>::open(durable, name, cfg.queue.spill_max_bytes.0, registry)?;
-            feeders.push(spill.start_feeder(tx, spill::dir(durable, name, signal))?);
+            let max = cfg.queue.spill_max_bytes.0;
+            let spill = Spill::<S>::open(durable, name, max, tx.clone(), registry)?;
+            feeders.push(spill.start_feeder(tx)?);
             spills.push(spill.clone());
             route = route.with_spill(spill);
         }

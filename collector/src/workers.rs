@@ -74,8 +74,7 @@ impl<S: Signal> Route<S> {
                         Err(TrySendError::Closed(_)) => return self.dropped_closed.add(items),
                     }
                 };
-                // Committed: dropping the batch lets its intake records go.
-                if !spill.write(&batch) {
+                if let Err(Some(batch)) = spill.write(batch) {
                     self.block(batch, items);
                 }
             }

@@ -7,92 +7,102 @@
 //! crash or restart loses nothing: the next start feeds the exporter what is left.
 //!
 //! Layout: `<durable.dir>/spill/<exporter>/<signal>`, the same segments and checkpoint as the intake
-//! log. The write path takes a lock: it is the overload path, and one commit covers one batch.
+//! log.
+//! - [`writer`]: the thread that owns the log: group commit, checkpoints.
+//! - [`feeder`]: the thread that reads the log back into the exporter's queue.
+
+mod feeder;
+mod writer;
 
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
 use weir_config::{DurableConfig, Fsync};
 use weir_pipeline::metrics::{Counter, Registry};
-use weir_pipeline::ticket::{Completion, Ticket};
-use weir_pipeline::wal::{self, Checkpoint, Cursor, Next, Progress, Wal, Watermark};
-use weir_pipeline::{Batch, SendError, Sender, Signal};
+use weir_pipeline::wal::{self, Checkpoint, Progress, Wal};
+use weir_pipeline::{Batch, Sender, Signal};
 
-/// How often the feeder looks for new records when it has caught up.
-const IDLE: Duration = Duration::from_millis(50);
-/// Bound on a spilled batch once decompressed: a batch is at most one queue's worth, far below this.
-const MAX_BATCH_BYTES: usize = 1 << 30;
+/// Batches on their way to the writer at most: bounds the memory they hold; workers wait beyond it.
+const IN_FLIGHT: usize = 8;
 
 pub struct Spill<S: Signal> {
     exporter: String,
-    wal: Mutex<Wal>,
-    watermark: Mutex<Watermark>,
+    dir: PathBuf,
+    writer: mpsc::SyncSender<writer::Msg<S>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    shared: Arc<Shared>,
+    compress: bool,
+    /// Where the feeder starts: the stored checkpoint, taken when it starts.
+    resume: Mutex<Option<Checkpoint>>,
+    _signal: PhantomData<S>,
+}
+
+/// What the writer, the feeder and the workers share.
+struct Shared {
     progress: Arc<Progress>,
     /// Every record below it is committed: the feeder reads up to here.
     committed: AtomicU64,
     /// The feeder's next record: a backlog waits on disk while it is below `committed`.
     fed: AtomicU64,
-    /// Where the feeder starts: the stored checkpoint, taken by the feeder.
-    resume: Mutex<Option<Checkpoint>>,
-    max_bytes: u64,
-    compress: bool,
-    checkpoint_interval: Duration,
-    /// No stage worker writes any more: the feeder ends once it has fed everything committed.
+    /// Batches sent to the writer and not yet committed (or handed back to the queue).
+    pending: AtomicU64,
+    /// Set by the writer once no worker writes any more: the feeder ends once it has fed everything
+    /// committed.
     closing: AtomicBool,
-    /// The shutdown deadline passed: completions no longer count.
+    /// The shutdown deadline passed: completions no longer count, the feeder stops.
     abandoned: AtomicBool,
-    bytes: Arc<AtomicU64>,
+    bytes: AtomicU64,
     spilled: Counter,
     fed_items: Counter,
     full: Counter,
     errors: Counter,
-    _signal: PhantomData<S>,
 }
 
 impl<S: Signal> Spill<S> {
-    /// Opens (and recovers) the exporter's spill log.
+    /// Opens (and recovers) the exporter's spill log and starts its writer thread, which hands a
+    /// batch to `queue` itself when the log cannot take it.
     pub fn open(
         cfg: &DurableConfig,
         exporter: &str,
         max_bytes: u64,
+        queue: Sender<Batch<S>>,
         registry: &Registry,
     ) -> anyhow::Result<Arc<Self>> {
         let signal = S::KIND.as_str();
         let dir = dir(cfg, exporter, signal);
-        crate::durable::create_private_dir(&dir).map_err(|e| {
+        let context = |what: &str, e: std::io::Error| {
             anyhow::anyhow!(
-                "exporters.{exporter}.queue: cannot create the spill log {}: {e}",
+                "exporters.{exporter}.queue: cannot {what} the spill log {}: {e}",
                 dir.display()
             )
-        })?;
+        };
+        crate::durable::create_private_dir(&dir).map_err(|e| context("create", e))?;
         let opts = wal::Options {
             segment_bytes: (max_bytes / 8).clamp(64 << 10, 64 << 20),
             sync: cfg.fsync != Fsync::Off,
         };
-        let (log, recovered) = Wal::open(&dir, opts).map_err(|e| {
-            anyhow::anyhow!(
-                "exporters.{exporter}.queue: cannot open the spill log {}: {e}",
-                dir.display()
-            )
-        })?;
+        let (log, recovered) = Wal::open(&dir, opts).map_err(|e| context("open", e))?;
+        if recovered.records > 0 {
+            tracing::warn!(
+                exporter,
+                signal,
+                records = recovered.records,
+                items = recovered.items,
+                "spill log recovered: feeding the exporter what it had not delivered"
+            );
+        }
         let labels = [("exporter", exporter), ("signal", signal)];
         let counter = |name, help| registry.counter(name, help, &labels);
-        let spill = Arc::new(Spill {
-            exporter: exporter.to_string(),
+        let shared = Arc::new(Shared {
             progress: Arc::new(Progress::new(recovered.checkpoint.w)),
-            watermark: Mutex::new(Watermark::resume(&recovered.checkpoint)),
             committed: AtomicU64::new(log.next_seq()),
             fed: AtomicU64::new(recovered.checkpoint.w),
-            bytes: Arc::new(AtomicU64::new(log.bytes())),
-            resume: Mutex::new(Some(recovered.checkpoint)),
-            wal: Mutex::new(log),
-            max_bytes,
-            compress: cfg.compress,
-            checkpoint_interval: cfg.checkpoint_interval.0,
+            pending: AtomicU64::new(0),
             closing: AtomicBool::new(false),
             abandoned: AtomicBool::new(false),
+            bytes: AtomicU64::new(log.bytes()),
             spilled: counter(
                 "weir_spill_written_items_total",
                 "Items written to an exporter's spill log because its queue was full (overflow: spill).",
@@ -109,195 +119,106 @@ impl<S: Signal> Spill<S> {
                 "weir_spill_errors_total",
                 "Disk operations on a spill log that failed.",
             ),
-            _signal: PhantomData,
         });
-        let bytes = spill.bytes.clone();
-        registry.gauge_fn(
-            "weir_spill_bytes",
-            "Bytes an exporter's spill log holds on disk.",
-            &labels,
-            move || bytes.load(Ordering::Relaxed) as f64,
-        );
-        if recovered.records > 0 {
-            tracing::warn!(
-                exporter,
-                signal,
-                records = recovered.records,
-                items = recovered.items,
-                "spill log recovered: feeding the exporter what it had not delivered"
+        {
+            let s = shared.clone();
+            registry.gauge_fn(
+                "weir_spill_bytes",
+                "Bytes an exporter's spill log holds on disk.",
+                &labels,
+                move || s.bytes.load(Ordering::Relaxed) as f64,
             );
         }
-        Ok(spill)
+        let (tx, rx) = mpsc::sync_channel(IN_FLIGHT);
+        let writer = writer::Writer::new(
+            log,
+            &recovered.checkpoint,
+            cfg,
+            max_bytes,
+            shared.clone(),
+            queue,
+            exporter,
+        );
+        let thread = std::thread::Builder::new()
+            .name(format!("weir-spill-w-{signal}"))
+            .spawn(move || writer.run(&rx))?;
+        Ok(Arc::new(Spill {
+            exporter: exporter.to_string(),
+            dir,
+            writer: tx,
+            threads: Mutex::new(vec![thread]),
+            shared,
+            compress: cfg.compress,
+            resume: Mutex::new(Some(recovered.checkpoint)),
+            _signal: PhantomData,
+        }))
     }
 
-    /// Whether batches are waiting on disk; new ones then join them instead of overtaking.
-    pub fn backlog(&self) -> bool {
-        self.fed.load(Ordering::Acquire) < self.committed.load(Ordering::Acquire)
-    }
-
-    /// Commits the batch to the log; false when the log is full or the disk failed (the caller then
-    /// waits for room in the queue).
-    pub fn write(&self, batch: &Batch<S>) -> bool {
-        let (payload, flags) = wal::payload::encode(batch, self.compress);
-        let len = Wal::record_len(0, payload.len());
-        let mut log = self.lock_wal();
-        if log.bytes() + len > self.max_bytes {
-            drop(log);
-            self.checkpoint();
-            log = self.lock_wal();
-            if log.bytes() + len > self.max_bytes {
-                self.full.inc();
-                return false;
-            }
-        }
-        let items = u32::try_from(batch.items()).unwrap_or(u32::MAX);
-        log.stage(crate::durable::now_ms(), items, flags, &[], &payload);
-        if let Err(e) = log.commit() {
-            self.failed("write", &e);
-            self.full.inc();
-            return false;
-        }
-        self.committed.store(log.next_seq(), Ordering::Release);
-        if let Err(e) = log.maybe_roll() {
-            self.failed("roll", &e);
-        }
-        self.bytes.store(log.bytes(), Ordering::Relaxed);
-        self.spilled.add(batch.items() as u64);
-        true
-    }
-
-    /// Starts the thread that feeds spilled batches into the exporter's queue.
+    /// Starts the thread that feeds spilled batches into the exporter's queue; it ends after
+    /// [`close`](Self::close) once everything committed is fed, or at [`abandon`](Self::abandon).
     pub fn start_feeder(
         self: &Arc<Self>,
         queue: Sender<Batch<S>>,
-        dir: PathBuf,
-    ) -> std::io::Result<std::thread::JoinHandle<()>> {
-        let spill = self.clone();
-        std::thread::Builder::new()
-            .name(format!("weir-spill-{}", S::KIND.as_str()))
-            .spawn(move || spill.feed(&queue, Cursor::new(dir)))
-    }
-
-    fn feed(&self, queue: &Sender<Batch<S>>, mut cursor: Cursor) {
+    ) -> std::io::Result<JoinHandle<()>> {
         let resume = self
             .resume
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take()
             .unwrap_or_default();
-        let mut delivered: std::collections::VecDeque<(u64, u64)> = resume.done.into();
-        let mut next = resume.w;
-        let mut last_checkpoint = Instant::now();
-        while !self.abandoned.load(Ordering::Acquire) {
-            if last_checkpoint.elapsed() >= self.checkpoint_interval {
-                self.checkpoint();
-                last_checkpoint = Instant::now();
-            }
-            // `closing` first: it is set once no worker writes any more, so `committed` is final.
-            let closing = self.closing.load(Ordering::Acquire);
-            if next >= self.committed.load(Ordering::Acquire) {
-                if closing {
-                    return;
-                }
-                std::thread::sleep(IDLE);
-                continue;
-            }
-            let record = match cursor.next(next) {
-                Ok(Next::Record(r)) => r,
-                Ok(Next::NotYet) => {
-                    std::thread::sleep(IDLE);
-                    continue;
-                }
-                Err(e) => {
-                    self.failed("read", &e);
-                    std::thread::sleep(IDLE);
-                    continue;
-                }
-            };
-            let (seq, ts) = (record.seq, record.ts_ms);
-            next = seq + 1;
-            while delivered.front().is_some_and(|&(_, end)| end <= seq) {
-                delivered.pop_front();
-            }
-            let done_before = delivered.front().is_some_and(|&(start, _)| start <= seq);
-            if !self.progress.hand_out(seq, ts) || done_before {
-                self.fed.store(next, Ordering::Release);
-                continue;
-            }
-            let batch = match wal::payload::decode::<S>(
-                &record.payload,
-                record.flags,
-                MAX_BATCH_BYTES,
-            ) {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::error!(exporter = %self.exporter, signal = S::KIND.as_str(), seq, error = %e, "spill log: record skipped");
-                    self.progress.complete(seq);
-                    self.fed.store(next, Ordering::Release);
-                    continue;
-                }
-            };
-            let items = batch.items() as u64;
-            let sink: Arc<dyn Completion> = self.progress.clone();
-            let mut batch = batch.with_ticket(Ticket::new(seq, sink));
-            loop {
-                match queue.send_blocking_until(batch, Instant::now() + IDLE) {
-                    Ok(()) => {
-                        self.fed_items.add(items);
-                        break;
-                    }
-                    // Dropping it leaves the record incomplete: it is fed again next start.
-                    Err(SendError::Closed(_)) => return,
-                    Err(SendError::Timeout(b)) => {
-                        if self.abandoned.load(Ordering::Acquire) {
-                            return;
-                        }
-                        batch = b;
-                    }
-                }
-            }
-            self.fed.store(next, Ordering::Release);
-        }
+        let feeder =
+            feeder::Feeder::<S>::new(self.shared.clone(), &self.dir, resume, &self.exporter);
+        std::thread::Builder::new()
+            .name(format!("weir-spill-r-{}", S::KIND.as_str()))
+            .spawn(move || feeder.run(&queue))
     }
 
-    /// Folds completions into the checkpoint and deletes delivered segments.
-    fn checkpoint(&self) {
-        let checkpoint = {
-            let mut w = self.watermark.lock().unwrap_or_else(|e| e.into_inner());
-            let (at, _) = self.progress.fold(&mut w);
-            w.checkpoint(at)
-        };
-        let mut log = self.lock_wal();
-        if let Err(e) = log.release(checkpoint) {
-            self.failed("checkpoint", &e);
-        }
-        self.bytes.store(log.bytes(), Ordering::Relaxed);
+    /// Whether batches are on their way to disk or waiting there; new ones then join them instead of
+    /// overtaking.
+    pub fn backlog(&self) -> bool {
+        self.shared.pending.load(Ordering::Acquire) > 0
+            || self.shared.fed.load(Ordering::Acquire)
+                < self.shared.committed.load(Ordering::Acquire)
     }
 
-    /// The stage workers are gone: the feeder hands out what is on disk, then ends, and the exporter's
-    /// queue closes behind it. If the shutdown deadline passes first, the rest stays for next start.
+    /// Hands the batch to the writer, which commits it with whatever else is pending (one disk sync
+    /// for all) and only then drops it, letting its intake records go. The caller does not wait for
+    /// the disk, only for room among the batches in flight. `Err` gives the batch back if the writer
+    /// is gone.
+    pub fn write(&self, batch: Batch<S>) -> Result<(), Option<Batch<S>>> {
+        let (payload, flags) = wal::payload::encode(&batch, self.compress);
+        self.shared.pending.fetch_add(1, Ordering::AcqRel);
+        let msg = writer::Msg::Write(writer::Write {
+            payload,
+            flags,
+            batch,
+        });
+        self.writer.send(msg).map_err(|e| {
+            self.shared.pending.fetch_sub(1, Ordering::AcqRel);
+            e.0.into_batch()
+        })
+    }
+
+    /// The stage workers are gone: the writer lets go of the exporter's queue, the feeder hands out
+    /// what is on disk and ends, and the queue closes behind them. If the shutdown deadline passes
+    /// first, the rest stays for next start.
     pub fn close(&self) {
-        self.closing.store(true, Ordering::Release);
+        let _ = self.writer.send(writer::Msg::Close);
     }
 
     /// The shutdown deadline passed: what is in flight was not delivered, whatever drops it.
     pub fn abandon(&self) {
-        self.progress.freeze();
-        self.abandoned.store(true, Ordering::Release);
+        self.shared.progress.freeze();
+        self.shared.abandoned.store(true, Ordering::Release);
     }
 
-    /// The last checkpoint; call once the exporter's delivery loop has ended.
+    /// The last checkpoint, once the exporter's delivery loop has ended; waits for the threads.
     pub fn finish(&self) {
-        self.checkpoint();
-    }
-
-    fn lock_wal(&self) -> MutexGuard<'_, Wal> {
-        self.wal.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn failed(&self, op: &str, e: &std::io::Error) {
-        self.errors.inc();
-        tracing::error!(exporter = %self.exporter, signal = S::KIND.as_str(), op, error = %e, "spill log: disk operation failed");
+        let _ = self.writer.send(writer::Msg::Finish);
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in threads {
+            let _ = t.join();
+        }
     }
 }
 
@@ -352,119 +273,4 @@ impl<S: Signal> Control for Spill<S> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use weir_pipeline::queue::Limits;
-    use weir_pipeline::{bounded, fixtures, Logs, Receiver};
-
-    fn config(dir: &Path) -> DurableConfig {
-        serde_yaml_ng::from_str(&format!(
-            "{{dir: \"{}\", checkpoint_interval: 10ms}}",
-            dir.display()
-        ))
-        .unwrap()
-    }
-
-    fn batch() -> Batch<Logs> {
-        Batch::measured(fixtures::resource_logs(1, 10))
-    }
-
-    fn started(
-        dir: &Path,
-        max_bytes: u64,
-    ) -> (
-        Arc<Spill<Logs>>,
-        Receiver<Batch<Logs>>,
-        std::thread::JoinHandle<()>,
-    ) {
-        let cfg = config(dir);
-        let spill = Spill::<Logs>::open(&cfg, "slow", max_bytes, &Registry::new()).unwrap();
-        let (tx, rx) = bounded(Limits {
-            max_items: 1000,
-            max_bytes: usize::MAX,
-        });
-        let feeder = spill
-            .start_feeder(tx, super::dir(&cfg, "slow", "logs"))
-            .unwrap();
-        (spill, rx, feeder)
-    }
-
-    /// Up to `n` batches the feeder hands out, in order, waiting at most `wait`.
-    fn take_within(rx: &Receiver<Batch<Logs>>, n: usize, wait: Duration) -> Vec<Batch<Logs>> {
-        let deadline = Instant::now() + wait;
-        let mut got = Vec::new();
-        while got.len() < n && Instant::now() < deadline {
-            if let Ok(b) = rx.recv_blocking_until(Some(Instant::now() + IDLE)) {
-                got.push(b);
-            }
-        }
-        got
-    }
-
-    fn take(rx: &Receiver<Batch<Logs>>, n: usize) -> Vec<Batch<Logs>> {
-        take_within(rx, n, Duration::from_secs(5))
-    }
-
-    #[test]
-    fn spilled_batches_come_back_in_order_and_survive_a_restart_until_delivered() {
-        let dir = tempfile::tempdir().unwrap();
-        let (spill, rx, feeder) = started(dir.path(), 1 << 20);
-        for _ in 0..3 {
-            assert!(spill.write(&batch()));
-        }
-        let mut got = take(&rx, 3);
-        assert_eq!(got.len(), 3);
-        assert!(got
-            .iter()
-            .all(|b| b.items() == 10 && b.tickets().len() == 1));
-        // The first is delivered; the other two are still out when the process stops.
-        drop(got.remove(0));
-        spill.close();
-        feeder.join().unwrap();
-        spill.finish();
-        drop((spill, rx, got));
-
-        let (spill, rx, feeder) = started(dir.path(), 1 << 20);
-        let again = take(&rx, 2);
-        assert_eq!(again.len(), 2, "the two undelivered batches are fed again");
-        drop(again);
-        spill.close();
-        feeder.join().unwrap();
-        spill.finish();
-        drop((spill, rx));
-
-        let (spill, rx, feeder) = started(dir.path(), 1 << 20);
-        assert!(
-            take_within(&rx, 1, Duration::from_millis(300)).is_empty(),
-            "all delivered: nothing comes back"
-        );
-        assert!(!spill.backlog());
-        spill.close();
-        feeder.join().unwrap();
-    }
-
-    #[test]
-    fn a_full_spill_log_refuses_until_delivery_frees_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let (spill, rx, feeder) = started(dir.path(), 1 << 20);
-        let big = Batch::<Logs>::measured(fixtures::resource_logs(1, 2000));
-        let mut written = 0;
-        while spill.write(&big) {
-            written += 1;
-            assert!(written < 1000, "the log never filled up");
-        }
-        assert!(written > 1, "{written}");
-        let held = take(&rx, written);
-        assert_eq!(held.len(), written);
-        assert!(!spill.write(&big), "still full while the batches are out");
-        drop(held);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !spill.write(&big) {
-            assert!(Instant::now() < deadline, "delivery did not free the log");
-            std::thread::sleep(IDLE);
-        }
-        spill.close();
-        drop(take(&rx, 1));
-        feeder.join().unwrap();
-    }
-}
+mod tests;
