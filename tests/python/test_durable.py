@@ -39,7 +39,7 @@ durable:
 exporters:
   out:
 {destination}
-    queue: {{max_items: 20000, max_bytes: 4MiB}}
+    queue: {{{queue}}}
     batch: {{max_age: 50ms, max_items: 2000}}
     retry: {{initial_backoff: 50ms, max_backoff: 500ms}}
 admin: {{endpoint: "127.0.0.1:{admin}"}}
@@ -50,7 +50,8 @@ shutdown_timeout: 5s
 class Process:
     """A weir process that keeps its ports and directories across restarts."""
 
-    def __init__(self, tmp: Path, name: str, destination: str, pipeline: str = ""):
+    def __init__(self, tmp: Path, name: str, destination: str, pipeline: str = "",
+                 queue: str = "max_items: 20000, max_bytes: 4MiB"):
         self.tmp = tmp
         self.grpc, self.http, self.admin = free_port(), free_port(), free_port()
         self.data = tmp / f"{name}-data"
@@ -58,7 +59,7 @@ class Process:
         self.log_path = tmp / f"{name}.log"
         self.config.write_text(DURABLE.format(
             grpc=self.grpc, http=self.http, admin=self.admin, wal=tmp / f"{name}-wal",
-            destination=destination.format(data=self.data), pipeline=pipeline))
+            destination=destination.format(data=self.data), pipeline=pipeline, queue=queue))
         self.proc = None
 
     def start(self):
@@ -254,3 +255,45 @@ def test_destination_down_for_a_minute_backlog_waits_on_disk_then_drains(tmp_pat
     assert backlog_age > 30, "the backlog's age is reported while the destination is down"
     assert undelivered == 0
     assert wal_after < 4 * 2**20, "delivered segments are deleted"
+
+
+def test_one_destination_down_the_other_keeps_up_and_the_stuck_one_gets_everything(tmp_path):
+    """Two exporters on a durable edge: its own file, and a gateway that goes down for 15 s. With
+    `overflow: spill` the gateway's share waits in its spill log, so the file keeps up throughout."""
+    gateway = Process(tmp_path, "gateway", '    file: {{path: "{data}", rotate_bytes: 4GiB}}')
+    gateway.start()
+    file_then_gateway = (
+        '    file: {{path: "{data}", rotate_bytes: 4GiB}}\n'
+        '    batch: {{max_age: 50ms, max_items: 2000}}\n'
+        '  gw:\n'
+        f'    otlp: {{{{endpoints: ["127.0.0.1:{gateway.grpc}"], compression: zstd}}}}')
+    edge = Process(tmp_path, "edge", file_then_gateway,
+                   queue="max_items: 20000, max_bytes: 4MiB, overflow: spill")
+    edge.start()
+    load = Load(edge.grpc, rate=2500)
+    try:
+        time.sleep(2)
+        gateway.stop()
+        time.sleep(15)
+        # Still down: everything acknowledged so far must reach the file anyway.
+        acked = load.stop()
+        local = wait_for_all(edge, acked, 20)
+        spilled = edge.metric("weir_spill_written_items_total", 'exporter="gw"')
+        spill_peak = edge.metric("weir_spill_bytes", 'exporter="gw"')
+        gateway.start()
+        names = wait_for_all(gateway, acked, 60)
+        deadline = time.time() + 10
+        spill_after = edge.metric("weir_spill_bytes", 'exporter="gw"')
+        while spill_after > 2**20 and time.time() < deadline:
+            time.sleep(0.3)
+            spill_after = edge.metric("weir_spill_bytes", 'exporter="gw"')
+    finally:
+        edge.stop()
+        gateway.stop()
+    print(f"acked={len(acked)} file={len(local)} gateway={len(names)} spilled_items={spilled:.0f} "
+          f"spill_bytes_peak={spill_peak:.0f} spill_bytes_after={spill_after:.0f}")
+    assert len(acked) > 30_000
+    assert not acked - local.keys(), "the file exporter kept up while the gateway was down"
+    assert spilled > 10_000, "the gateway's share went to its spill log"
+    assert not acked - names.keys(), f"{len(acked - names.keys())} spans never reached the gateway"
+    assert spill_after <= 2**20, "the spill log is emptied once delivered"

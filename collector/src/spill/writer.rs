@@ -180,7 +180,11 @@ impl<S: Signal> Writer<S> {
     fn checkpoint(&mut self) {
         let (w, _) = self.shared.progress.fold(&mut self.watermark);
         let checkpoint = self.watermark.checkpoint(w);
-        if let Err(e) = self.log.release(checkpoint) {
+        if let Err(e) = self
+            .log
+            .release(checkpoint)
+            .and_then(|_| self.log.truncate_if_drained())
+        {
             self.failed("checkpoint", &e);
         }
         self.publish_size();

@@ -276,8 +276,24 @@ impl Wal {
         }
         checkpoint::write(&self.dir, &c, self.opts.sync)?;
         self.checkpoint = c;
-        // Not only below `w`: a few records held for long (by a stuck exporter's queue, say) must not
-        // keep every later segment on disk once those are delivered.
+        self.delete_covered()
+    }
+
+    /// When every record written was delivered, starts a fresh segment so the old one can go: a log
+    /// that is normally empty (a spill log) then holds nothing on disk once it drained. Returns the
+    /// bytes freed.
+    pub fn truncate_if_drained(&mut self) -> io::Result<u64> {
+        if self.checkpoint.w < self.next_seq || !self.staged.is_empty() || self.active.is_empty() {
+            return Ok(0);
+        }
+        self.roll()?;
+        self.delete_covered()
+    }
+
+    /// Deletes every closed segment whose records the checkpoint names as delivered — not only those
+    /// below `w`: a few records held for long (by a stuck exporter's queue, say) must not keep every
+    /// later segment on disk once those are delivered.
+    fn delete_covered(&mut self) -> io::Result<u64> {
         let mut freed = 0;
         let mut i = 0;
         while let Some(c) = self.closed.get(i) {

@@ -295,3 +295,33 @@ fn a_delivered_segment_behind_a_record_still_out_is_deleted() {
     let expected: Vec<u64> = (0..30).filter(|s| !(from..to).contains(s)).collect();
     assert_eq!(seqs, expected, "the reader steps over the gap");
 }
+
+#[test]
+fn a_drained_log_truncates_to_nothing_and_keeps_counting() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), 5, 100, 1 << 20);
+    let (mut wal, _) = Wal::open(dir.path(), opts(1 << 20)).unwrap();
+    assert_eq!(
+        wal.truncate_if_drained().unwrap(),
+        0,
+        "nothing delivered yet"
+    );
+    wal.release(Checkpoint::at(5)).unwrap();
+    let next = wal.next_seq();
+    for _ in 0..3 {
+        wal.stage(0, 1, 0, b"", &[1; 100]);
+    }
+    wal.commit().unwrap();
+    assert_eq!(
+        wal.truncate_if_drained().unwrap(),
+        0,
+        "8 records, 5 delivered"
+    );
+    wal.release(Checkpoint::at(next + 3)).unwrap();
+    assert!(wal.truncate_if_drained().unwrap() > 0);
+    assert_eq!(wal.bytes(), segment::FILE_HEADER, "one empty segment left");
+    assert_eq!(wal.next_seq(), next + 3, "numbering goes on");
+    drop(wal);
+    let (_, rec) = Wal::open(dir.path(), opts(1 << 20)).unwrap();
+    assert_eq!((rec.records, rec.next_seq), (0, next + 3));
+}
