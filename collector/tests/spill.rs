@@ -32,23 +32,50 @@ fn post(weir: &Weir, n: usize) -> u16 {
         .status
 }
 
-#[test]
-fn a_stuck_exporter_spills_while_the_other_delivers_and_gets_everything_after_kill_9() {
+/// A weir whose exporter "slow" writes to a FIFO nobody reads, after `requests` requests of 50 spans
+/// were acknowledged and delivered by the other exporter: the log dirs, the FIFO, what was sent.
+struct Stuck {
+    wal: tempfile::TempDir,
+    slow: tempfile::TempDir,
+    fifo: std::path::PathBuf,
+    weir: Weir,
+    acknowledged: BTreeSet<String>,
+}
+
+fn stuck(requests: usize) -> Stuck {
     let wal = tempfile::tempdir().unwrap();
     let slow = tempfile::tempdir().unwrap();
     let fifo = slow.path().join("traces.jsonl");
     mkfifo(&fifo);
-    let mut weir = Weir::start_with(options(wal.path(), slow.path(), "spill"));
+    let weir = Weir::start_with(options(wal.path(), slow.path(), "spill"));
     let mut acknowledged = BTreeSet::new();
-    for n in 0..100 {
+    for n in 0..requests {
         assert_eq!(post(&weir, n), 200);
         acknowledged.extend(span_ids(&span_request(n, 200)));
     }
     assert_eq!(
-        weir.wait_for(5000, Weir::span_count),
-        5000,
+        weir.wait_for(requests * 50, Weir::span_count),
+        requests * 50,
         "the other exporter is not held up by the stuck one"
     );
+    Stuck {
+        wal,
+        slow,
+        fifo,
+        weir,
+        acknowledged,
+    }
+}
+
+#[test]
+fn a_stuck_exporter_spills_while_the_other_delivers_and_gets_everything_after_kill_9() {
+    let Stuck {
+        wal,
+        slow,
+        fifo,
+        mut weir,
+        acknowledged,
+    } = stuck(100);
     let spilled = weir.metric(
         "weir_spill_written_items_total",
         &["exporter=\"slow\"", "signal=\"traces\""],
@@ -82,17 +109,13 @@ fn a_stuck_exporter_spills_while_the_other_delivers_and_gets_everything_after_ki
 
 #[test]
 fn sigterm_delivers_the_spilled_backlog_before_exiting_and_leaves_nothing_behind() {
-    let wal = tempfile::tempdir().unwrap();
-    let slow = tempfile::tempdir().unwrap();
-    let fifo = slow.path().join("traces.jsonl");
-    mkfifo(&fifo);
-    let mut weir = Weir::start_with(options(wal.path(), slow.path(), "spill"));
-    let mut acknowledged = BTreeSet::new();
-    for n in 0..60 {
-        assert_eq!(post(&weir, n), 200);
-        acknowledged.extend(span_ids(&span_request(n, 200)));
-    }
-    assert_eq!(weir.wait_for(3000, Weir::span_count), 3000);
+    let Stuck {
+        wal,
+        slow,
+        fifo,
+        mut weir,
+        acknowledged,
+    } = stuck(60);
     assert!(weir.metric("weir_spill_written_items_total", &["exporter=\"slow\""]) > 0.0);
     let reader = FifoReader::start(&fifo);
     assert!(weir.terminate().success(), "clean exit: {}", weir.log());

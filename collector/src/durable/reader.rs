@@ -5,14 +5,13 @@
 
 use super::{Hot, Shared};
 use crate::wire::Wire;
-use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use weir_pipeline::metrics::{Counter, Registry};
 use weir_pipeline::ticket::{Completion, Ticket};
-use weir_pipeline::wal::{Checkpoint, Cursor, Next, Record};
+use weir_pipeline::wal::{Checkpoint, Cursor, Next, Passing, Record};
 use weir_pipeline::{Batch, Receiver, RecvError, Sender};
 
 /// How long the reader waits for a hand-over before looking at the disk again.
@@ -22,7 +21,7 @@ pub struct Reader<S: Wire> {
     cursor: Cursor,
     next: u64,
     /// Ranges above the checkpoint the last run delivered: passed over, never sent again.
-    delivered: VecDeque<(u64, u64)>,
+    delivered: Passing,
     shared: Arc<Shared>,
     hot: Receiver<Hot<S>>,
     intake: Sender<Batch<S>>,
@@ -46,7 +45,7 @@ impl<S: Wire> Reader<S> {
         Reader {
             cursor: Cursor::new(dir),
             next: resume.w,
-            delivered: resume.done.into(),
+            delivered: Passing::new(resume),
             shared,
             hot,
             intake,
@@ -127,7 +126,7 @@ impl<S: Wire> Reader<S> {
                 let skipped = std::mem::take(&mut self.cursor.skipped_segments);
                 self.skipped_segments.add(skipped);
                 let (seq, ts) = (r.seq, r.ts_ms);
-                if self.delivered_before(seq) {
+                if self.delivered.delivered(seq) {
                     // Logged as handed out so `W` passes it; the writer's watermark has it as done.
                     self.shared.progress.hand_out(seq, ts);
                     self.next = self.next.max(seq + 1);
@@ -154,15 +153,6 @@ impl<S: Wire> Reader<S> {
                 false
             }
         }
-    }
-
-    fn delivered_before(&mut self, seq: u64) -> bool {
-        while self.delivered.front().is_some_and(|&(_, end)| end <= seq) {
-            self.delivered.pop_front();
-        }
-        self.delivered
-            .front()
-            .is_some_and(|&(start, _)| start <= seq)
     }
 
     fn decode(&self, r: Record) -> Option<Batch<S>> {

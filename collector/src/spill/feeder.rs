@@ -3,14 +3,13 @@
 //! exporter's pace — and checks for shutdown while it waits.
 
 use super::Shared;
-use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use weir_pipeline::ticket::{Completion, Ticket};
-use weir_pipeline::wal::{self, Checkpoint, Cursor, Next};
+use weir_pipeline::wal::{self, Checkpoint, Cursor, Next, Passing};
 use weir_pipeline::{Batch, SendError, Sender, Signal};
 
 /// How often the feeder looks for new records when it has caught up.
@@ -23,7 +22,7 @@ pub struct Feeder<S: Signal> {
     cursor: Cursor,
     next: u64,
     /// Ranges above the checkpoint delivered before the last stop: passed over, not fed again.
-    delivered: VecDeque<(u64, u64)>,
+    delivered: Passing,
     exporter: String,
     _signal: PhantomData<S>,
 }
@@ -34,7 +33,7 @@ impl<S: Signal> Feeder<S> {
             shared,
             cursor: Cursor::new(dir.to_path_buf()),
             next: resume.w,
-            delivered: resume.done.into(),
+            delivered: Passing::new(resume),
             exporter: exporter.to_string(),
             _signal: PhantomData,
         }
@@ -68,7 +67,8 @@ impl<S: Signal> Feeder<S> {
             let seq = record.seq;
             self.next = seq + 1;
             // Logged as handed out either way, so the checkpoint passes it.
-            let fresh = shared.progress.hand_out(seq, record.ts_ms) && !self.delivered_before(seq);
+            let fresh =
+                shared.progress.hand_out(seq, record.ts_ms) && !self.delivered.delivered(seq);
             let batch = if fresh { self.decode(&record) } else { None };
             if let Some(batch) = batch {
                 let items = batch.items() as u64;
@@ -81,15 +81,6 @@ impl<S: Signal> Feeder<S> {
             }
             shared.fed.store(self.next, Ordering::Release);
         }
-    }
-
-    fn delivered_before(&mut self, seq: u64) -> bool {
-        while self.delivered.front().is_some_and(|&(_, end)| end <= seq) {
-            self.delivered.pop_front();
-        }
-        self.delivered
-            .front()
-            .is_some_and(|&(start, _)| start <= seq)
     }
 
     /// The record's batch; a record that does not decode is skipped, complete at once.

@@ -122,6 +122,24 @@ impl Checkpoint {
     }
 }
 
+/// A checkpoint's ranges for a reader that passes over them in ascending order.
+pub struct Passing(std::collections::VecDeque<(u64, u64)>);
+
+impl Passing {
+    pub fn new(c: Checkpoint) -> Self {
+        Passing(c.done.into())
+    }
+
+    /// Whether record `seq`, above the checkpoint's `w`, was delivered; `seq` never goes down between
+    /// calls.
+    pub fn delivered(&mut self, seq: u64) -> bool {
+        while self.0.front().is_some_and(|&(_, end)| end <= seq) {
+            self.0.pop_front();
+        }
+        self.0.front().is_some_and(|&(start, _)| start <= seq)
+    }
+}
+
 /// The stored checkpoint; `None` when it is missing or damaged.
 pub fn read(dir: &Path) -> Option<Checkpoint> {
     Checkpoint::decode(&std::fs::read(dir.join(NAME)).ok()?)

@@ -30,7 +30,7 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use checkpoint::Checkpoint;
+pub use checkpoint::{Checkpoint, Passing};
 pub use cursor::{Cursor, Next};
 pub use progress::{Progress, Watermark};
 pub use record::Record;
