@@ -12,7 +12,7 @@ use weir_pipeline::ticket::{Completion, Ticket};
 use weir_pipeline::wal::{self, Checkpoint, Cursor, Next, Passing};
 use weir_pipeline::{Batch, SendError, Sender, Signal};
 
-/// How often the feeder looks for new records when it has caught up.
+/// How often the feeder looks again when nothing woke it (shutdown, a record not readable yet).
 pub const IDLE: Duration = Duration::from_millis(50);
 /// Bound on a spilled batch once decompressed: a batch is at most one queue's worth, far below this.
 const MAX_BATCH_BYTES: usize = 1 << 30;
@@ -48,7 +48,11 @@ impl<S: Signal> Feeder<S> {
                 if closing {
                     return;
                 }
-                std::thread::sleep(IDLE);
+                let next = self.next;
+                shared.wait_for_work(IDLE, || {
+                    next < shared.committed.load(Ordering::Acquire)
+                        || shared.closing.load(Ordering::Acquire)
+                });
                 continue;
             }
             let record = match self.cursor.next(self.next) {

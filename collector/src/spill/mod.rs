@@ -17,7 +17,7 @@ mod writer;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use weir_config::{DurableConfig, Fsync};
 use weir_pipeline::metrics::{Counter, Registry};
@@ -54,10 +54,29 @@ struct Shared {
     /// The shutdown deadline passed: completions no longer count, the feeder stops.
     abandoned: AtomicBool,
     bytes: AtomicU64,
+    /// Wakes the feeder when something is committed or the workers are gone.
+    wake: (Mutex<()>, Condvar),
     spilled: Counter,
     fed_items: Counter,
     full: Counter,
     errors: Counter,
+}
+
+impl Shared {
+    /// Called after `committed` or `closing` changed. Under the lock, so a feeder between its check
+    /// and its wait cannot miss it.
+    fn wake_feeder(&self) {
+        let _guard = self.wake.0.lock().unwrap_or_else(|e| e.into_inner());
+        self.wake.1.notify_all();
+    }
+
+    /// Waits until woken, or `timeout` passes, unless there is work already.
+    fn wait_for_work(&self, timeout: std::time::Duration, work: impl Fn() -> bool) {
+        let guard = self.wake.0.lock().unwrap_or_else(|e| e.into_inner());
+        if !work() {
+            let _ = self.wake.1.wait_timeout(guard, timeout);
+        }
+    }
 }
 
 impl<S: Signal> Spill<S> {
@@ -103,6 +122,7 @@ impl<S: Signal> Spill<S> {
             closing: AtomicBool::new(false),
             abandoned: AtomicBool::new(false),
             bytes: AtomicU64::new(log.bytes()),
+            wake: (Mutex::new(()), Condvar::new()),
             spilled: counter(
                 "weir_spill_written_items_total",
                 "Items written to an exporter's spill log because its queue was full (overflow: spill).",

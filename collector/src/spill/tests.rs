@@ -190,3 +190,19 @@ fn a_full_spill_log_hands_batches_to_the_queue_and_loses_none() {
     );
     drop(s.stop());
 }
+
+#[test]
+fn the_feeder_is_woken_by_a_commit_not_by_its_timer() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = started(dir.path(), 1 << 20, true);
+    let rounds = 40;
+    let start = Instant::now();
+    for _ in 0..rounds {
+        assert!(s.spill.write(batch()).is_ok());
+        assert_eq!(take(&s.rx, 1).len(), 1);
+    }
+    let took = start.elapsed();
+    // Waiting out the timer would cost IDLE / 2 per round on average, 1 s in all.
+    assert!(took < IDLE * rounds / 4, "{took:?} for {rounds} rounds");
+    drop(s.stop());
+}

@@ -103,6 +103,7 @@ impl<S: Signal> Writer<S> {
                 Ok(Msg::Close) => {
                     self.queue = None;
                     self.shared.closing.store(true, Ordering::Release);
+                    self.shared.wake_feeder();
                 }
                 Ok(Msg::Finish) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -139,6 +140,7 @@ impl<S: Signal> Writer<S> {
                 self.shared
                     .committed
                     .store(self.log.next_seq(), Ordering::Release);
+                self.shared.wake_feeder();
                 let items: usize = staged.iter().map(Batch::items).sum();
                 self.shared.spilled.add(items as u64);
                 // Committed: dropping the batches lets their intake records go.
