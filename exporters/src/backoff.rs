@@ -17,15 +17,15 @@ impl Backoff {
         }
     }
 
-    /// The next delay, at least `floor` (a destination's own `Retry-After`).
+    /// The next delay, at least `floor` (a destination's own `Retry-After`) but never more than the
+    /// policy's maximum: a destination answering "retry in a year" (or a garbage value read as one)
+    /// must not park acknowledged data, and durations that large overflow deadline arithmetic.
     pub fn next_delay(&mut self, floor: Option<Duration>) -> Duration {
         let step = self.step;
-        self.step = (self.step * 2).min(self.max);
+        self.step = self.step.saturating_mul(2).min(self.max);
         let half = step / 2;
         let jitter = Duration::from_nanos(fastrand::u64(0..=half.as_nanos() as u64));
-        (half + jitter)
-            .max(floor.unwrap_or_default())
-            .min(self.max.max(floor.unwrap_or_default()))
+        (half + jitter).max(floor.unwrap_or_default()).min(self.max)
     }
 }
 
@@ -48,11 +48,16 @@ mod tests {
     }
 
     #[test]
-    fn honours_the_destinations_floor_even_above_the_cap() {
-        let mut b = Backoff::new(Duration::from_millis(10), Duration::from_millis(100));
+    fn honours_the_destinations_floor_up_to_the_cap() {
+        let mut b = Backoff::new(Duration::from_millis(10), Duration::from_secs(1));
+        assert_eq!(
+            b.next_delay(Some(Duration::from_millis(700))),
+            Duration::from_millis(700)
+        );
         assert_eq!(
             b.next_delay(Some(Duration::from_secs(5))),
-            Duration::from_secs(5)
+            Duration::from_secs(1)
         );
+        assert_eq!(b.next_delay(Some(Duration::MAX)), Duration::from_secs(1));
     }
 }

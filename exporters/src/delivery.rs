@@ -6,7 +6,9 @@
 
 use crate::backoff::Backoff;
 use crate::exporter::{Encoded, Exporter, Retry};
+use futures_util::FutureExt;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,6 +51,7 @@ impl DeliverySettings {
 /// Metric handles for one exporter and signal.
 #[derive(Clone)]
 pub struct DeliveryMetrics {
+    pub received_items: Counter,
     pub sent_items: Counter,
     pub sent_requests: Counter,
     pub retries: Counter,
@@ -63,6 +66,12 @@ impl DeliveryMetrics {
     pub fn new(registry: &Arc<Registry>, exporter: &str, signal: &'static str) -> Self {
         let l: &[(&'static str, &str)] = &[("exporter", exporter), ("signal", signal)];
         DeliveryMetrics {
+            received_items: registry.counter(
+                "weir_exporter_received_items_total",
+                "Items the exporter's delivery loop took from its queue. Each ends up sent, failed or \
+                 dropped (by reason), or is still in weir_exporter_in_flight_items.",
+                l,
+            ),
             sent_items: registry.counter(
                 "weir_exporter_sent_items_total",
                 "Items the destination accepted.",
@@ -121,10 +130,22 @@ pub async fn deliver<S: Signal, E: Exporter<S>>(
     metrics: DeliveryMetrics,
     abort: impl Future<Output = ()>,
 ) {
+    let outstanding = Arc::new(AtomicUsize::new(0));
+    let gauge = Arc::downgrade(&outstanding);
+    metrics.registry.gauge_fn(
+        "weir_exporter_in_flight_items",
+        "Items the delivery loop holds: waiting to fill a request, in flight, or between retries.",
+        &[("exporter", &metrics.exporter), ("signal", metrics.signal)],
+        move || {
+            gauge
+                .upgrade()
+                .map_or(0.0, |o| o.load(Ordering::Acquire) as f64)
+        },
+    );
     let mut d = Delivery {
         permits: Arc::new(Semaphore::new(settings.max_in_flight)),
         in_flight: JoinSet::new(),
-        outstanding: Arc::new(AtomicUsize::new(0)),
+        outstanding,
         pending: Batch::default(),
         name,
         exporter,
@@ -148,7 +169,8 @@ struct Delivery<S: Signal, E> {
     metrics: DeliveryMetrics,
     permits: Arc<Semaphore>,
     in_flight: JoinSet<()>,
-    /// Items handed to `dispatch` whose requests have not finished (sent, failed or given up).
+    /// Items taken from the queue whose requests have not all finished (sent, failed or given up):
+    /// pending ones included.
     outstanding: Arc<AtomicUsize>,
     /// Items received but not yet dispatched, waiting for the batch to fill or age.
     pending: Batch<S>,
@@ -167,6 +189,8 @@ impl<S: Signal, E: Exporter<S>> Delivery<S, E> {
             };
             let closed = match next {
                 Ok(batch) => {
+                    self.metrics.received_items.add(batch.items() as u64);
+                    self.outstanding.fetch_add(batch.items(), Ordering::AcqRel);
                     oldest.get_or_insert_with(Instant::now);
                     self.pending.append(batch);
                     if self.pending.items() < self.settings.max_items
@@ -192,13 +216,20 @@ impl<S: Signal, E: Exporter<S>> Delivery<S, E> {
     }
 
     async fn dispatch(&mut self) {
-        let mut batch = std::mem::take(&mut self.pending);
+        let batch = std::mem::take(&mut self.pending);
+        // Merged batches (and the tail sampler's) can exceed what one request may carry; the
+        // destination would refuse an oversized request for good.
+        for piece in batch.split_to_fit(self.settings.max_items, self.settings.max_bytes) {
+            self.dispatch_one(piece).await;
+        }
+    }
+
+    async fn dispatch_one(&mut self, mut batch: Batch<S>) {
         let items = batch.items();
         // Durable records complete when every request made from them has finished: sent, or given up
         // on and counted.
         let tickets = batch.take_tickets();
         let tickets = (!tickets.is_empty()).then(|| Arc::new(tickets));
-        self.outstanding.fetch_add(items, Ordering::AcqRel);
         let requests = match self.exporter.encode(batch) {
             Ok(r) => r,
             Err(e) => {
@@ -208,6 +239,13 @@ impl<S: Signal, E: Exporter<S>> Delivery<S, E> {
                 return;
             }
         };
+        if requests.is_empty() {
+            // Everything was dropped while encoding (and counted by the exporter).
+            self.outstanding.fetch_sub(items, Ordering::AcqRel);
+            return;
+        }
+        // The batch leaves the in-flight gauge when its last request finishes.
+        let unfinished = Arc::new(AtomicUsize::new(requests.len()));
         for encoded in requests {
             // Waiting here is the backpressure: the queue fills while every slot is busy.
             let Ok(permit) = self.permits.clone().acquire_owned().await else {
@@ -218,12 +256,25 @@ impl<S: Signal, E: Exporter<S>> Delivery<S, E> {
             let settings = self.settings;
             let name = self.name.clone();
             let outstanding = self.outstanding.clone();
+            let unfinished = unfinished.clone();
             let tickets = tickets.clone();
             self.in_flight.spawn(async move {
-                let items = encoded.items;
-                send_with_retry(&name, &*exporter, encoded, &settings, &metrics).await;
-                outstanding.fetch_sub(items, Ordering::AcqRel);
-                drop((permit, tickets));
+                let request_items = encoded.items;
+                let attempt = send_with_retry(&name, &*exporter, encoded, &settings, &metrics);
+                if let Err(panic) = AssertUnwindSafe(attempt).catch_unwind().await {
+                    // A bug in an exporter must not take the process down, nor pass for delivery:
+                    // the items are counted, and a durable record stays incomplete so the next start
+                    // replays it.
+                    tracing::error!(exporter = %name, kind = exporter.kind(), items = request_items, panic = panic_message(&panic), "exporter panicked while sending; the items were not delivered");
+                    metrics.failed("panic").add(request_items as u64);
+                    std::mem::forget(tickets);
+                } else {
+                    drop(tickets);
+                }
+                if unfinished.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    outstanding.fetch_sub(items, Ordering::AcqRel);
+                }
+                drop(permit);
             });
         }
     }
@@ -231,7 +282,7 @@ impl<S: Signal, E: Exporter<S>> Delivery<S, E> {
     /// Counts and logs everything this loop still held when the shutdown deadline passed.
     fn abandon(&mut self, queue: &Receiver<Batch<S>>) {
         self.in_flight.abort_all();
-        let mut lost = self.pending.items() + self.outstanding.load(Ordering::Acquire);
+        let mut lost = self.outstanding.load(Ordering::Acquire);
         while let Some(batch) = queue.try_recv() {
             lost += batch.items();
         }
@@ -245,6 +296,14 @@ impl<S: Signal, E: Exporter<S>> Delivery<S, E> {
             );
         }
     }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(not a string)")
 }
 
 async fn send_with_retry<S: Signal, E: Exporter<S>>(
@@ -288,7 +347,7 @@ async fn send_with_retry<S: Signal, E: Exporter<S>>(
             Retry::After(floor) => floor,
         };
         let delay = backoff.next_delay(floor);
-        if start.elapsed() + delay > settings.max_elapsed {
+        if start.elapsed().saturating_add(delay) > settings.max_elapsed {
             tracing::error!(exporter = %name, kind = exporter.kind(), error = %err, items = failed, waited = ?start.elapsed(), "giving up after retrying");
             metrics.failed("retries_exhausted").add(failed);
             metrics.sent_items.add(items - failed);
@@ -414,24 +473,24 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(10)).await;
         assert_eq!(
             *rec.sent.lock().unwrap(),
-            vec![120],
-            "flushed when items reached 100"
+            vec![90, 30],
+            "flushed when items reached 100, and no request over 100"
         );
         tx.try_send(batch(7)).unwrap();
         tokio::time::sleep(Duration::from_millis(150)).await;
         assert_eq!(
             rec.sent.lock().unwrap().len(),
-            1,
+            2,
             "young partial batch waits"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
-        assert_eq!(*rec.sent.lock().unwrap(), vec![120, 7], "flushed by age");
+        assert_eq!(*rec.sent.lock().unwrap(), vec![90, 30, 7], "flushed by age");
         tx.try_send(batch(3)).unwrap();
         drop(tx);
         task.await.unwrap();
         assert_eq!(
             *rec.sent.lock().unwrap(),
-            vec![120, 7, 3],
+            vec![90, 30, 7, 3],
             "flushed on close"
         );
         assert_eq!(m.sent_items.get(), 130);
@@ -501,6 +560,94 @@ mod tests {
         assert_eq!(
             (m.failed("retries_exhausted").get(), m.sent_items.get()),
             (4, 1)
+        );
+    }
+
+    /// Panics on every send.
+    struct Panicker;
+
+    impl Exporter<Logs> for Panicker {
+        type Request = usize;
+        fn kind(&self) -> &'static str {
+            "panicker"
+        }
+        fn encode(&self, batch: Batch<Logs>) -> Result<Vec<Encoded<usize>>, ExportError> {
+            Ok(vec![Encoded {
+                request: batch.items(),
+                items: batch.items(),
+            }])
+        }
+        async fn send(&self, _: &usize) -> Result<(), ExportError> {
+            panic!("a bug in an exporter")
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_panicking_send_is_counted_and_leaves_its_record_incomplete() {
+        use weir_pipeline::ticket::{testing::Completed, Ticket};
+        let sink = Arc::new(Completed::default());
+        let (tx, rx) = bounded(limits());
+        let m = DeliveryMetrics::new(&Registry::new(), "p", "logs");
+        tx.try_send(batch(5).with_ticket(Ticket::new(9, sink.clone())))
+            .unwrap();
+        drop(tx);
+        deliver(
+            "p".into(),
+            Arc::new(Panicker),
+            rx,
+            settings(),
+            m.clone(),
+            std::future::pending(),
+        )
+        .await;
+        assert_eq!(m.failed("panic").get(), 5);
+        assert_eq!(m.sent_items.get(), 0);
+        assert!(
+            sink.seqs().is_empty(),
+            "the record must be replayed, not completed"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn merged_batches_never_make_a_request_over_the_limit() {
+        let rec = Recorder::new(0, ExportError::retryable("x", "x"));
+        let (tx, rx) = bounded(limits());
+        let m = DeliveryMetrics::new(&Registry::new(), "r", "logs");
+        for _ in 0..3 {
+            tx.try_send(batch(80)).unwrap();
+        }
+        tx.try_send(batch(1000)).unwrap();
+        drop(tx);
+        deliver(
+            "r".into(),
+            rec.clone(),
+            rx,
+            settings(),
+            m.clone(),
+            std::future::pending(),
+        )
+        .await;
+        let sent = rec.sent.lock().unwrap().clone();
+        assert!(sent.iter().all(|&n| n <= 100), "{sent:?}");
+        assert_eq!(sent.iter().sum::<usize>(), 1240);
+        assert_eq!(m.sent_items.get(), 1240);
+        assert_eq!(m.received_items.get(), 1240);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_absurd_retry_after_is_capped_at_the_policys_maximum() {
+        let start = Instant::now();
+        let (rec, m) = deliver_one_batch_of_5(
+            2,
+            ExportError::retry_after("http_retryable", "429", Some(Duration::MAX)),
+        )
+        .await;
+        assert_eq!(*rec.sent.lock().unwrap(), vec![5]);
+        assert_eq!(m.sent_items.get(), 5);
+        let waited = start.elapsed();
+        assert!(
+            waited <= settings().max_backoff * 2 + Duration::from_millis(100),
+            "{waited:?}"
         );
     }
 }

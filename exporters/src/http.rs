@@ -90,6 +90,9 @@ pub struct Response {
     pub body: Bytes,
 }
 
+/// The most of a destination's answer that is read.
+const MAX_ANSWER_BYTES: usize = 4 << 20;
+
 /// Sends `req`; a failure to connect, send or read is retryable (`reason = "network"`).
 pub async fn send(
     client: &HttpClient,
@@ -101,7 +104,9 @@ pub async fn send(
         .await
         .map_err(|e| ExportError::retryable("network", format!("{peer} unreachable: {e}")))?;
     let (parts, body) = resp.into_parts();
-    let body = body
+    // A destination's answer is read whole for its status text; one that streams without end must
+    // not grow memory without bound.
+    let body = http_body_util::Limited::new(body, MAX_ANSWER_BYTES)
         .collect()
         .await
         .map_err(|e| ExportError::retryable("network", format!("reading {peer}'s answer: {e}")))?
@@ -113,14 +118,48 @@ pub async fn send(
     })
 }
 
-/// `Retry-After` in seconds (the HTTP-date form is rare among telemetry backends; it is ignored).
+/// `Retry-After` as delay-seconds or an HTTP-date (a date in the past means now). Anything else —
+/// negative, fractional, garbage — is ignored and the backoff decides. The delivery loop caps the wait.
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    headers
-        .get(hyper::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
+    parse_retry_after(
+        headers.get(hyper::header::RETRY_AFTER)?.to_str().ok()?,
+        std::time::SystemTime::now(),
+    )
+}
+
+fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        // More digits than a u64 holds is still "a very long time", not garbage.
+        return Some(Duration::from_secs(
+            value.parse::<u64>().unwrap_or(u64::MAX),
+        ));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_retry_after;
+    use std::time::Duration;
+
+    #[test]
+    fn retry_after_takes_seconds_and_dates_and_ignores_garbage() {
+        let now = httpdate::parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
+        let p = |v| parse_retry_after(v, now);
+        assert_eq!(p(" 120 "), Some(Duration::from_secs(120)));
+        assert_eq!(
+            p("99999999999999999999999"),
+            Some(Duration::from_secs(u64::MAX))
+        );
+        assert_eq!(
+            p("Sun, 06 Nov 1994 08:50:07 GMT"),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(p("Sun, 06 Nov 1994 08:00:00 GMT"), Some(Duration::ZERO));
+        for garbage in ["-5", "1.5", "soon", "", "\u{0}"] {
+            assert_eq!(p(garbage), None, "{garbage:?}");
+        }
+    }
 }

@@ -20,6 +20,7 @@ pub mod hotswap;
 pub mod metrics;
 pub mod queue;
 pub mod signal;
+mod split;
 pub mod stage;
 pub mod stages;
 pub mod tail;

@@ -4,9 +4,11 @@
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::logs::v1::ResourceLogs;
-use opentelemetry_proto::tonic::metrics::v1::{metric::Data, Metric, ResourceMetrics};
-use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::metrics::v1::{
+    metric::Data, Metric, ResourceMetrics, ScopeMetrics,
+};
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use weir_config::Signal as SignalKind;
 
 /// A telemetry signal and its OTLP types.
@@ -27,6 +29,15 @@ pub trait Signal: Send + Sync + Sized + 'static {
     fn to_request(resources: Vec<Self::Resource>) -> Self::Request;
     /// Spans, log records or data points under one resource.
     fn count(resource: &Self::Resource) -> usize;
+
+    /// What groups items under a resource (a scope), and the smallest unit a batch is split into: a
+    /// span, a log record, or a whole metric with its data points.
+    type Group: prost::Message + Clone;
+    type Unit: prost::Message;
+    fn groups(resource: &mut Self::Resource) -> &mut Vec<Self::Group>;
+    fn units(scope: &mut Self::Group) -> &mut Vec<Self::Unit>;
+    /// Items one unit counts as (data points for a metric, 1 otherwise).
+    fn unit_weight(item: &Self::Unit) -> usize;
 }
 
 #[derive(Debug)]
@@ -51,6 +62,18 @@ impl Signal for Traces {
     fn count(r: &ResourceSpans) -> usize {
         r.scope_spans.iter().map(|s| s.spans.len()).sum()
     }
+
+    type Group = ScopeSpans;
+    type Unit = Span;
+    fn groups(r: &mut ResourceSpans) -> &mut Vec<ScopeSpans> {
+        &mut r.scope_spans
+    }
+    fn units(s: &mut ScopeSpans) -> &mut Vec<Span> {
+        &mut s.spans
+    }
+    fn unit_weight(_: &Span) -> usize {
+        1
+    }
 }
 
 impl Signal for Logs {
@@ -67,6 +90,18 @@ impl Signal for Logs {
     }
     fn count(r: &ResourceLogs) -> usize {
         r.scope_logs.iter().map(|s| s.log_records.len()).sum()
+    }
+
+    type Group = ScopeLogs;
+    type Unit = LogRecord;
+    fn groups(r: &mut ResourceLogs) -> &mut Vec<ScopeLogs> {
+        &mut r.scope_logs
+    }
+    fn units(s: &mut ScopeLogs) -> &mut Vec<LogRecord> {
+        &mut s.log_records
+    }
+    fn unit_weight(_: &LogRecord) -> usize {
+        1
     }
 }
 
@@ -88,6 +123,18 @@ impl Signal for Metrics {
             .flat_map(|s| s.metrics.iter())
             .map(data_points)
             .sum()
+    }
+
+    type Group = ScopeMetrics;
+    type Unit = Metric;
+    fn groups(r: &mut ResourceMetrics) -> &mut Vec<ScopeMetrics> {
+        &mut r.scope_metrics
+    }
+    fn units(s: &mut ScopeMetrics) -> &mut Vec<Metric> {
+        &mut s.metrics
+    }
+    fn unit_weight(m: &Metric) -> usize {
+        data_points(m)
     }
 }
 

@@ -103,6 +103,7 @@ impl Backend {
         cfg: &OtlpExporter,
         signal: Kind,
         exporter: &str,
+        timeout: Duration,
     ) -> Result<Self, String> {
         let tls = cfg.tls.is_some() || addr.starts_with("https://");
         let base = if addr.starts_with("http://") || addr.starts_with("https://") {
@@ -117,7 +118,12 @@ impl Backend {
                 let mut endpoint = tonic::transport::Endpoint::from_shared(base.clone())
                     .map_err(|e| format!("`{addr}`: {e}"))?
                     .tcp_nodelay(true)
-                    .connect_timeout(Duration::from_secs(5));
+                    .connect_timeout(Duration::from_secs(5))
+                    // A peer that hangs keeps its socket open: without pings the channel would keep
+                    // sending into that connection, every attempt timing out, and never reconnect.
+                    .http2_keep_alive_interval(keepalive(timeout))
+                    .keep_alive_timeout(keepalive(timeout))
+                    .keep_alive_while_idle(true);
                 if tls {
                     endpoint = endpoint
                         .tls_config(grpc_tls(cfg.tls.as_ref())?)
@@ -239,6 +245,33 @@ impl Backend {
         }
     }
 
+    /// What a 2xx answer says was rejected. A body that is neither empty nor an OTLP response (a
+    /// captive portal's page, a proxy's error page served with 200) does not prove the request reached
+    /// a collector, so it is retried rather than counted as sent.
+    fn accepted_answer(&self, resp: &crate::http::Response) -> Result<u64, ExportError> {
+        let body = &resp.body[..];
+        let json = resp
+            .headers
+            .get(hyper::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.contains("json"));
+        if body.is_empty() || (json && serde_json::from_slice::<serde_json::Value>(body).is_ok()) {
+            return Ok(0);
+        }
+        match ExportResponse::decode(body) {
+            Ok(r) => Ok(r.partial_success.map_or(0, |p| p.rejected.max(0) as u64)),
+            Err(_) => Err(ExportError::retryable(
+                "bad_answer",
+                format!(
+                    "{} answered {} with a body that is not an OTLP response: {:?}",
+                    self.addr,
+                    resp.status,
+                    String::from_utf8_lossy(&body[..body.len().min(120)])
+                ),
+            )),
+        }
+    }
+
     /// One attempt; records the outcome in the backend's health.
     pub async fn send(&self, body: Bytes, timeout: Duration) -> Result<(), ExportError> {
         let result = match tokio::time::timeout(timeout, self.attempt(body)).await {
@@ -294,7 +327,7 @@ impl Backend {
                 let resp = crate::http::send(client, req, &self.addr).await?;
                 let status = resp.status.as_u16();
                 match status {
-                    200..=299 => rejected(&resp.body),
+                    200..=299 => self.accepted_answer(&resp)?,
                     429 | 502 | 503 | 504 => {
                         return Err(ExportError::retry_after(
                             "http_retryable",
@@ -320,6 +353,12 @@ impl Backend {
         }
         Ok(())
     }
+}
+
+/// How often to ping a gRPC backend, and how long to wait for the answer: the send timeout, within
+/// bounds that keep an idle fleet's pings cheap and a hung connection's detection quick.
+fn keepalive(timeout: Duration) -> Duration {
+    timeout.clamp(Duration::from_secs(1), Duration::from_secs(10))
 }
 
 /// The OTLP rules: only codes that say the server may recover are retried; RetryInfo sets the wait.

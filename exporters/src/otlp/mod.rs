@@ -48,12 +48,16 @@ struct Part<S: Route> {
     resources: Vec<S::Resource>,
     items: usize,
     body: Bytes,
+    /// The backend took it during an attempt that was then cancelled (the delivery loop's timeout
+    /// fired while other parts were still out): it stays until the attempt's bookkeeping runs, but is
+    /// never sent again.
+    delivered: bool,
 }
 
 impl<S: Route> Otlp<S> {
     /// Builds the exporter; with `resolve` set, starts the task that keeps the backend set current.
     pub async fn new(cfg: &OtlpExporter, name: &str, timeout: Duration) -> Result<Self, String> {
-        let build = |addr: &str| Backend::new(addr, cfg, S::KIND, name).map(Arc::new);
+        let build = |addr: &str| Backend::new(addr, cfg, S::KIND, name, timeout).map(Arc::new);
         let initial = match &cfg.resolve {
             None => cfg
                 .endpoints
@@ -80,6 +84,7 @@ impl<S: Route> Otlp<S> {
                 cfg.clone(),
                 S::KIND,
                 name.to_string(),
+                timeout,
             ));
         }
         Ok(Otlp {
@@ -131,6 +136,7 @@ impl<S: Route> Otlp<S> {
                     items: resources.iter().map(S::count).sum(),
                     resources,
                     body,
+                    delivered: false,
                 })
             })
             .collect()
@@ -154,6 +160,7 @@ impl<S: Route> Exporter<S> for Otlp<S> {
                 items,
                 resources: batch.resources,
                 body: Bytes::new(),
+                delivered: false,
             }]
         } else {
             self.split(batch.resources, &backends)?
@@ -173,33 +180,55 @@ impl<S: Route> Exporter<S> for Otlp<S> {
     async fn send(&self, request: &Forward<S>) -> Result<(), ExportError> {
         let mut state = request.state.lock().await;
         let serving = self.serving();
-        // Parts owed by a backend that is no longer serving go to the ones that are.
-        let mut ready = Vec::new();
-        for part in state.parts.drain(..) {
+        if serving.is_empty() {
+            let owed: usize = state.parts.iter().map(|p| p.items).sum();
+            return Err(ExportError::retryable(
+                "no_backend",
+                format!("exporter {}: no backend to send to", self.name),
+            )
+            .for_items(owed + state.refused_items));
+        }
+        // Parts owed by a backend that is no longer serving go to the ones that are. No await until
+        // the parts are back in the request: the delivery loop may cancel this attempt at any await
+        // (its timeout), and whatever is not in the request then would be lost while counted as sent.
+        for part in std::mem::take(&mut state.parts) {
             let owner = part.backend.as_ref();
-            if owner.is_some_and(|o| serving.iter().any(|b| Arc::ptr_eq(b, o))) {
-                ready.push(part);
-            } else {
-                ready.extend(self.split(part.resources, &serving)?);
+            if part.delivered || owner.is_some_and(|o| serving.iter().any(|b| Arc::ptr_eq(b, o))) {
+                state.parts.push(part);
+                continue;
+            }
+            let items = part.items;
+            match self.split(part.resources, &serving) {
+                Ok(parts) => state.parts.extend(parts),
+                Err(e) => {
+                    tracing::error!(exporter = %self.name, error = %e, items, "cannot encode part of a request; that part is dropped");
+                    state.refused_items += items;
+                    state.refused = Some(e);
+                }
             }
         }
         let mut attempts = tokio::task::JoinSet::new();
-        for (i, part) in ready.iter().enumerate() {
-            let Some(backend) = part.backend.clone() else {
+        for (i, part) in state.parts.iter().enumerate() {
+            let Some(backend) = part.backend.clone().filter(|_| !part.delivered) else {
                 continue;
             };
             let (body, timeout) = (part.body.clone(), self.timeout);
             attempts.spawn(async move { (i, backend.send(body, timeout).await) });
         }
         let mut outcomes: Vec<Option<Result<(), ExportError>>> =
-            (0..ready.len()).map(|_| None).collect();
+            (0..state.parts.len()).map(|_| None).collect();
         while let Some(joined) = attempts.join_next().await {
             if let Ok((i, r)) = joined {
+                state.parts[i].delivered = r.is_ok();
                 outcomes[i] = Some(r);
             }
         }
+        // Only now, with every outcome known, does a part leave the request.
         let (mut retry_after, mut last_retryable) = (None, None);
-        for (part, outcome) in ready.into_iter().zip(outcomes) {
+        for (part, outcome) in std::mem::take(&mut state.parts).into_iter().zip(outcomes) {
+            if part.delivered {
+                continue;
+            }
             match outcome
                 .unwrap_or_else(|| Err(ExportError::retryable("internal", "send task failed")))
             {
@@ -262,6 +291,7 @@ async fn keep_resolving(
     cfg: OtlpExporter,
     signal: weir_config::Signal,
     exporter: String,
+    timeout: Duration,
 ) {
     let mut tick = tokio::time::interval(cfg.resolve_interval.0.max(Duration::from_millis(100)));
     tick.tick().await;
@@ -286,10 +316,87 @@ async fn keep_resolving(
             .iter()
             .filter_map(|a| match current.iter().find(|b| &b.addr == a) {
                 Some(b) => Some(b.clone()),
-                None => Backend::new(a, &cfg, signal, &exporter).ok().map(Arc::new),
+                None => Backend::new(a, &cfg, signal, &exporter, timeout)
+                    .ok()
+                    .map(Arc::new),
             })
             .collect();
         tracing::info!(exporter = %exporter, backends = ?addrs, "OTLP backend set changed");
         *members.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_pipeline::{fixtures, Logs};
+
+    fn exporter(members: Vec<Arc<Backend>>) -> Otlp<Logs> {
+        Otlp {
+            name: "gw".into(),
+            routing: Routing::TraceId,
+            timeout: Duration::from_millis(500),
+            members: Arc::new(RwLock::new(Arc::new(members))),
+            _signal: std::marker::PhantomData,
+        }
+    }
+
+    fn owed(request: &Forward<Logs>) -> usize {
+        request
+            .state
+            .try_lock()
+            .unwrap()
+            .parts
+            .iter()
+            .map(|p| p.items)
+            .sum()
+    }
+
+    /// `resolve:` answered nothing yet: the attempt fails, saying about how many items, and the request
+    /// still owes every one of them — once a backend appears they are sent.
+    #[tokio::test]
+    async fn no_backend_keeps_every_part_in_the_request() {
+        let otlp = exporter(Vec::new());
+        let batch = Batch::<Logs>::measured(fixtures::resource_logs(2, 5));
+        let request = otlp.encode(batch).unwrap().remove(0).request;
+        for _ in 0..2 {
+            let e = otlp.send(&request).await.unwrap_err();
+            assert_eq!((e.reason, e.items), ("no_backend", Some(10)));
+            assert_eq!(owed(&request), 10);
+        }
+        // A backend appears but refuses connections: still owed, now split onto it.
+        let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = dead.local_addr().unwrap().to_string();
+        drop(dead);
+        let cfg: OtlpExporter =
+            serde_yaml_ng::from_str(&format!("endpoints: [\"{addr}\"]")).unwrap();
+        let backend = Backend::new(&addr, &cfg, weir_config::Signal::Logs, "gw", otlp.timeout);
+        *otlp.members.write().unwrap() = Arc::new(vec![Arc::new(backend.unwrap())]);
+        let e = otlp.send(&request).await.unwrap_err();
+        assert_ne!(e.retry, Retry::Never);
+        assert_eq!(owed(&request), 10);
+    }
+
+    /// The delivery loop's timeout cancels an attempt at an await: nothing may leave the request.
+    #[tokio::test]
+    async fn a_cancelled_attempt_leaves_every_part_in_the_request() {
+        let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = hung.local_addr().unwrap().to_string();
+        let cfg: OtlpExporter =
+            serde_yaml_ng::from_str(&format!("endpoints: [\"{addr}\"]")).unwrap();
+        let backend = Backend::new(
+            &addr,
+            &cfg,
+            weir_config::Signal::Logs,
+            "gw",
+            Duration::from_secs(30),
+        );
+        let otlp = exporter(vec![Arc::new(backend.unwrap())]);
+        let batch = Batch::<Logs>::measured(fixtures::resource_logs(1, 7));
+        let request = otlp.encode(batch).unwrap().remove(0).request;
+        let attempt = tokio::time::timeout(Duration::from_millis(200), otlp.send(&request)).await;
+        assert!(attempt.is_err(), "the listener never answers");
+        assert_eq!(owed(&request), 7);
+        drop(hung);
     }
 }
