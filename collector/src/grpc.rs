@@ -158,6 +158,9 @@ where
                 Err(Refused::Unavailable) => Err(Status::unavailable(
                     "weir's durable log cannot write to disk; retry later",
                 )),
+                Err(Refused::TooLarge) => Err(Status::invalid_argument(
+                    "request larger than one durable log record may be; send smaller requests",
+                )),
                 Err(Refused::NoPipeline) => Err(Status::unimplemented(format!(
                     "no exporter in this weir takes {}",
                     S::KIND.as_str()

@@ -207,6 +207,12 @@ where
             format,
             "weir's durable log cannot write to disk; retry later",
         ),
+        Err(Refused::TooLarge) => status_response(
+            format,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            3, // INVALID_ARGUMENT
+            "request larger than one durable log record may be; send smaller requests",
+        ),
         Err(Refused::NoPipeline) => status_response(
             format,
             StatusCode::NOT_FOUND,

@@ -44,6 +44,8 @@ pub enum Refused {
     NoPipeline,
     /// The durable log could not write (a disk error); retryable.
     Unavailable,
+    /// Larger than one durable log record may be; not retryable.
+    TooLarge,
 }
 
 /// How long a refused client should wait before retrying; sent as `RetryInfo` / `Retry-After`.
@@ -57,6 +59,7 @@ struct TransportCounters {
     refused_no_pipeline: Counter,
     refused_wal_full: Counter,
     refused_wal_error: Counter,
+    refused_too_large: Counter,
 }
 
 impl TransportCounters {
@@ -81,6 +84,7 @@ impl TransportCounters {
             refused_no_pipeline: refused("no_exporter"),
             refused_wal_full: refused("wal_full"),
             refused_wal_error: refused("wal_error"),
+            refused_too_large: refused("too_large"),
         }
     }
 }
@@ -153,6 +157,7 @@ impl<S: Wire> SignalIntake<S> {
                 }
                 Err(Refused::Full) => counters.refused_wal_full.add(items),
                 Err(Refused::Unavailable) => counters.refused_wal_error.add(items),
+                Err(Refused::TooLarge) => counters.refused_too_large.add(items),
                 Err(_) => counters.refused_closed.add(items),
             }
             return committed.map(|()| accepted);
@@ -249,6 +254,14 @@ impl Intake {
             self.logs.durable().is_some_and(|d| !d.healthy()),
             self.metrics.durable().is_some_and(|d| !d.healthy()),
         ];
+        let dead = [
+            self.traces.durable().is_some_and(|d| d.writer_dead()),
+            self.logs.durable().is_some_and(|d| d.writer_dead()),
+            self.metrics.durable().is_some_and(|d| d.writer_dead()),
+        ];
+        if dead.contains(&true) {
+            return Some("durable log writer thread died (see the log); nothing can be committed");
+        }
         bad.contains(&true)
             .then_some("durable log cannot write to disk")
     }

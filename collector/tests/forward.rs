@@ -226,3 +226,92 @@ fn a_backend_refusing_its_part_for_good_fails_only_that_part() {
         (100 - delivered) as f64
     );
 }
+
+fn signal(w: &Weir, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &w.child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig}");
+}
+
+/// A gateway frozen by SIGSTOP keeps its sockets: the kernel still accepts connections and data, and
+/// nothing answers — a hung peer, not a refused one. Its share must move to the other gateway (after
+/// the attempts time out and it is ejected); when it thaws it may store what it had received, so a
+/// trace may be on both, but every span of every trace arrives and nothing is counted as failed.
+#[test]
+fn a_gateway_frozen_under_load_loses_nothing_and_thaws() {
+    let g1 = Weir::start();
+    let g2 = Weir::start();
+    let sidecar = Weir::start_with(Options {
+        destination: Some(format!(
+            "    otlp: {{endpoints: [\"{}\", \"{}\"], protocol: grpc, eject_after: 2, eject_for: 30s}}",
+            g1.grpc, g2.grpc
+        )),
+        exporter_extra: "    timeout: 1s\n    batch: {max_age: 20ms}\n    retry: {initial_backoff: 50ms, max_backoff: 500ms}\n".into(),
+        ..Options::default()
+    });
+    for part in 0..3 {
+        send(&sidecar, 0..100, part);
+    }
+    assert_eq!(
+        g1.wait_for(1, Weir::span_count) + g2.wait_for(1, Weir::span_count),
+        300
+    );
+    signal(&g2, "-STOP");
+    for part in 0..3 {
+        for chunk in 1..5 {
+            send(&sidecar, chunk * 100..(chunk + 1) * 100, part);
+        }
+    }
+    let every_trace_whole = || {
+        let (a, b) = (spans_by_trace(&g1), spans_by_trace(&g2));
+        (0..500).all(|t| {
+            let k = id(t, 32);
+            a.get(&k)
+                .copied()
+                .unwrap_or(0)
+                .max(b.get(&k).copied().unwrap_or(0))
+                >= 3
+        })
+    };
+    // While g2 is frozen, only g1 can complete the new traces (g2's files are read as they stand).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let on_g1 = |t: u64| spans_by_trace(&g1).get(&id(t, 32)).copied().unwrap_or(0);
+    let g2_before: HashMap<String, usize> = spans_by_trace(&g2);
+    while !(100..500).all(|t| on_g1(t) >= 3 || g2_before.get(&id(t, 32)) == Some(&3)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the frozen gateway's share did not move; sidecar log:\n{}",
+            sidecar.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    signal(&g2, "-CONT");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !every_trace_whole() {
+        assert!(std::time::Instant::now() < deadline, "{}", sidecar.log());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let labels = ["signal=\"traces\""];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while sidecar.metric("weir_exporter_in_flight_items", &labels) > 0.0 {
+        assert!(std::time::Instant::now() < deadline, "{}", sidecar.log());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(
+        sidecar.metric("weir_exporter_failed_items_total", &labels),
+        0.0
+    );
+    assert_eq!(
+        sidecar.metric("weir_exporter_sent_items_total", &labels),
+        1500.0,
+        "every span counted sent once"
+    );
+    assert!(
+        sidecar.log().contains("backend ejected"),
+        "{}",
+        sidecar.log()
+    );
+}

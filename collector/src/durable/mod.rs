@@ -19,6 +19,8 @@
 
 mod reader;
 pub mod record;
+#[cfg(test)]
+mod tests;
 mod writer;
 
 use crate::intake::Refused;
@@ -56,9 +58,14 @@ enum Msg<S: Wire> {
     Close,
     /// Write the last checkpoint and end.
     Finish,
+    /// Makes the writer thread panic, to test what its death does.
+    #[cfg(test)]
+    Crash,
 }
 
 struct Append<S: Wire> {
+    /// Holds this append's share of the writer's inbox until the writer is done with it.
+    _room: tokio::sync::OwnedSemaphorePermit,
     payload: bytes::Bytes,
     flags: u16,
     meta: Vec<u8>,
@@ -74,6 +81,8 @@ struct Shared {
     /// Write time of the last record the reader handed out; tells the backlog's age while it reads.
     reader_ts_ms: AtomicU64,
     healthy: AtomicBool,
+    /// The writer thread panicked: nothing will be committed again.
+    writer_dead: AtomicBool,
     /// Set by the writer once it has committed its last group: `committed` is final.
     closing: AtomicBool,
     abandoned: AtomicBool,
@@ -82,6 +91,11 @@ struct Shared {
 /// The durable front of one signal's pipeline.
 pub struct Durable<S: Wire> {
     tx: mpsc::Sender<Msg<S>>,
+    /// Bytes of appends sent to the writer and not yet committed or refused: the inbox is bounded so
+    /// a slow disk (or clients that cancel and resend) cannot queue bodies without limit; appenders
+    /// wait for room, and the wait ends with them if the client goes away.
+    inbox: Arc<tokio::sync::Semaphore>,
+    inbox_bytes: u32,
     shared: Arc<Shared>,
     compress: bool,
     closed: AtomicBool,
@@ -128,6 +142,7 @@ impl<S: Wire> Durable<S> {
             committed: AtomicU64::new(recovered.next_seq),
             reader_ts_ms: AtomicU64::new(0),
             healthy: AtomicBool::new(true),
+            writer_dead: AtomicBool::new(false),
             closing: AtomicBool::new(false),
             abandoned: AtomicBool::new(false),
         });
@@ -151,16 +166,33 @@ impl<S: Wire> Durable<S> {
             max_request_bytes,
             registry,
         );
+        let writer_shared = shared.clone();
         let threads = vec![
             std::thread::Builder::new()
                 .name(format!("weir-wal-{signal}"))
-                .spawn(move || w.run(&rx))?,
+                .spawn(move || {
+                    let run = std::panic::AssertUnwindSafe(move || w.run(&rx));
+                    if std::panic::catch_unwind(run).is_err() {
+                        // Appends now fail (the inbox is gone) and readiness says why; what was
+                        // committed stays on disk for the next start.
+                        writer_shared.writer_dead.store(true, Ordering::Release);
+                        writer_shared.healthy.store(false, Ordering::Release);
+                        writer_shared.closing.store(true, Ordering::Release);
+                        tracing::error!(
+                            signal,
+                            "durable log writer thread panicked; refusing requests until restart"
+                        );
+                    }
+                })?,
             std::thread::Builder::new()
                 .name(format!("weir-replay-{signal}"))
                 .spawn(move || r.run())?,
         ];
+        let inbox_bytes = inbox_bytes(cfg);
         Ok(Durable {
             tx,
+            inbox: Arc::new(tokio::sync::Semaphore::new(inbox_bytes as usize)),
+            inbox_bytes,
             shared,
             compress: cfg.compress,
             closed: AtomicBool::new(false),
@@ -187,8 +219,19 @@ impl<S: Wire> Durable<S> {
                 (payload.into(), flags, Vec::new())
             }
         };
+        if !Wal::fits(meta.len(), payload.len()) {
+            return Err(Refused::TooLarge);
+        }
+        // A body larger than the whole inbox waits for all of it.
+        let share = u32::try_from(payload.len())
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.inbox_bytes);
+        let Ok(room) = self.inbox.clone().acquire_many_owned(share).await else {
+            return Err(Refused::Closed);
+        };
         let (reply, answer) = tokio::sync::oneshot::channel();
         let msg = Msg::Append(Append {
+            _room: room,
             payload,
             flags,
             meta,
@@ -199,6 +242,11 @@ impl<S: Wire> Durable<S> {
             return Err(Refused::Closed);
         }
         answer.await.unwrap_or(Err(Refused::Closed))
+    }
+
+    /// Whether the writer thread died (a bug): readiness fails and requests are refused.
+    pub fn writer_dead(&self) -> bool {
+        self.shared.writer_dead.load(Ordering::Acquire)
     }
 
     /// Whether the last disk operation succeeded.
@@ -230,6 +278,13 @@ impl<S: Wire> Durable<S> {
             let _ = t.join();
         }
     }
+}
+
+/// Room in the writer's inbox: two groups' worth, so one group fills while the other commits.
+fn inbox_bytes(cfg: &DurableConfig) -> u32 {
+    u32::try_from(cfg.commit_bytes.as_usize().saturating_mul(2))
+        .unwrap_or(u32::MAX)
+        .max(1 << 20)
 }
 
 pub(crate) fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {

@@ -104,12 +104,18 @@ impl Metrics {
     }
 }
 
+/// How soon after a delivery its record's completion reaches the checkpoint file. A crash replays
+/// what was delivered since the last checkpoint; at this pace that is about what was in flight.
+const COMPLETION_CHECKPOINT: Duration = Duration::from_millis(5);
+
 pub struct Writer<S: Wire> {
     log: Wal,
     shared: Arc<Shared>,
     hot: Sender<Hot<S>>,
     metrics: Metrics,
     watermark: Watermark,
+    /// `W` at the last checkpoint.
+    watermark_w: u64,
     max_bytes: u64,
     fsync: Fsync,
     when_full: WhenFull,
@@ -135,6 +141,7 @@ impl<S: Wire> Writer<S> {
             hot,
             metrics,
             watermark: Watermark::resume(resume),
+            watermark_w: resume.w,
             max_bytes: cfg.max_bytes.0,
             fsync: cfg.fsync,
             when_full: cfg.when_full,
@@ -146,13 +153,18 @@ impl<S: Wire> Writer<S> {
     }
 
     pub fn run(mut self, rx: &mpsc::Receiver<Msg<S>>) {
-        self.checkpoint();
+        self.checkpoint(true);
         let mut last_checkpoint = Instant::now();
+        let mut last_completion = Instant::now();
         let mut closing = false;
         loop {
-            let wait = self
+            let mut wait = self
                 .checkpoint_interval
                 .saturating_sub(last_checkpoint.elapsed());
+            if self.in_flight() {
+                // Records are out: look for their completions soon, so a crash replays little.
+                wait = wait.min(COMPLETION_CHECKPOINT);
+            }
             let finish = match rx.recv_timeout(wait) {
                 Ok(Msg::Append(a)) if !closing => {
                     let finish = self.group(a, rx, &mut closing);
@@ -168,6 +180,8 @@ impl<S: Wire> Writer<S> {
                     false
                 }
                 Ok(Msg::Finish) | Err(mpsc::RecvTimeoutError::Disconnected) => true,
+                #[cfg(test)]
+                Ok(Msg::Crash) => panic!("crash requested by a test"),
                 Err(mpsc::RecvTimeoutError::Timeout) => false,
             };
             if closing || finish {
@@ -175,14 +189,26 @@ impl<S: Wire> Writer<S> {
                 self.shared.closing.store(true, Ordering::Release);
             }
             if finish {
-                self.checkpoint();
+                self.checkpoint(true);
                 return;
             }
             if last_checkpoint.elapsed() >= self.checkpoint_interval {
-                self.checkpoint();
+                self.checkpoint(true);
                 last_checkpoint = Instant::now();
+            } else if last_completion.elapsed() >= COMPLETION_CHECKPOINT
+                && self.shared.progress.has_completions()
+            {
+                // Unsynced: enough for a process crash, which is what replays come from.
+                self.checkpoint(false);
+                last_completion = Instant::now();
             }
         }
+    }
+
+    /// Whether records were handed out that may not be complete yet.
+    fn in_flight(&self) -> bool {
+        self.shared.progress.has_completions()
+            || self.shared.progress.reader_next() > self.watermark_w
     }
 
     /// Stages `first` and whatever joins it before the group closes; true if `Finish` arrived.
@@ -212,12 +238,23 @@ impl<S: Wire> Writer<S> {
                     break;
                 }
                 Msg::Finish => return true,
+                #[cfg(test)]
+                Msg::Crash => panic!("crash requested by a test"),
             }
         }
         false
     }
 
     fn stage(&mut self, a: Append<S>) {
+        if !Wal::fits(a.meta.len(), a.payload.len()) {
+            tracing::error!(
+                signal = S::KIND.as_str(),
+                bytes = a.payload.len(),
+                "request larger than one durable log record may be; refused"
+            );
+            let _ = a.reply.send(Err(Refused::TooLarge));
+            return;
+        }
         let need = Wal::record_len(a.meta.len(), a.payload.len());
         if !self.make_room(need) {
             self.metrics.refused_full.inc();
@@ -240,7 +277,7 @@ impl<S: Wire> Writer<S> {
         if used(&self.log) + need <= self.max_bytes {
             return true;
         }
-        self.checkpoint();
+        self.checkpoint(true);
         while used(&self.log) + need > self.max_bytes {
             if self.when_full != WhenFull::DropOldest {
                 return false;
@@ -312,14 +349,15 @@ impl<S: Wire> Writer<S> {
     }
 
     /// Folds completions into the checkpoint, deletes delivered segments, updates the gauges.
-    fn checkpoint(&mut self) {
+    fn checkpoint(&mut self, sync: bool) {
         let (w, oldest_ts) = self.shared.progress.fold(&mut self.watermark);
+        self.watermark_w = w;
         let checkpoint = self.watermark.checkpoint(w);
         let committed = self.shared.committed.load(Ordering::Acquire);
         let undelivered = committed
             .saturating_sub(w)
             .saturating_sub(checkpoint.done_records());
-        if let Err(e) = self.log.release(checkpoint) {
+        if let Err(e) = self.log.release_with(checkpoint, sync) {
             self.disk_error("checkpoint", &e);
         }
         let g = &self.metrics.gauges;

@@ -167,7 +167,18 @@ impl Wal {
         self.next_seq
     }
 
+    /// Whether a record with this metadata and payload can be written at all.
+    pub fn fits(meta_len: usize, payload_len: usize) -> bool {
+        meta_len <= usize::from(u16::MAX)
+            && meta_len
+                .checked_add(payload_len)
+                .is_some_and(|l| l <= record::MAX_BODY as usize)
+    }
+
     /// Adds a record to the next commit; returns its sequence number.
+    ///
+    /// # Panics
+    /// If the record does not [`fit`](Self::fits): callers check.
     pub fn stage(
         &mut self,
         ts_ms: u64,
@@ -271,10 +282,17 @@ impl Wal {
     /// Records what is delivered: stores the checkpoint (when it changed) and deletes the segments
     /// below its `w`. Returns the bytes freed.
     pub fn release(&mut self, c: Checkpoint) -> io::Result<u64> {
+        self.release_with(c, self.opts.sync)
+    }
+
+    /// [`release`](Self::release), syncing the checkpoint file only if `sync`. An unsynced checkpoint
+    /// survives a crash of the process (it is in the page cache); after a power loss the older one
+    /// (or none) is read, which replays more, never less.
+    pub fn release_with(&mut self, c: Checkpoint, sync: bool) -> io::Result<u64> {
         if c.w < self.checkpoint.w || c == self.checkpoint {
             return Ok(0);
         }
-        checkpoint::write(&self.dir, &c, self.opts.sync)?;
+        checkpoint::write(&self.dir, &c, sync && self.opts.sync)?;
         self.checkpoint = c;
         self.delete_covered()
     }

@@ -85,6 +85,11 @@ impl Progress {
         self.reader_next.fetch_max(until, Ordering::AcqRel)
     }
 
+    /// Whether completions arrived since the last fold.
+    pub fn has_completions(&self) -> bool {
+        !self.done.is_empty()
+    }
+
     /// The reader will next look at this sequence number: records below it were handed out or are gone.
     pub fn reader_next(&self) -> u64 {
         self.reader_next.load(Ordering::Acquire)
