@@ -395,3 +395,86 @@ fn clickhouse_that_hangs_stalls_resets_and_lies() {
         clickhouse_case(server, &url, fault, n);
     }
 }
+
+/// A gateway weir whose own destination is stuck answers RESOURCE_EXHAUSTED with RetryInfo once its
+/// queues are full. The edge honours the wait and retries; when the gateway's destination comes back,
+/// every span the edge acknowledged arrives there.
+#[test]
+fn otlp_grpc_gateway_pushing_back_with_resource_exhausted() {
+    use common::{mkfifo, span_ids, span_request, FifoReader};
+    use prost::Message;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let fifo = data.join("traces.jsonl");
+    mkfifo(&fifo);
+    let gateway = Weir::start_in(
+        dir,
+        data,
+        Options {
+            pipeline: "pipeline:\n  workers: 1\n  intake_queue: {max_items: 50, max_bytes: 256KiB}\n  enqueue_timeout: 10ms\n".into(),
+            exporter_extra: "    queue: {max_items: 50, max_bytes: 256KiB}\n    batch: {max_items: 50, max_age: 20ms}\n".into(),
+            ..Options::default()
+        },
+    );
+    let edge = Weir::start_with(Options {
+        destination: Some(format!(
+            "    otlp: {{endpoints: [\"{}\"], protocol: grpc}}",
+            gateway.grpc
+        )),
+        exporter_extra: "    timeout: 2s\n    retry: {initial_backoff: 50ms, max_backoff: 2s}\n    batch: {max_items: 50, max_age: 20ms}\n".into(),
+        ..Options::default()
+    });
+    let mut acknowledged = std::collections::BTreeSet::new();
+    for n in 0..12 {
+        let r = http_request(
+            edge.http,
+            "POST",
+            "/v1/traces",
+            &[("Content-Type", "application/x-protobuf")],
+            &span_request(n, 200).encode_to_vec(),
+        )
+        .unwrap();
+        assert_eq!(r.status, 200);
+        acknowledged.extend(span_ids(&span_request(n, 200)));
+    }
+    let labels = [EXPORTER, "signal=\"traces\""];
+    wait_until(
+        "the gateway to push back",
+        Duration::from_secs(20),
+        || edge.metric("weir_exporter_retries_total", &labels) > 0.0,
+        || edge.log(),
+    );
+    assert!(
+        gateway.metric(
+            "weir_receiver_refused_items_total",
+            &["reason=\"queue_full\""]
+        ) > 0.0,
+        "{}",
+        gateway.log()
+    );
+    let reader = FifoReader::start(&fifo);
+    let got = reader.wait_for(&acknowledged);
+    assert!(
+        acknowledged.is_subset(&got),
+        "{} of {} arrived; edge log:\n{}",
+        acknowledged.intersection(&got).count(),
+        acknowledged.len(),
+        edge.log()
+    );
+    wait_until(
+        "the edge to settle",
+        Duration::from_secs(10),
+        || edge.metric("weir_exporter_in_flight_items", &labels) == 0.0,
+        || edge.log(),
+    );
+    assert_eq!(
+        edge.metric("weir_exporter_sent_items_total", &labels),
+        600.0
+    );
+    assert_eq!(
+        edge.metric("weir_exporter_failed_items_total", &labels),
+        0.0
+    );
+    assert!(edge.log().contains("ResourceExhausted"), "{}", edge.log());
+}

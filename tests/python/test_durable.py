@@ -186,11 +186,13 @@ TAIL = """  sample:
 def test_kill_9_at_random_moments_loses_nothing_acknowledged(tmp_path, pipeline):
     weir = Process(tmp_path, "weir", '    file: {{path: "{data}", rotate_bytes: 4GiB}}', pipeline)
     weir.start()
-    load = Load(weir.grpc, rate=3000)
+    # WEIR_KILL_RATE / WEIR_KILLS turn this into the measurement quoted in the README.
+    rate, planned = int(os.environ.get("WEIR_KILL_RATE", "3000")), int(os.environ.get("WEIR_KILLS", "10"))
+    load = Load(weir.grpc, rate=rate)
     rng = random.Random(9)
     kills = 0
     try:
-        for _ in range(10):
+        for _ in range(planned):
             time.sleep(rng.uniform(0.3, 1.5))
             weir.kill9()
             kills += 1
@@ -206,13 +208,14 @@ def test_kill_9_at_random_moments_loses_nothing_acknowledged(tmp_path, pipeline)
     duplicates = sum(n - 1 for n in names.values() if n > 1)
     print(f"kills={kills} sent={load.sent} acked={len(acked)} failed_requests={load.exporter.failed_requests} "
           f"delivered_unique={len(names)} duplicates={duplicates} recovered_records_last_start={recovered}")
-    assert kills == 10
-    assert len(acked) > 5000, "the load must have kept flowing between kills"
+    assert kills == planned
+    assert len(acked) > 500 * planned, "the load must have kept flowing between kills"
     assert not missing, f"{len(missing)} acknowledged spans lost, e.g. {sorted(missing)[:5]}"
     assert set(names) <= {f"s-{i}" for i in range(load.sent)}
-    # At least once: what was delivered but not yet checkpointed when killed comes again; bounded by
-    # what a checkpoint interval and the in-flight pipeline hold, per kill.
-    assert duplicates <= len(acked) // 2, duplicates
+    # At least once: a kill replays the records in flight (completions reach the checkpoint within a
+    # few milliseconds of delivery). Tail sampling keeps records in flight while it holds their spans.
+    limit = 0.05 if not pipeline else 0.25
+    assert duplicates <= len(acked) * limit, f"{duplicates} duplicates of {len(acked)}"
 
 
 def test_destination_down_for_a_minute_backlog_waits_on_disk_then_drains(tmp_path):
