@@ -160,7 +160,7 @@ impl Policies {
             n.policy().store(normalize.clone());
         }
         for s in lock(&self.sample).iter() {
-            s.policy().store(sample.clone());
+            s.reload(sample.clone());
         }
         for r in lock(&self.redact).iter() {
             r.policy().store(redact.clone());

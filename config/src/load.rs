@@ -210,6 +210,9 @@ fn validate(c: &Config) -> Result<(), Invalid> {
                 "must be greater than 0",
             ));
         }
+        if limit.max_keys == 0 {
+            return Err(invalid(format!("{path}.max_keys"), "must be at least 1"));
+        }
         if limit.signal == crate::Signal::Metrics {
             return Err(invalid(
                 format!("{path}.signal"),

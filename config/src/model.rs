@@ -264,6 +264,10 @@ pub struct RateLimitConfig {
     pub items_per_second: f64,
     #[serde(default)]
     pub bytes_per_second: Option<ByteSize>,
+    /// Most key values with a bucket of their own; the least recently used are forgotten beyond it
+    /// (counted in `weir_ratelimit_evicted_keys_total`), since clients choose the values.
+    #[serde(default = "defaults::rate_limit_max_keys")]
+    pub max_keys: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -1044,6 +1048,9 @@ pub mod defaults {
     }
     pub fn decision_cache() -> usize {
         100_000
+    }
+    pub fn rate_limit_max_keys() -> usize {
+        10_000
     }
     pub fn rate_limit_key() -> String {
         "service.name".into()

@@ -12,6 +12,9 @@ pub struct RateLimit {
     pub key: String,
     pub items_per_second: f64,
     pub bytes_per_second: Option<f64>,
+    /// Buckets this rule keeps at most: key values are chosen by clients, so without a bound a
+    /// client sending a new `service.name` per record grows memory without end.
+    pub max_keys: usize,
 }
 
 struct Bucket {
@@ -20,15 +23,41 @@ struct Bucket {
     at: Instant,
 }
 
-/// Buckets by (rule name, key value). One lock per batch, not per item.
+/// One rule's buckets by key value.
+#[derive(Default)]
+struct Rule {
+    keys: HashMap<String, Bucket>,
+    /// Evicted since the last report.
+    evicted: u64,
+}
+
+impl Rule {
+    /// Makes room for one more key by evicting the least recently used eighth (at least one): a scan
+    /// per `max_keys / 8` new keys, not per key.
+    fn evict(&mut self, max_keys: usize) {
+        let excess = self.keys.len() + 1 - max_keys.min(self.keys.len() + 1);
+        let n = excess.max(max_keys / 8).max(1).min(self.keys.len());
+        if n == 0 {
+            return;
+        }
+        let mut ages: Vec<Instant> = self.keys.values().map(|b| b.at).collect();
+        let (_, cut, _) = ages.select_nth_unstable(n - 1);
+        let cut = *cut;
+        let before = self.keys.len();
+        self.keys.retain(|_, b| b.at > cut);
+        self.evicted += (before - self.keys.len()) as u64;
+    }
+}
+
+/// Buckets by rule name, then key value. One lock per batch, not per item.
 #[derive(Default)]
 pub struct Buckets {
-    state: Mutex<HashMap<(String, String), Bucket>>,
+    state: Mutex<HashMap<String, Rule>>,
 }
 
 /// A batch's view of the buckets, holding the lock.
 pub struct Taking<'a> {
-    state: std::sync::MutexGuard<'a, HashMap<(String, String), Bucket>>,
+    state: std::sync::MutexGuard<'a, HashMap<String, Rule>>,
     now: Instant,
 }
 
@@ -39,20 +68,44 @@ impl Buckets {
             now: Instant::now(),
         }
     }
+
+    /// Forgets the buckets of rules not named: a reload that removes a rule frees its state.
+    pub fn retain_rules<'n>(&self, names: impl IntoIterator<Item = &'n str>) {
+        let names: std::collections::HashSet<&str> = names.into_iter().collect();
+        self.take()
+            .state
+            .retain(|name, _| names.contains(name.as_str()));
+    }
+
+    /// Keys held by rule `name`.
+    pub fn keys(&self, name: &str) -> usize {
+        self.take().state.get(name).map_or(0, |r| r.keys.len())
+    }
 }
 
 impl Taking<'_> {
-    /// Whether one item of `bytes` fits `limit`'s bucket for `key`; takes the tokens if so.
+    /// Whether one item of `bytes` fits `limit`'s bucket for `key`; takes the tokens if so. Allocates
+    /// only for a key (or rule) seen for the first time.
     pub fn admit(&mut self, limit: &RateLimit, key: &str, bytes: f64) -> bool {
         let now = self.now;
-        let bucket = self
-            .state
-            .entry((limit.name.clone(), key.to_string()))
-            .or_insert_with(|| Bucket {
-                items: limit.items_per_second,
-                bytes: limit.bytes_per_second.unwrap_or(0.0),
-                at: now,
-            });
+        if !self.state.contains_key(&limit.name) {
+            self.state.insert(limit.name.clone(), Rule::default());
+        }
+        let rule = self.state.get_mut(&limit.name).expect("inserted above");
+        if !rule.keys.contains_key(key) {
+            if rule.keys.len() >= limit.max_keys.max(1) {
+                rule.evict(limit.max_keys.max(1));
+            }
+            rule.keys.insert(
+                key.to_string(),
+                Bucket {
+                    items: limit.items_per_second,
+                    bytes: limit.bytes_per_second.unwrap_or(0.0),
+                    at: now,
+                },
+            );
+        }
+        let bucket = rule.keys.get_mut(key).expect("inserted above");
         let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
         bucket.at = now;
         bucket.items =
@@ -71,6 +124,15 @@ impl Taking<'_> {
             false
         }
     }
+
+    /// Hands out (and resets) each rule's count of evicted keys.
+    pub fn evictions(&mut self, mut report: impl FnMut(&str, u64)) {
+        for (name, rule) in self.state.iter_mut() {
+            if rule.evicted > 0 {
+                report(name, std::mem::take(&mut rule.evicted));
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -83,6 +145,7 @@ mod tests {
             key: "service.name".into(),
             items_per_second: items,
             bytes_per_second: bytes,
+            max_keys: 10_000,
         }
     }
 
@@ -123,5 +186,42 @@ mod tests {
             (150..=400).contains(&refilled),
             "about 200 tokens after 200 ms, got {refilled}"
         );
+    }
+
+    /// A client inventing a key per item cannot grow the state past `max_keys`; the least recently
+    /// used keys go first, and every eviction is counted.
+    #[test]
+    fn keys_are_bounded_and_the_least_recently_used_go() {
+        let b = Buckets::default();
+        let mut l = limit(10.0, None);
+        l.max_keys = 1000;
+        b.take().admit(&l, "steady", 1.0);
+        for i in 0..100_000 {
+            let mut t = b.take();
+            t.admit(&l, &format!("k{i}"), 1.0);
+            if i % 100 == 0 {
+                t.admit(&l, "steady", 1.0);
+            }
+        }
+        assert!(b.keys("r") <= 1000, "{}", b.keys("r"));
+        let mut evicted = 0;
+        b.take().evictions(|_, n| evicted += n);
+        assert_eq!(evicted as usize + b.keys("r"), 100_001);
+        assert!(
+            b.take().state["r"].keys.contains_key("steady"),
+            "a key in use stays"
+        );
+    }
+
+    #[test]
+    fn a_removed_rule_loses_its_buckets() {
+        let b = Buckets::default();
+        let (mut one, mut two) = (limit(10.0, None), limit(10.0, None));
+        one.name = "one".into();
+        two.name = "two".into();
+        b.take().admit(&one, "a", 1.0);
+        b.take().admit(&two, "a", 1.0);
+        b.retain_rules(["two"]);
+        assert_eq!((b.keys("one"), b.keys("two")), (0, 1));
     }
 }

@@ -164,6 +164,7 @@ fn limits(c: &weir_config::SampleConfig, signal: weir_config::Signal) -> Vec<Rat
             key: l.key.clone(),
             items_per_second: l.items_per_second,
             bytes_per_second: l.bytes_per_second.map(|b| b.0 as f64),
+            max_keys: l.max_keys,
         })
         .collect()
 }
@@ -208,6 +209,18 @@ impl Sample {
         &self.policy
     }
 
+    /// Swaps in `policy` and forgets the buckets of rate limits it no longer has.
+    pub fn reload(&self, policy: SamplePolicy) {
+        let names: Vec<String> = policy
+            .span_limits
+            .iter()
+            .chain(&policy.log_limits)
+            .map(|l| l.name.clone())
+            .collect();
+        self.policy.store(policy);
+        self.buckets.retain_rules(names.iter().map(String::as_str));
+    }
+
     fn out(&self, signal: &str, rule: &str) -> Counter {
         self.registry.counter(
             "weir_sampled_out_items_total",
@@ -242,6 +255,15 @@ impl Sample {
                 true
             });
         }
+        taking.evictions(|rule, n| {
+            self.registry
+                .counter(
+                    "weir_ratelimit_evicted_keys_total",
+                    "Rate-limit buckets forgotten to stay within max_keys (least recently used first).",
+                    &[("rule", rule)],
+                )
+                .add(n);
+        });
         drop(taking);
         for (l, n) in limits.iter().zip(refused) {
             if n > 0 {
@@ -598,6 +620,7 @@ mod tests {
             key: "service.name".into(),
             items_per_second: 100.0,
             bytes_per_second: None,
+            max_keys: 10_000,
         };
         let policy = SamplePolicy {
             log_limits: vec![limit.clone()],
