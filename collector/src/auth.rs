@@ -13,6 +13,7 @@ use weir_pipeline::metrics::{Counter, Registry};
 pub struct Auth {
     tokens: Vec<([u8; 32], Arc<str>)>,
     pub tenant_attribute: String,
+    trusted: Vec<String>,
     refused: [Counter; 2],
 }
 
@@ -85,8 +86,14 @@ impl Auth {
         Ok(Auth {
             tokens,
             tenant_attribute: c.tenant_attribute.clone(),
+            trusted: c.trusted_tenant_from.clone(),
             refused: [refused("grpc"), refused("http")],
         })
+    }
+
+    /// Whether requests of `tenant` keep the tenants their resources carry.
+    pub fn trusts(&self, tenant: &str) -> bool {
+        self.trusted.iter().any(|t| t == tenant)
     }
 
     /// The tenant of a request's token, or `None` (counted) when it has no known one.
@@ -153,6 +160,7 @@ mod tests {
             ],
             tokens_file: Some(file.display().to_string()),
             tenant_attribute: "weir.tenant".into(),
+            trusted_tenant_from: Vec::new(),
         };
         let registry = Registry::new();
         let auth = Auth::load(

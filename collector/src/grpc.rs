@@ -127,11 +127,7 @@ where
         let intake = self.0.clone();
         Box::pin(async move {
             let tenant = request.extensions().get::<Tenant>().cloned();
-            let stamp = intake
-                .auth
-                .as_ref()
-                .zip(tenant.as_ref())
-                .map(|(a, t)| (a.tenant_attribute.as_str(), &*t.0));
+            let stamp = crate::tenant::Stamp::for_request(intake.auth.as_ref(), tenant.as_ref());
             let Received {
                 request,
                 bytes,

@@ -175,12 +175,7 @@ where
         Ok(r) => r,
         Err(e) => return refuse::<S>(&state, e, format),
     };
-    let stamp = state
-        .intake
-        .auth
-        .as_ref()
-        .zip(tenant.as_ref())
-        .map(|(a, t)| (a.tenant_attribute.as_str(), &*t.0));
+    let stamp = crate::tenant::Stamp::for_request(state.intake.auth.as_ref(), tenant.as_ref());
     match IntakeFor::<S>::get(&*state.intake)
         .accept(request, decoded_len, Transport::Http, stamp, raw)
         .await

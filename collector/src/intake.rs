@@ -5,6 +5,7 @@
 
 use crate::durable::record::Raw;
 use crate::durable::Durable;
+use crate::tenant::Stamp;
 use crate::wire::Wire;
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,6 +61,7 @@ struct TransportCounters {
     refused_wal_full: Counter,
     refused_wal_error: Counter,
     refused_too_large: Counter,
+    tenant_overridden: Counter,
 }
 
 impl TransportCounters {
@@ -85,6 +87,11 @@ impl TransportCounters {
             refused_wal_full: refused("wal_full"),
             refused_wal_error: refused("wal_error"),
             refused_too_large: refused("too_large"),
+            tenant_overridden: registry.counter(
+                "weir_receiver_tenant_overridden_total",
+                "Resources whose client-sent tenant attribute was removed (no authentication) or replaced by the authenticated tenant.",
+                &[("signal", signal), ("transport", t)],
+            ),
         }
     }
 }
@@ -117,14 +124,14 @@ impl<S: Wire> SignalIntake<S> {
     }
 
     /// Takes one decoded export request of `encoded_bytes` bytes (its weight in the queue); `tenant`
-    /// (attribute key, tenant) is stamped on every resource.
+    /// says what becomes of its resources' tenant attribute.
     /// In durable mode `raw`, the body as received, is what the log stores.
     pub async fn accept(
         &self,
         request: S::Request,
         encoded_bytes: usize,
         transport: Transport,
-        tenant: Option<(&str, &str)>,
+        tenant: Stamp<'_>,
         raw: Option<Raw>,
     ) -> Result<Accepted, Refused> {
         let counters = match transport {
@@ -133,10 +140,9 @@ impl<S: Wire> SignalIntake<S> {
         };
         let mut resources = S::into_resources(request);
         let (rejected, message) = S::drop_malformed(&mut resources);
-        if let Some((key, tenant)) = tenant {
-            for r in &mut resources {
-                weir_pipeline::stages::sample::set_string(S::resource_attributes(r), key, tenant);
-            }
+        let overridden = tenant.apply::<S>(&mut resources);
+        if overridden > 0 {
+            counters.tenant_overridden.add(overridden as u64);
         }
         let accepted = Accepted {
             rejected,

@@ -20,6 +20,7 @@ mod intake;
 mod pipeline;
 mod reload;
 mod spill;
+mod tenant;
 mod tls;
 mod wire;
 mod workers;

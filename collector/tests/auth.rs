@@ -232,3 +232,129 @@ async fn tokens_are_required_and_the_tenant_reaches_loki() {
     );
     assert_eq!(loki.entry_count("team-b"), 2);
 }
+
+/// A log request whose resource claims `weir.tenant: <claimed>`, over OTLP/HTTP JSON.
+fn spoofed_logs(claimed: &str, body: &str) -> Vec<u8> {
+    format!(
+        r#"{{"resourceLogs":[{{"resource":{{"attributes":[{{"key":"weir.tenant","value":{{"stringValue":"{claimed}"}}}}]}},"scopeLogs":[{{"logRecords":[{{"timeUnixNano":"{}","body":{{"stringValue":"{body}"}}}}]}}]}}]}}"#,
+        now_nanos()
+    )
+    .into_bytes()
+}
+
+fn post_logs(weir: &Weir, token: Option<&str>, body: &[u8]) -> u16 {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("Content-Type", "application/json")];
+    if let Some(a) = &auth {
+        headers.push(("Authorization", a.as_str()));
+    }
+    http_request(weir.http, "POST", "/v1/logs", &headers, body)
+        .unwrap()
+        .status
+}
+
+async fn wait_entries(loki: &Receiver, tenant: &str, want: usize) -> usize {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while loki.entry_count(tenant) < want && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    loki.entry_count(tenant)
+}
+
+/// Nobody picks another tenant's Loki org by writing `weir.tenant` into a resource: without auth the
+/// attribute is removed; with auth it is overwritten by the token's tenant; only an upstream named in
+/// `trusted_tenant_from` passes its resources' tenants on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_sent_tenant_never_chooses_the_loki_org() {
+    let loki = Receiver::start(Limits {
+        auth_enabled: true,
+        ..Limits::default()
+    })
+    .await;
+    let loki_exporter = format!(
+        "    batch: {{max_age: 20ms}}\n  loki:\n    loki: {{endpoint: \"{}\", tenant: shared, tenant_attribute: weir.tenant}}\n",
+        loki.url()
+    );
+    // No auth: the claim is stripped; the record lands in the exporter's own tenant.
+    let open = Weir::start_with(Options {
+        exporter_extra: loki_exporter.clone(),
+        ..Options::default()
+    });
+    assert_eq!(post_logs(&open, None, &spoofed_logs("victim", "anon")), 200);
+    assert_eq!(wait_entries(&loki, "shared", 1).await, 1);
+    assert_eq!(loki.entry_count("victim"), 0);
+    assert_eq!(
+        open.metric(
+            "weir_receiver_tenant_overridden_total",
+            &["signal=\"logs\""]
+        ),
+        1.0
+    );
+    // Auth: team-a's token with a claim of victim lands in team-a; the trusted edge's claim stands.
+    let pipeline = format!(
+        "  auth:\n    tokens:\n      - {{tenant: team-a, token_sha256: \"{}\"}}\n      - {{tenant: edges, token_sha256: \"{}\"}}\n    trusted_tenant_from: [edges]\npipeline: {{workers: 2}}\n",
+        sha256_hex("team-a-key"),
+        sha256_hex("edge-key")
+    );
+    let gated = Weir::start_with(Options {
+        exporter_extra: loki_exporter,
+        pipeline,
+        ..Options::default()
+    });
+    assert_eq!(
+        post_logs(&gated, Some("team-a-key"), &spoofed_logs("victim", "a")),
+        200
+    );
+    assert_eq!(
+        post_logs(
+            &gated,
+            Some("edge-key"),
+            &spoofed_logs("team-b", "via-edge")
+        ),
+        200
+    );
+    assert_eq!(wait_entries(&loki, "team-a", 1).await, 1);
+    assert_eq!(wait_entries(&loki, "team-b", 1).await, 1);
+    assert_eq!(loki.entry_count("victim"), 0, "{}", gated.log());
+}
+
+/// The same claim against ClickHouse's per-tenant databases: no database is made for it.
+#[test]
+fn a_client_sent_tenant_never_chooses_the_clickhouse_database() {
+    let url = match std::env::var("WEIR_CLICKHOUSE_URL") {
+        Ok(u) => u,
+        Err(_) if std::env::var_os("CI").is_some() => {
+            panic!("WEIR_CLICKHOUSE_URL must be set in CI")
+        }
+        Err(_) => {
+            eprintln!("skipped: WEIR_CLICKHOUSE_URL is not set (scripts/test.sh sets it)");
+            return;
+        }
+    };
+    let addr: std::net::SocketAddr = url.trim_start_matches("http://").parse().unwrap();
+    let query = |sql: &str| {
+        let r = http_request(addr, "POST", "/", &[], sql.as_bytes()).unwrap();
+        String::from_utf8_lossy(&r.body).trim().to_string()
+    };
+    let pid = std::process::id();
+    let (shared, victim) = (format!("weir_shared_{pid}"), format!("victim{pid}"));
+    let weir = Weir::start_with(Options {
+        destination: Some(format!(
+            "    clickhouse: {{endpoint: \"{url}\", database: {shared}, database_attribute: weir.tenant}}"
+        )),
+        ..Options::default()
+    });
+    assert_eq!(post_logs(&weir, None, &spoofed_logs(&victim, "anon")), 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while query(&format!("SELECT count() FROM {shared}.otel_logs")) != "1" {
+        assert!(std::time::Instant::now() < deadline, "{}", weir.log());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(
+        query(&format!(
+            "SELECT count() FROM system.databases WHERE name = '{victim}'"
+        )),
+        "0"
+    );
+    query(&format!("DROP DATABASE IF EXISTS {shared}"));
+}

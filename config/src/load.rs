@@ -494,6 +494,12 @@ fn exporter(path: &str, e: &ExporterConfig) -> Result<(), Invalid> {
                 return Err(invalid(format!("{p}.{key}"), "must not be empty"));
             }
         }
+        if c.database_attribute.is_some() {
+            if let Err(e) = regex::Regex::new(&format!("^(?:{})$", c.database_pattern)) {
+                return Err(invalid(format!("{p}.database_pattern"), e.to_string()));
+            }
+            positive(&format!("{p}.max_databases"), c.max_databases as u64)?;
+        }
     }
     if let Some(l) = &e.loki {
         let p = format!("{path}.loki");

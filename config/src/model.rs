@@ -68,6 +68,11 @@ pub struct AuthConfig {
     pub tokens_file: Option<String>,
     #[serde(default = "defaults::tenant_attribute")]
     pub tenant_attribute: String,
+    /// Tenants (token names) whose requests keep the tenant attribute their resources carry: edges
+    /// that authenticated their own clients and stamped them. Everyone else's is overwritten with
+    /// their own tenant.
+    #[serde(default)]
+    pub trusted_tenant_from: Vec<String>,
 }
 
 /// One token; the secret comes from the environment or as its SHA-256, never in clear in the config.
@@ -740,10 +745,18 @@ pub struct ClickHouseExporter {
     /// HTTP interface, e.g. `http://127.0.0.1:8123`.
     pub endpoint: String,
     /// A resource attribute naming the database per resource (e.g. `weir.tenant` from ingest auth);
-    /// its value, reduced to `[A-Za-z0-9_]`, is the database, created with its tables on first use
-    /// when `create_schema` is on. Resources without it go to `database`.
+    /// its value, with every character outside `[A-Za-z0-9]` written as `_xx` (hex), is the database
+    /// — so different values never share one — created with its tables on first use when
+    /// `create_schema` is on. Resources without it go to `database`.
     #[serde(default)]
     pub database_attribute: Option<String>,
+    /// Tenant values that may have a database (a regex over the whole value); rows of others are
+    /// refused and counted (`weir_exporter_failed_items_total{reason="tenant_database"}`).
+    #[serde(default = "defaults::tenant_database_pattern")]
+    pub database_pattern: String,
+    /// Most tenant databases one exporter writes to; rows for more are refused and counted.
+    #[serde(default = "defaults::max_tenant_databases")]
+    pub max_databases: usize,
     /// For `https://` endpoints.
     #[serde(default)]
     pub tls: Option<TlsClient>,
@@ -1048,6 +1061,12 @@ pub mod defaults {
     }
     pub fn decision_cache() -> usize {
         100_000
+    }
+    pub fn tenant_database_pattern() -> String {
+        "[A-Za-z0-9][A-Za-z0-9_.-]{0,47}".into()
+    }
+    pub fn max_tenant_databases() -> usize {
+        100
     }
     pub fn rate_limit_max_keys() -> usize {
         10_000

@@ -205,8 +205,8 @@ async fn tenant_databases_are_created_and_filled_on_a_real_server() {
             .unwrap();
     }
     for db in [
-        format!("acme_{pid}"),
-        format!("beta_{pid}"),
+        format!("acme_2d{pid}"),
+        format!("beta_2e{pid}"),
         format!("weir_default_{pid}"),
     ] {
         let count = post(&url, &format!("SELECT count() FROM {db}.otel_logs"), b"").unwrap();

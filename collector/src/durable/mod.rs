@@ -207,7 +207,7 @@ impl<S: Wire> Durable<S> {
         &self,
         batch: Batch<S>,
         raw: Option<record::Raw>,
-        tenant: Option<(&str, &str)>,
+        tenant: crate::tenant::Stamp<'_>,
     ) -> Result<(), Refused> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Refused::Closed);

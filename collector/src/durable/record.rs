@@ -6,6 +6,7 @@
 //! re-encoded ([`weir_pipeline::wal::payload`]).
 
 use crate::decode::{self, Format};
+use crate::tenant::Stamp;
 use crate::wire::Wire;
 use bytes::Bytes;
 use weir_pipeline::wal::{payload, Record};
@@ -43,8 +44,8 @@ pub struct Raw {
     pub encoding: Encoding,
 }
 
-/// Payload, flags and metadata of the record for `raw`, stamped with `tenant` (attribute, value).
-pub fn encode_raw(raw: Raw, tenant: Option<(&str, &str)>, compress: bool) -> (Bytes, u16, Vec<u8>) {
+/// Payload, flags and metadata of the record for `raw`, with the tenant stamp the intake applied.
+pub fn encode_raw(raw: Raw, tenant: Stamp<'_>, compress: bool) -> (Bytes, u16, Vec<u8>) {
     let mut flags = RAW;
     if raw.format == Format::Json {
         flags |= JSON;
@@ -66,9 +67,7 @@ pub fn encode_raw(raw: Raw, tenant: Option<(&str, &str)>, compress: bool) -> (By
             None => raw.body,
         },
     };
-    let meta = tenant
-        .map(|(key, value)| [key.as_bytes(), b"\0", value.as_bytes()].concat())
-        .unwrap_or_default();
+    let meta = tenant.to_meta();
     (body, flags, meta)
 }
 
@@ -95,13 +94,7 @@ pub fn decode<S: Wire>(r: Record, limit: usize) -> Result<Batch<S>, String> {
         decode::request::<S::Request>(format, &body, S::KIND.as_str()).map_err(|e| e.message())?;
     let mut resources = S::into_resources(request);
     S::drop_malformed(&mut resources);
-    if let Some(split) = r.meta.iter().position(|b| *b == 0) {
-        let key = String::from_utf8_lossy(&r.meta[..split]);
-        let tenant = String::from_utf8_lossy(&r.meta[split + 1..]);
-        for res in &mut resources {
-            weir_pipeline::stages::sample::set_string(S::resource_attributes(res), &key, &tenant);
-        }
-    }
+    Stamp::from_meta(&String::from_utf8_lossy(&r.meta)).apply::<S>(&mut resources);
     Ok(Batch::new(resources, body.len()))
 }
 
@@ -160,7 +153,7 @@ mod tests {
                     format,
                     encoding,
                 },
-                Some(("weir.tenant", "team-a")),
+                Stamp::Set("weir.tenant", "team-a"),
                 compress,
             );
             if stored_as_received {

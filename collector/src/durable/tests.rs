@@ -33,10 +33,19 @@ async fn a_record_too_large_for_the_log_is_refused_and_the_writer_lives_on() {
         encoding: record::Encoding::None,
     };
     let refused = durable
-        .append(b, Some(raw), Some(("weir.tenant", &huge)))
+        .append(
+            b,
+            Some(raw),
+            crate::tenant::Stamp::Set("weir.tenant", &huge),
+        )
         .await;
     assert_eq!(refused, Err(Refused::TooLarge));
-    assert_eq!(durable.append(batch(), None, None).await, Ok(()));
+    assert_eq!(
+        durable
+            .append(batch(), None, crate::tenant::Stamp::Keep)
+            .await,
+        Ok(())
+    );
     assert!(durable.healthy() && !durable.writer_dead());
     assert_eq!(
         durable.inbox.available_permits(),
@@ -51,7 +60,12 @@ async fn a_record_too_large_for_the_log_is_refused_and_the_writer_lives_on() {
 async fn a_dead_writer_fails_readiness_and_refuses_requests() {
     let dir = tempfile::tempdir().unwrap();
     let (durable, _rx) = start(dir.path());
-    assert_eq!(durable.append(batch(), None, None).await, Ok(()));
+    assert_eq!(
+        durable
+            .append(batch(), None, crate::tenant::Stamp::Keep)
+            .await,
+        Ok(())
+    );
     durable.tx.send(Msg::Crash).unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while !durable.writer_dead() {
@@ -60,7 +74,9 @@ async fn a_dead_writer_fails_readiness_and_refuses_requests() {
     }
     assert!(!durable.healthy());
     assert_eq!(
-        durable.append(batch(), None, None).await,
+        durable
+            .append(batch(), None, crate::tenant::Stamp::Keep)
+            .await,
         Err(Refused::Closed)
     );
     durable.finish();

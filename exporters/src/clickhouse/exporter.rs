@@ -11,7 +11,8 @@ use super::schema::{
 use super::Layout;
 use crate::exporter::{Encoded, ExportError, Exporter};
 use bytes::Bytes;
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use weir_config::{ClickHouseCompression, ClickHouseExporter as Config, ClickHouseLayout, Signal};
 use weir_pipeline::{Batch, Logs, Metrics, Traces};
 
@@ -21,9 +22,22 @@ pub struct Insert {
     table: usize,
     /// A tenant's database, when `database_attribute` routed these rows there.
     database: Option<String>,
+    /// Why these rows may not be written (a tenant value that may not have a database): sending
+    /// fails for good, and the items are counted.
+    refused: Option<String>,
     body: Bytes,
     /// `insert_deduplication_token`: a hash of the rows, identical on every retry.
     token: Option<String>,
+}
+
+impl Insert {
+    fn route(&mut self, target: Target) {
+        match target {
+            None => {}
+            Some(Ok(db)) => self.database = Some(db),
+            Some(Err(why)) => self.refused = Some(why),
+        }
+    }
 }
 
 pub struct ClickHouse {
@@ -50,8 +64,18 @@ struct Tenancy {
     ddl: Vec<(TableOptions, Signal)>,
     layout: Layout,
     modern_server: bool,
-    prepared: tokio::sync::Mutex<std::collections::HashSet<String>>,
+    /// Tenant values that may have a database.
+    pattern: regex::Regex,
+    max: usize,
+    /// The configured database: a tenant may not write into it under its own name.
+    shared: String,
+    /// Each tenant database ever routed to, and whether its schema is ready: one cell per database,
+    /// so creating one tenant's tables holds up only that tenant's inserts.
+    prepared: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<()>>>>,
 }
+
+/// Databases a tenant may never write into, whatever its name maps to.
+const RESERVED: [&str; 3] = ["system", "default", "information_schema"];
 
 impl ClickHouse {
     /// Connects, picks the layout and creates (or checks) `signal`'s tables. Errors say what to fix.
@@ -168,6 +192,10 @@ impl ClickHouse {
             encoder: Mutex::new((Encoder::default(), Vec::new())),
             tenancy: cfg.database_attribute.clone().map(|attribute| Tenancy {
                 attribute,
+                pattern: regex::Regex::new(&format!("^(?:{})$", cfg.database_pattern))
+                    .expect("validated when the config was loaded"),
+                max: cfg.max_databases,
+                shared: cfg.database.clone(),
                 tables: tables.clone(),
                 ddl: if cfg.create_schema {
                     vec![(opts.clone(), signal)]
@@ -214,6 +242,7 @@ impl ClickHouse {
             request: Insert {
                 table,
                 database: None,
+                refused: None,
                 body,
                 token,
             },
@@ -222,6 +251,9 @@ impl ClickHouse {
     }
 
     async fn send_insert(&self, insert: &Insert) -> Result<(), ExportError> {
+        if let Some(why) = &insert.refused {
+            return Err(ExportError::permanent("tenant_database", why.clone()));
+        }
         let mut params = self.settings.clone();
         if let Some(t) = &insert.token {
             params.push(("insert_deduplication_token", t.as_str()));
@@ -244,48 +276,55 @@ impl ClickHouse {
             .map(|_| ())
     }
 
-    /// Creates a tenant's database and tables the first time it is seen (with `create_schema`).
+    /// Creates a tenant's database and tables the first time it is seen (with `create_schema`). Only
+    /// inserts into that database wait for it; a failure is retried by the next insert.
     async fn prepare(&self, db: &str, t: &Tenancy) -> Result<(), ExportError> {
-        let mut prepared = t.prepared.lock().await;
-        if prepared.contains(db) {
-            return Ok(());
-        }
-        for (template, signal) in &t.ddl {
-            let opts = TableOptions {
-                database: db.to_string(),
-                ..template.clone()
-            };
-            let mut statements = vec![create_database(&opts)];
-            statements.extend(match signal {
-                Signal::Logs => logs_statements(t.layout, &opts),
-                Signal::Traces => traces_statements(t.layout, &opts),
-                Signal::Metrics => metrics_statements(t.layout, &opts),
-            });
-            let params: &[(&str, &str)] = if t.modern_server {
-                &[]
-            } else {
-                &[("allow_experimental_low_cardinality_type", "1")]
-            };
-            for ddl in statements {
-                self.client.post(&ddl, params, Bytes::new()).await?;
+        let cell = t
+            .prepared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(db.to_string())
+            .or_default()
+            .clone();
+        cell.get_or_try_init(|| async {
+            for (template, signal) in &t.ddl {
+                let opts = TableOptions {
+                    database: db.to_string(),
+                    ..template.clone()
+                };
+                let mut statements = vec![create_database(&opts)];
+                statements.extend(match signal {
+                    Signal::Logs => logs_statements(t.layout, &opts),
+                    Signal::Traces => traces_statements(t.layout, &opts),
+                    Signal::Metrics => metrics_statements(t.layout, &opts),
+                });
+                let params: &[(&str, &str)] = if t.modern_server {
+                    &[]
+                } else {
+                    &[("allow_experimental_low_cardinality_type", "1")]
+                };
+                for ddl in statements {
+                    self.client.post(&ddl, params, Bytes::new()).await?;
+                }
+                tracing::info!(database = db, "ClickHouse tenant database ready");
             }
-            tracing::info!(database = db, "ClickHouse tenant database ready");
-        }
-        prepared.insert(db.to_string());
-        Ok(())
+            Ok::<(), ExportError>(())
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Splits resources by the database their attribute names (`None`: the configured one), in
-    /// first-seen order.
+    /// first-seen order; a tenant that may not have a database gets `Err(why)`.
     fn by_database<R>(
         &self,
         resources: Vec<R>,
         resource: impl Fn(&R) -> Option<&opentelemetry_proto::tonic::resource::v1::Resource>,
-    ) -> Vec<(Option<String>, Vec<R>)> {
+    ) -> Vec<(Target, Vec<R>)> {
         let Some(t) = &self.tenancy else {
             return vec![(None, resources)];
         };
-        let mut groups: Vec<(Option<String>, Vec<R>)> = Vec::new();
+        let mut groups: Vec<(Target, Vec<R>)> = Vec::new();
         for r in resources {
             let db = resource(&r)
                 .into_iter()
@@ -293,7 +332,7 @@ impl ClickHouse {
                 .find(|kv| kv.key == t.attribute)
                 .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
                     opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(s) => {
-                        database_name(s)
+                        Some(t.database_for(s))
                     }
                     _ => None,
                 });
@@ -306,17 +345,58 @@ impl ClickHouse {
     }
 }
 
-/// A tenant value as a database name: `[A-Za-z0-9_]` only, at most 64 characters; `None` if nothing
-/// is left.
-pub fn database_name(tenant: &str) -> Option<String> {
-    let name: String = tenant
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .take(64)
-        .collect();
-    name.chars()
-        .any(|c| c.is_ascii_alphanumeric())
-        .then_some(name)
+/// Where a group of rows goes: the configured database (`None`), a tenant's, or nowhere (why).
+type Target = Option<Result<String, String>>;
+
+impl Tenancy {
+    /// The database for tenant value `tenant`, or why it may not have one.
+    fn database_for(&self, tenant: &str) -> Result<String, String> {
+        if !self.pattern.is_match(tenant) {
+            return Err(format!(
+                "tenant {tenant:?} does not match database_pattern; its rows are not written"
+            ));
+        }
+        let db = database_name(tenant);
+        if RESERVED
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(tenant) || r.eq_ignore_ascii_case(&db))
+            || db == self.shared
+        {
+            return Err(format!(
+                "tenant {tenant:?} names a database no tenant may write to"
+            ));
+        }
+        if db.len() > 200 {
+            return Err(format!("tenant {tenant:?} is too long for a database name"));
+        }
+        let mut prepared = self.prepared.lock().unwrap_or_else(|e| e.into_inner());
+        if !prepared.contains_key(&db) {
+            if prepared.len() >= self.max {
+                return Err(format!(
+                    "max_databases ({}) reached; tenant {tenant:?} gets no database",
+                    self.max
+                ));
+            }
+            prepared.insert(db.clone(), Arc::default());
+        }
+        Ok(db)
+    }
+}
+
+/// A tenant value as a database name, one to one: ASCII letters and digits stay, every other byte
+/// becomes `_` and two hex digits (`team-a` → `team_2da`, `team_a` → `team_5fa`), so two tenants never
+/// share a database.
+pub fn database_name(tenant: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(tenant.len() + 8);
+    for b in tenant.bytes() {
+        if b.is_ascii_alphanumeric() {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "_{b:02x}");
+        }
+    }
+    out
 }
 
 /// Logs and traces share everything but the rows they write (one table each).
@@ -334,10 +414,10 @@ macro_rules! clickhouse_exporter {
                 Ok(self
                     .by_database(batch.resources, |r| r.resource.as_ref())
                     .into_iter()
-                    .map(|(database, resources)| {
+                    .map(|(target, resources)| {
                         let mut e =
                             self.insert(hint, |e, out| e.$rows(&resources, self.layout, out));
-                        e.request.database = database;
+                        e.request.route(target);
                         e
                     })
                     .collect())
@@ -363,7 +443,7 @@ impl Exporter<Metrics> for ClickHouse {
     /// One insert per metric table that has rows in this batch.
     fn encode(&self, batch: Batch<Metrics>) -> Result<Vec<Encoded<Insert>>, ExportError> {
         let mut out = Vec::new();
-        for (database, resources) in self.by_database(batch.resources, |r| r.resource.as_ref()) {
+        for (target, resources) in self.by_database(batch.resources, |r| r.resource.as_ref()) {
             let mut buffers: [Vec<u8>; 5] = Default::default();
             let rows = {
                 let mut guard = self.encoder.lock().unwrap_or_else(|e| e.into_inner());
@@ -375,7 +455,7 @@ impl Exporter<Metrics> for ClickHouse {
                 .filter(|(i, _)| rows[*i] > 0)
             {
                 let mut e = self.seal(i, &buffers[i], rows[i]);
-                e.request.database = database.clone();
+                e.request.route(target.clone());
                 out.push(e);
             }
         }
@@ -384,5 +464,63 @@ impl Exporter<Metrics> for ClickHouse {
 
     async fn send(&self, insert: &Insert) -> Result<(), ExportError> {
         self.send_insert(insert).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tenancy(max: usize) -> Tenancy {
+        Tenancy {
+            attribute: "weir.tenant".into(),
+            tables: Vec::new(),
+            ddl: Vec::new(),
+            layout: Layout::Modern,
+            modern_server: true,
+            pattern: regex::Regex::new(&format!(
+                "^(?:{})$",
+                weir_config::defaults::tenant_database_pattern()
+            ))
+            .unwrap(),
+            max,
+            shared: "otel".into(),
+            prepared: Mutex::default(),
+        }
+    }
+
+    #[test]
+    fn different_tenants_never_share_a_database() {
+        let t = tenancy(100);
+        let names: Vec<String> = ["team-a", "team_a", "team.a", "Team-A", "teama"]
+            .iter()
+            .map(|v| t.database_for(v).unwrap())
+            .collect();
+        let distinct: std::collections::HashSet<&String> = names.iter().collect();
+        assert_eq!(distinct.len(), names.len(), "{names:?}");
+        assert_eq!(names[0], "team_2da");
+        assert!(names
+            .iter()
+            .all(|n| n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')));
+    }
+
+    #[test]
+    fn reserved_unmatched_and_surplus_tenants_get_no_database() {
+        let t = tenancy(2);
+        for bad in [
+            "system", "SYSTEM", "default", "otel", "", "-x", "a b", "../etc",
+        ] {
+            assert!(t.database_for(bad).is_err(), "{bad:?}");
+        }
+        assert!(t.database_for("information_schema").is_err());
+        assert!(t.database_for("INFORMATION_SCHEMA").is_err());
+        assert!(t.database_for("one").is_ok());
+        assert!(t.database_for("two").is_ok());
+        assert!(
+            t.database_for("one").is_ok(),
+            "a known tenant is not a new one"
+        );
+        let e = t.database_for("three").unwrap_err();
+        assert!(e.contains("max_databases"), "{e}");
     }
 }
