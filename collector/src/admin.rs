@@ -1,6 +1,11 @@
 //! The admin endpoint: Prometheus `/metrics`, liveness `/healthz`, readiness `/readyz`, and
 //! `POST /admin/reload` (stage policies from the config file).
 //! Readiness turns false as soon as shutdown starts, so load balancers stop sending first.
+//!
+//! What changes state needs `Authorization: Bearer <admin.token>` when a token is set, and without one
+//! answers only on a loopback address: a probe port opened to the cluster must not let anyone swap
+//! the sampling and redaction policies. Reloads run on the blocking pool, one at a time, so a storm
+//! of them never holds up the receivers.
 
 use crate::app::ShutdownSignal;
 use axum::extract::State;
@@ -15,6 +20,10 @@ use std::sync::Arc;
 use weir_pipeline::metrics::Registry;
 
 pub struct AdminState {
+    /// SHA-256 of the admin token; `None` without one.
+    pub token: Option<[u8; 32]>,
+    /// Reloads queue here, so at most one occupies a blocking thread.
+    pub reloading: tokio::sync::Mutex<()>,
     pub registry: Arc<Registry>,
     pub ready: AtomicBool,
     /// Durable logs report disk errors here.
@@ -37,7 +46,7 @@ pub async fn bind(
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .route("/admin/reload", axum::routing::post(reload))
-        .with_state(state);
+        .with_state((state, local));
     Ok((local, async move {
         if let Err(e) = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown.wait())
@@ -48,7 +57,9 @@ pub async fn bind(
     }))
 }
 
-async fn metrics(State(s): State<Arc<AdminState>>) -> impl IntoResponse {
+type Admin = (Arc<AdminState>, SocketAddr);
+
+async fn metrics(State((s, _)): State<Admin>) -> impl IntoResponse {
     (
         [(
             header::CONTENT_TYPE,
@@ -58,9 +69,67 @@ async fn metrics(State(s): State<Arc<AdminState>>) -> impl IntoResponse {
     )
 }
 
+/// The SHA-256 of `admin.token` or `admin.token_sha256` (validated when the config was loaded).
+pub fn token_digest(c: &weir_config::AdminConfig) -> Option<[u8; 32]> {
+    use sha2::Digest;
+    if let Some(t) = c.token.as_deref().filter(|t| !t.is_empty()) {
+        return Some(sha2::Sha256::digest(t.as_bytes()).into());
+    }
+    hex::decode(c.token_sha256.as_deref()?)
+        .ok()?
+        .try_into()
+        .ok()
+}
+
+/// Why a state-changing request may not go on, if it may not.
+fn refuse(
+    s: &AdminState,
+    local: SocketAddr,
+    headers: &axum::http::HeaderMap,
+) -> Option<(StatusCode, String)> {
+    use sha2::Digest;
+    use subtle::ConstantTimeEq;
+    let Some(token) = &s.token else {
+        return (!local.ip().is_loopback()).then(|| {
+            (
+                StatusCode::FORBIDDEN,
+                format!("refused: the admin endpoint listens on {local}, beyond loopback, and admin.token is not set; set it (e.g. token: \"${{WEIR_ADMIN_TOKEN:-}}\") to allow this\n"),
+            )
+        });
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.trim()
+                .strip_prefix("Bearer ")
+                .or_else(|| v.trim().strip_prefix("bearer "))
+        })
+        .map(|t| sha2::Sha256::digest(t.trim().as_bytes()));
+    match presented {
+        Some(d) if bool::from(d.as_slice().ct_eq(token)) => None,
+        _ => Some((
+            StatusCode::UNAUTHORIZED,
+            "refused: send Authorization: Bearer <admin token>\n".into(),
+        )),
+    }
+}
+
 /// Answers with the new policy version, or 400 and the reason (the running policies stay).
-async fn reload(State(s): State<Arc<AdminState>>) -> impl IntoResponse {
-    match s.policies.reload() {
+async fn reload(
+    State((s, local)): State<Admin>,
+    headers: axum::http::HeaderMap,
+) -> impl IntoResponse {
+    if let Some(refusal) = refuse(&s, local, &headers) {
+        tracing::warn!(status = %refusal.0, "POST /admin/reload refused");
+        return refusal;
+    }
+    let _turn = s.reloading.lock().await;
+    let policies = s.policies.clone();
+    let outcome = tokio::task::spawn_blocking(move || policies.reload())
+        .await
+        .unwrap_or_else(|e| Err(format!("reload failed: {e}")));
+    match outcome {
         Ok((version, note)) => {
             tracing::info!(version, "policies reloaded via /admin/reload");
             let note = note.map(|n| format!("; {n}")).unwrap_or_default();
@@ -73,7 +142,7 @@ async fn reload(State(s): State<Arc<AdminState>>) -> impl IntoResponse {
     }
 }
 
-async fn ready(State(s): State<Arc<AdminState>>) -> impl IntoResponse {
+async fn ready(State((s, _)): State<Admin>) -> impl IntoResponse {
     if let Some(why) = s.intake.as_ref().and_then(|i| i.unhealthy()) {
         (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -104,6 +104,8 @@ pub async fn run(
         receivers.push(tokio::spawn(server));
     }
     let admin_state = Arc::new(AdminState {
+        token: crate::admin::token_digest(&config.admin),
+        reloading: tokio::sync::Mutex::new(()),
         registry: registry.clone(),
         ready: false.into(),
         intake: Some(intake.clone()),
@@ -296,7 +298,11 @@ async fn reload_on_sighup(policies: Arc<Policies>) {
         return;
     };
     while hup.recv().await.is_some() {
-        log_reload("SIGHUP", policies.reload());
+        let p = policies.clone();
+        // Reading, parsing and compiling stay off the runtime's threads.
+        if let Ok(result) = tokio::task::spawn_blocking(move || p.reload()).await {
+            log_reload("SIGHUP", result);
+        }
     }
 }
 

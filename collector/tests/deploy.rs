@@ -82,6 +82,14 @@ fn check(config: &Path, env: &Env) -> Checked {
         .collect();
     let text = std::fs::read_to_string(config).unwrap();
     let parsed = weir_config::parse(&text, "deploy", |k| env.get(k).cloned()).unwrap();
+    if parsed.admin.endpoint.starts_with("0.0.0.0:") {
+        assert_eq!(
+            parsed.admin.token.as_deref(),
+            env.get("WEIR_ADMIN_TOKEN").map(String::as_str).or(Some("")),
+            "{}: an admin endpoint beyond loopback takes its token from WEIR_ADMIN_TOKEN",
+            config.display()
+        );
+    }
     Checked {
         listen,
         shutdown_secs: parsed.shutdown_timeout.0.as_secs(),
@@ -117,8 +125,17 @@ fn check_pod(pod: &Value, configs: &BTreeMap<String, String>) -> Checked {
     let config = &args[args.iter().position(|a| a == "--config").unwrap() + 1];
     let mut env = image_env();
     for e in weir["env"].as_sequence().into_iter().flatten() {
-        env.insert(str_of(&e["name"]), str_of(&e["value"]));
+        let value = match &e["valueFrom"]["secretKeyRef"] {
+            Value::Mapping(_) => "from-a-secret".to_string(),
+            _ => str_of(&e["value"]),
+        };
+        env.insert(str_of(&e["name"]), value);
     }
+    assert_eq!(
+        env.get("WEIR_ADMIN_TOKEN").map(String::as_str),
+        Some("from-a-secret"),
+        "the admin token comes from a Secret"
+    );
     let dir = tempfile::tempdir().unwrap();
     let path = match configs.get(config) {
         Some(text) => {

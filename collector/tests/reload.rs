@@ -244,3 +244,93 @@ fn redaction_rules_swap_live_and_invalid_ones_are_refused() {
     assert_eq!(weir.wait_for(3, Weir::log_count), 3);
     assert_eq!(bodies(&weir)[2], "mail carol@example.com 0");
 }
+
+fn reload_with(weir: &Weir, token: Option<&str>) -> (u16, String) {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+    let r = http_request(weir.admin, "POST", "/admin/reload", &headers, b"").unwrap();
+    (r.status, String::from_utf8_lossy(&r.body).to_string())
+}
+
+/// With `admin.token` set, reloading needs it; metrics and probes stay open.
+#[test]
+fn reload_needs_the_admin_token_when_one_is_set() {
+    let weir = Weir::start_with(Options {
+        admin_extra: ", token: \"${WEIR_TEST_ADMIN_TOKEN:-s3cret}\"".into(),
+        ..Options::default()
+    });
+    assert_eq!(reload_with(&weir, None).0, 401);
+    assert_eq!(reload_with(&weir, Some("wrong")).0, 401);
+    let (status, body) = reload_with(&weir, Some("s3cret"));
+    assert_eq!(status, 200, "{body}");
+    for path in ["/metrics", "/healthz", "/readyz"] {
+        assert_eq!(
+            http_request(weir.admin, "GET", path, &[], b"")
+                .unwrap()
+                .status,
+            200
+        );
+    }
+}
+
+/// An admin endpoint open beyond loopback with no token never reloads, and says why.
+#[test]
+fn reload_is_refused_beyond_loopback_without_a_token() {
+    let weir = Weir::start_with(Options {
+        admin_any_address: true,
+        ..Options::default()
+    });
+    let (status, body) = reload_with(&weir, None);
+    assert_eq!(status, 403);
+    assert!(body.contains("admin.token"), "{body}");
+    assert_eq!(
+        http_request(weir.admin, "GET", "/metrics", &[], b"")
+            .unwrap()
+            .status,
+        200
+    );
+}
+
+/// Fifty reloads at once (each reads the file, parses it and compiles every redaction detector) run
+/// one after another off the runtime: ingest goes on meanwhile.
+#[test]
+fn a_storm_of_reloads_does_not_hold_up_ingest() {
+    let weir = Arc::new(Weir::start_with(Options {
+        pipeline: "pipeline:\n  workers: 2\n  redact:\n    enabled: true\n    keys:\n      - {key: \"*password*\", action: drop}\n".into(),
+        ..Options::default()
+    }));
+    send(&weir, 10, "warm");
+    let done = Arc::new(AtomicBool::new(false));
+    let worst = Arc::new(AtomicUsize::new(0));
+    let ingest = {
+        let (weir, done, worst) = (weir.clone(), done.clone(), worst.clone());
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !done.load(Ordering::Acquire) && n < 2000 {
+                let start = std::time::Instant::now();
+                send(&weir, 10, "during");
+                worst.fetch_max(start.elapsed().as_millis() as usize, Ordering::AcqRel);
+                n += 1;
+            }
+            n
+        })
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    let storm: Vec<_> = (0..50)
+        .map(|_| {
+            let weir = weir.clone();
+            std::thread::spawn(move || reload(&weir).0)
+        })
+        .collect();
+    let statuses: Vec<u16> = storm.into_iter().map(|t| t.join().unwrap()).collect();
+    done.store(true, Ordering::Release);
+    let sent = ingest.join().unwrap();
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let worst = worst.load(Ordering::Acquire);
+    eprintln!("{sent} ingest requests during 50 reloads; slowest {worst} ms");
+    // Measured: 9 ms; 556 ms when reloads ran on the runtime's threads.
+    assert!(
+        worst < 300,
+        "an ingest request waited {worst} ms behind reloads"
+    );
+}

@@ -99,6 +99,22 @@ fn invalid(path: impl Into<String>, message: impl Into<String>) -> Invalid {
     (path.into(), message.into())
 }
 
+fn admin(a: &crate::AdminConfig) -> Result<(), Invalid> {
+    let token = a.token.as_deref().is_some_and(|t| !t.is_empty());
+    if token && a.token_sha256.is_some() {
+        return Err(invalid("admin", "set token or token_sha256, not both"));
+    }
+    if let Some(h) = &a.token_sha256 {
+        if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(invalid(
+                "admin.token_sha256",
+                "must be 64 hex digits (printf %s \"$TOKEN\" | sha256sum)",
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn durable(d: &crate::DurableConfig) -> Result<(), Invalid> {
     if d.dir.trim().is_empty() {
         return Err(invalid("durable.dir", "must name a directory"));
@@ -188,6 +204,7 @@ fn validate(c: &Config) -> Result<(), Invalid> {
     }
     if c.admin.enabled {
         socket_addr("admin.endpoint", &c.admin.endpoint)?;
+        admin(&c.admin)?;
     }
     if let Some(d) = &c.durable {
         durable(d)?;

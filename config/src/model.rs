@@ -981,6 +981,14 @@ pub struct AdminConfig {
     pub enabled: bool,
     #[serde(default = "defaults::admin_endpoint")]
     pub endpoint: String,
+    /// Bearer token for the endpoints that change state (`POST /admin/reload`), usually
+    /// `"${WEIR_ADMIN_TOKEN:-}"`; empty means none. Without one, those endpoints answer only on a
+    /// loopback address. `/metrics`, `/healthz` and `/readyz` stay open.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// The token as hex SHA-256 instead (`printf %s "$TOKEN" | sha256sum`).
+    #[serde(default)]
+    pub token_sha256: Option<String>,
 }
 
 impl Default for AdminConfig {
@@ -988,6 +996,8 @@ impl Default for AdminConfig {
         AdminConfig {
             enabled: true,
             endpoint: defaults::admin_endpoint(),
+            token: None,
+            token_sha256: None,
         }
     }
 }

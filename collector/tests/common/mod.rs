@@ -52,6 +52,10 @@ pub struct Options {
     pub exporter_extra: String,
     pub pipeline: String,
     pub shutdown_timeout: &'static str,
+    /// Appended inside the admin map (e.g. `, token: s3cret`).
+    pub admin_extra: String,
+    /// Binds the admin endpoint on 0.0.0.0 (the tests still talk to it on 127.0.0.1).
+    pub admin_any_address: bool,
 }
 
 impl Default for Options {
@@ -63,6 +67,8 @@ impl Default for Options {
             exporter_extra: "    batch: {max_age: 20ms}\n".into(),
             pipeline: "pipeline: {workers: 2}\n".into(),
             shutdown_timeout: "20s",
+            admin_extra: String::new(),
+            admin_any_address: false,
         }
     }
 }
@@ -87,11 +93,17 @@ impl Weir {
             .clone()
             .unwrap_or_else(|| format!("    file: {{path: \"{}\"}}", data.display()));
         let config = format!(
-            "receivers:\n  grpc: {{endpoint: \"{grpc}\"{}}}\n  http: {{endpoint: \"{http}\", max_request_bytes: 1MiB, max_decompressed_bytes: 4MiB{}}}\n{}exporters:\n  out:\n{destination}\n{}admin: {{endpoint: \"{admin}\"}}\nlog: {{level: \"info\"}}\nshutdown_timeout: {}\n",
+            "receivers:\n  grpc: {{endpoint: \"{grpc}\"{}}}\n  http: {{endpoint: \"{http}\", max_request_bytes: 1MiB, max_decompressed_bytes: 4MiB{}}}\n{}exporters:\n  out:\n{destination}\n{}admin: {{endpoint: \"{}\"{}}}\nlog: {{level: \"info\"}}\nshutdown_timeout: {}\n",
             opts.grpc_extra,
             opts.http_extra,
             opts.pipeline,
             opts.exporter_extra,
+            if opts.admin_any_address {
+                format!("0.0.0.0:{}", admin.port())
+            } else {
+                admin.to_string()
+            },
+            opts.admin_extra,
             opts.shutdown_timeout,
         );
         let config_path = dir.path().join("weir.yaml");
