@@ -435,6 +435,57 @@ fn spill(name: &str, e: &ExporterConfig, durable: bool) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// Whether `host` (no port, brackets allowed) is this machine.
+fn loopback_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The host of `http://host:port/...`, `https://…` or `host:port`.
+fn host_of(endpoint: &str) -> &str {
+    let rest = endpoint
+        .strip_prefix("http://")
+        .or_else(|| endpoint.strip_prefix("https://"))
+        .unwrap_or(endpoint);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let authority = authority.rsplit('@').next().unwrap_or(authority);
+    match authority.rfind(']') {
+        Some(end) => &authority[..=end],
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    }
+}
+
+/// Credentials must not cross the network in clear: refused unless `insecure: true`. And `tls:`
+/// with an `http://` endpoint would be silently ignored, so it is an error.
+fn transport_security(
+    path: &str,
+    what: &str,
+    endpoint: &str,
+    plaintext: bool,
+    tls: bool,
+    credentials: Option<&str>,
+    insecure: bool,
+) -> Result<(), Invalid> {
+    if tls && endpoint.starts_with("http://") {
+        return Err(invalid(
+            format!("{path}.{what}.tls"),
+            format!("`{endpoint}` is http://: use https:// with tls, or drop tls"),
+        ));
+    }
+    if let Some(creds) = credentials {
+        if plaintext && !insecure && !loopback_host(host_of(endpoint)) {
+            return Err(invalid(
+                format!("{path}.{what}"),
+                format!("{creds} would go in clear to `{endpoint}`: use https:// (or tls), or set `{path}.insecure: true`"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn exporter(path: &str, e: &ExporterConfig) -> Result<(), Invalid> {
     match e.destinations() {
         1 => {}
@@ -489,6 +540,54 @@ fn exporter(path: &str, e: &ExporterConfig) -> Result<(), Invalid> {
             }
         }
         positive(&format!("{p}.eject_after"), u64::from(o.eject_after))?;
+    }
+    if let Some(o) = &e.otlp {
+        let creds = (!o.headers.is_empty()).then_some("headers");
+        for ep in o.endpoints.iter().chain(o.resolve.as_ref()) {
+            let plaintext = o.tls.is_none() && !ep.starts_with("https://");
+            transport_security(
+                path,
+                "otlp",
+                ep,
+                plaintext,
+                o.tls.is_some(),
+                creds,
+                e.insecure,
+            )?;
+        }
+    }
+    if let Some(c) = &e.clickhouse {
+        let creds = c.password.is_some().then_some("the password");
+        let plaintext = c.endpoint.starts_with("http://");
+        let tls = c.tls.is_some();
+        transport_security(
+            path,
+            "clickhouse",
+            &c.endpoint,
+            plaintext,
+            tls,
+            creds,
+            e.insecure,
+        )?;
+    }
+    if let Some(l) = &e.loki {
+        let creds = if l.password.is_some() || l.username.is_some() {
+            Some("basic auth")
+        } else if l.bearer_token.is_some() {
+            Some("the bearer token")
+        } else {
+            (!l.headers.is_empty()).then_some("headers")
+        };
+        let plaintext = l.endpoint.starts_with("http://");
+        transport_security(
+            path,
+            "loki",
+            &l.endpoint,
+            plaintext,
+            l.tls.is_some(),
+            creds,
+            e.insecure,
+        )?;
     }
     if let Some(c) = &e.clickhouse {
         let p = format!("{path}.clickhouse");
@@ -632,6 +731,69 @@ mod tests {
 
     fn err(text: &str) -> String {
         parse(text, "test.yaml", no_env).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn credentials_in_clear_beyond_loopback_are_refused_unless_insecure() {
+        let refused = [
+            (
+                "clickhouse: {endpoint: \"http://ch.example:8123\", password: p}",
+                "exporters.x.clickhouse",
+            ),
+            (
+                "loki: {endpoint: \"http://loki:3100\", bearer_token: t}",
+                "exporters.x.loki",
+            ),
+            (
+                "loki: {endpoint: \"http://loki:3100\", username: u, password: p}",
+                "exporters.x.loki",
+            ),
+            (
+                "otlp: {endpoints: [\"gw:4317\"], headers: {authorization: secret}}",
+                "exporters.x.otlp",
+            ),
+            (
+                "otlp: {resolve: \"gw.svc:4317\", headers: {x-api-key: k}}",
+                "exporters.x.otlp",
+            ),
+        ];
+        for (dest, key) in refused {
+            let yaml = format!("exporters:\n  x:\n    {dest}\n");
+            let e = err(&yaml);
+            assert!(
+                e.contains(key) && e.contains("insecure: true"),
+                "{dest}: {e}"
+            );
+            let ok = format!("exporters:\n  x:\n    {dest}\n    insecure: true\n");
+            assert!(parse(&ok, "t.yaml", no_env).is_ok(), "{dest} with insecure");
+        }
+        for fine in [
+            "clickhouse: {endpoint: \"http://127.0.0.1:8123\", password: p}",
+            "clickhouse: {endpoint: \"https://ch.example:8443\", password: p}",
+            "loki: {endpoint: \"http://localhost:3100\", bearer_token: t}",
+            "otlp: {endpoints: [\"[::1]:4317\"], headers: {authorization: s}}",
+            "otlp: {endpoints: [\"gw:4317\"], headers: {authorization: s}, tls: {}}",
+            "clickhouse: {endpoint: \"http://ch.example:8123\"}",
+        ] {
+            let yaml = format!("exporters:\n  x:\n    {fine}\n");
+            assert!(
+                parse(&yaml, "t.yaml", no_env).is_ok(),
+                "{fine}: {}",
+                err(&yaml)
+            );
+        }
+    }
+
+    #[test]
+    fn tls_with_an_http_endpoint_is_an_error() {
+        for dest in [
+            "clickhouse: {endpoint: \"http://ch:8123\", tls: {}}",
+            "loki: {endpoint: \"http://loki:3100\", tls: {}}",
+            "otlp: {endpoints: [\"http://gw:4317\"], tls: {}}",
+        ] {
+            let e = err(&format!("exporters:\n  x:\n    {dest}\n"));
+            assert!(e.contains(".tls") && e.contains("https://"), "{dest}: {e}");
+        }
     }
 
     #[test]

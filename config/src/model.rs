@@ -444,6 +444,10 @@ pub struct ExporterConfig {
     /// Limit for one send attempt.
     #[serde(default = "defaults::send_timeout")]
     pub timeout: Duration,
+    /// Allows credentials (a password, a token, headers) to go in clear over `http://` to a host
+    /// beyond loopback; refused otherwise.
+    #[serde(default)]
+    pub insecure: bool,
 }
 
 /// Which destination an exporter writes to, once validated.
