@@ -145,8 +145,51 @@ fn durable_pipeline(dir: &tempfile::TempDir) -> String {
     )
 }
 
+/// Sends `n` log records `rec-<i>` through the Rust OpenTelemetry SDK (gRPC), flushed: every one of
+/// them was acknowledged when this returns.
+fn send_logs_with_sdk(weir: &Weir, n: usize) {
+    use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider as _};
+    use opentelemetry_otlp::WithExportConfig;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let exporter = opentelemetry_otlp::LogExporter::builder()
+            .with_tonic()
+            .with_endpoint(weir.grpc_url())
+            .build()
+            .unwrap();
+        let provider = opentelemetry_sdk::logs::SdkLoggerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_resource(
+                opentelemetry_sdk::Resource::builder()
+                    .with_service_name("faulty")
+                    .build(),
+            )
+            .build();
+        let logger = provider.logger("faults");
+        for i in 0..n {
+            let mut record = logger.create_log_record();
+            record.set_body(AnyValue::from(format!("rec-{i}")));
+            record.set_timestamp(std::time::SystemTime::now());
+            logger.emit(record);
+        }
+        provider.force_flush().unwrap();
+        provider.shutdown().unwrap();
+    });
+}
+
+/// Which client sends the records to the edge.
+#[derive(Clone, Copy, PartialEq)]
+enum Client {
+    Http,
+    RustSdk,
+}
+
 /// Edge weir → fault proxy → gateway weir over OTLP (`protocol` grpc or http).
 fn otlp_case(protocol: &str, fault: Fault, durable: bool) {
+    otlp_case_from(Client::Http, protocol, fault, durable);
+}
+
+fn otlp_case_from(client: Client, protocol: &str, fault: Fault, durable: bool) {
     let gateway = Weir::start();
     let target = if protocol == "grpc" {
         gateway.grpc
@@ -164,7 +207,10 @@ fn otlp_case(protocol: &str, fault: Fault, durable: bool) {
         pipeline: if durable { durable_pipeline(&wal) } else { "pipeline: {workers: 2}\n".into() },
         ..Options::default()
     });
-    send_logs(&edge, 0, RECORDS);
+    match client {
+        Client::Http => send_logs(&edge, 0, RECORDS),
+        Client::RustSdk => send_logs_with_sdk(&edge, RECORDS),
+    }
     std::thread::sleep(Duration::from_millis(2500));
     let stored = stored_bodies(&gateway).len();
     let sent = books(&edge).sent as usize;
@@ -202,6 +248,17 @@ fn otlp_grpc_upstream_that_hangs() {
 #[test]
 fn otlp_grpc_upstream_that_hangs_durable() {
     otlp_case("grpc", Fault::Hang, true);
+}
+
+#[test]
+fn otlp_grpc_upstream_that_hangs_with_the_rust_sdk_as_client() {
+    otlp_case_from(Client::RustSdk, "grpc", Fault::Hang, true);
+    otlp_case_from(
+        Client::RustSdk,
+        "http",
+        Fault::ResetAfter { request_bytes: 100 },
+        false,
+    );
 }
 
 #[test]

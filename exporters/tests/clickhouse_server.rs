@@ -213,3 +213,72 @@ async fn tenant_databases_are_created_and_filled_on_a_real_server() {
         assert_eq!(count.trim(), "10", "{db}");
     }
 }
+
+/// One tenant's schema being created (here: its DDL hangs in a dead connection) holds up only that
+/// tenant: inserts for a tenant whose tables exist go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_whose_ddl_hangs_does_not_stall_the_others() {
+    use weir_exporters::clickhouse::ClickHouse;
+    use weir_exporters::Exporter;
+    use weir_faults::{Fault, Proxy};
+    let Some(url) = server() else { return };
+    let pid = std::process::id();
+    let addr: std::net::SocketAddr = url.trim_start_matches("http://").parse().unwrap();
+    let proxy = Proxy::start(addr, Fault::Pass);
+    let yaml = format!(
+        "exporters:\n  ch:\n    clickhouse: {{endpoint: \"http://{}\", database: weir_iso_{pid}, database_attribute: weir.tenant}}\n",
+        proxy.addr()
+    );
+    let cfg = weir_config::parse(&yaml, "t.yaml", |_| None).unwrap();
+    let ch_cfg = cfg.exporters["ch"].clickhouse.clone().unwrap();
+    let ch = std::sync::Arc::new(
+        ClickHouse::connect(&ch_cfg, weir_config::Signal::Logs)
+            .await
+            .unwrap(),
+    );
+    let batch_for = |tenant: &str| {
+        let mut logs = fixtures::resource_logs(1, 5);
+        logs[0]
+            .resource
+            .as_mut()
+            .unwrap()
+            .attributes
+            .push(fixtures::kv("weir.tenant", tenant));
+        weir_pipeline::Batch::<weir_pipeline::Logs>::measured(logs)
+    };
+    let (ready, slow) = (format!("ready{pid}"), format!("slow{pid}"));
+    let insert = |t: &str| {
+        Exporter::<weir_pipeline::Logs>::encode(&*ch, batch_for(t))
+            .unwrap()
+            .remove(0)
+            .request
+    };
+    let first = insert(&ready);
+    Exporter::<weir_pipeline::Logs>::send(&*ch, &first)
+        .await
+        .unwrap();
+    // New connections hang from now on: the slow tenant's DDL goes into one and never returns.
+    proxy.set(Fault::Hang);
+    proxy.cut();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let hung = {
+        let (ch, request) = (ch.clone(), insert(&slow));
+        tokio::spawn(async move { Exporter::<weir_pipeline::Logs>::send(&*ch, &request).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    proxy.set(Fault::Pass);
+    let second = insert(&ready);
+    let sent = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        Exporter::<weir_pipeline::Logs>::send(&*ch, &second),
+    )
+    .await;
+    assert!(
+        matches!(sent, Ok(Ok(()))),
+        "the ready tenant waited behind the slow one: {sent:?}"
+    );
+    hung.abort();
+    for db in [ready, slow, format!("weir_iso_{pid}")] {
+        let _ = post(&url, &format!("DROP DATABASE IF EXISTS {db}"), b"");
+    }
+}
