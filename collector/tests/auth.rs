@@ -321,15 +321,8 @@ async fn a_client_sent_tenant_never_chooses_the_loki_org() {
 /// The same claim against ClickHouse's per-tenant databases: no database is made for it.
 #[test]
 fn a_client_sent_tenant_never_chooses_the_clickhouse_database() {
-    let url = match std::env::var("WEIR_CLICKHOUSE_URL") {
-        Ok(u) => u,
-        Err(_) if std::env::var_os("CI").is_some() => {
-            panic!("WEIR_CLICKHOUSE_URL must be set in CI")
-        }
-        Err(_) => {
-            eprintln!("skipped: WEIR_CLICKHOUSE_URL is not set (scripts/test.sh sets it)");
-            return;
-        }
+    let Some(url) = common::clickhouse_url() else {
+        return;
     };
     let addr: std::net::SocketAddr = url.trim_start_matches("http://").parse().unwrap();
     let query = |sql: &str| {

@@ -429,15 +429,8 @@ fn clickhouse_case(server: SocketAddr, url: &str, fault: Fault, n: usize) {
 
 #[test]
 fn clickhouse_that_hangs_stalls_resets_and_lies() {
-    let url = match std::env::var("WEIR_CLICKHOUSE_URL") {
-        Ok(u) => u,
-        Err(_) if std::env::var_os("CI").is_some() => {
-            panic!("WEIR_CLICKHOUSE_URL must be set in CI")
-        }
-        Err(_) => {
-            eprintln!("skipped: WEIR_CLICKHOUSE_URL is not set (scripts/test.sh sets it)");
-            return;
-        }
+    let Some(url) = common::clickhouse_url() else {
+        return;
     };
     let server: SocketAddr = url.trim_start_matches("http://").parse().unwrap();
     for (n, fault) in [

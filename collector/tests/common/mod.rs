@@ -22,6 +22,21 @@ pub struct Weir {
     pub dir: tempfile::TempDir,
 }
 
+/// The ClickHouse server `scripts/test.sh` starts, from `WEIR_CLICKHOUSE_URL`; `None` (the test then
+/// says it skipped) outside CI, a panic in CI, where the script must have set it.
+pub fn clickhouse_url() -> Option<String> {
+    match std::env::var("WEIR_CLICKHOUSE_URL") {
+        Ok(u) => Some(u),
+        Err(_) if std::env::var_os("CI").is_some() => {
+            panic!("WEIR_CLICKHOUSE_URL must be set in CI")
+        }
+        Err(_) => {
+            eprintln!("skipped: WEIR_CLICKHOUSE_URL is not set (scripts/test.sh sets it)");
+            None
+        }
+    }
+}
+
 pub fn free_addr() -> SocketAddr {
     free_addrs::<1>()[0]
 }
