@@ -2,6 +2,10 @@
 
 use clap::Parser;
 
+/// The same allocator as `weir`, so the generator's own cost stays small and comparable.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let options = weir_loadtest::Options::parse();
