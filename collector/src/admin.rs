@@ -71,9 +71,8 @@ async fn metrics(State((s, _)): State<Admin>) -> impl IntoResponse {
 
 /// The SHA-256 of `admin.token` or `admin.token_sha256` (validated when the config was loaded).
 pub fn token_digest(c: &weir_config::AdminConfig) -> Option<[u8; 32]> {
-    use sha2::Digest;
     if let Some(t) = c.token.as_deref().filter(|t| !t.is_empty()) {
-        return Some(sha2::Sha256::digest(t.as_bytes()).into());
+        return Some(crate::auth::digest(t));
     }
     hex::decode(c.token_sha256.as_deref()?)
         .ok()?
@@ -87,7 +86,6 @@ fn refuse(
     local: SocketAddr,
     headers: &axum::http::HeaderMap,
 ) -> Option<(StatusCode, String)> {
-    use sha2::Digest;
     use subtle::ConstantTimeEq;
     let Some(token) = &s.token else {
         return (!local.ip().is_loopback()).then(|| {
@@ -100,14 +98,10 @@ fn refuse(
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.trim()
-                .strip_prefix("Bearer ")
-                .or_else(|| v.trim().strip_prefix("bearer "))
-        })
-        .map(|t| sha2::Sha256::digest(t.trim().as_bytes()));
+        .and_then(crate::auth::bearer)
+        .map(crate::auth::digest);
     match presented {
-        Some(d) if bool::from(d.as_slice().ct_eq(token)) => None,
+        Some(d) if bool::from(d.ct_eq(token)) => None,
         _ => Some((
             StatusCode::UNAUTHORIZED,
             "refused: send Authorization: Bearer <admin token>\n".into(),

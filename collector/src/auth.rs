@@ -114,10 +114,7 @@ impl Auth {
     /// a known token.
     pub fn tenant(&self, authorization: Option<&str>, api_key: Option<&str>) -> Option<Arc<str>> {
         let token = authorization
-            .and_then(|a| {
-                let (scheme, rest) = a.trim().split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then_some(rest.trim())
-            })
+            .and_then(bearer)
             .or(api_key.map(str::trim))
             .filter(|t| !t.is_empty())?;
         let presented = digest(token);
@@ -131,7 +128,13 @@ impl Auth {
     }
 }
 
-fn digest(token: &str) -> [u8; 32] {
+/// The token of an `Authorization: Bearer …` value (scheme in any case).
+pub fn bearer(authorization: &str) -> Option<&str> {
+    let (scheme, rest) = authorization.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(rest.trim())
+}
+
+pub fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 

@@ -219,9 +219,7 @@ impl<S: Wire> Durable<S> {
                 (payload.into(), flags, Vec::new())
             }
         };
-        if !Wal::fits(meta.len(), payload.len()) {
-            return Err(Refused::TooLarge);
-        }
+        // A record too large for the log is refused by the writer, which owns the log's limits.
         // A body larger than the whole inbox waits for all of it.
         let share = u32::try_from(payload.len())
             .unwrap_or(u32::MAX)

@@ -45,7 +45,9 @@ impl Decoder for Raw {
     type Item = u64;
     type Error = tonic::Status;
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<u64>, tonic::Status> {
-        Ok(Some(rejected(&src.copy_to_bytes(src.remaining()))))
+        Ok(Some(
+            rejected(&src.copy_to_bytes(src.remaining())).unwrap_or(0),
+        ))
     }
 }
 
@@ -64,11 +66,10 @@ struct PartialSuccess {
     message: String,
 }
 
-fn rejected(body: &[u8]) -> u64 {
-    ExportResponse::decode(body)
-        .ok()
-        .and_then(|r| r.partial_success)
-        .map_or(0, |p| p.rejected.max(0) as u64)
+/// `partial_success.rejected_*` of an OTLP answer; `None` when the body is not one.
+fn rejected(body: &[u8]) -> Option<u64> {
+    let r = ExportResponse::decode(body).ok()?;
+    Some(r.partial_success.map_or(0, |p| p.rejected.max(0) as u64))
 }
 
 enum Client {
@@ -258,9 +259,8 @@ impl Backend {
         if body.is_empty() || (json && serde_json::from_slice::<serde_json::Value>(body).is_ok()) {
             return Ok(0);
         }
-        match ExportResponse::decode(body) {
-            Ok(r) => Ok(r.partial_success.map_or(0, |p| p.rejected.max(0) as u64)),
-            Err(_) => Err(ExportError::retryable(
+        rejected(body).ok_or_else(|| {
+            ExportError::retryable(
                 "bad_answer",
                 format!(
                     "{} answered {} with a body that is not an OTLP response: {:?}",
@@ -268,8 +268,8 @@ impl Backend {
                     resp.status,
                     String::from_utf8_lossy(&body[..body.len().min(120)])
                 ),
-            )),
-        }
+            )
+        })
     }
 
     /// One attempt; records the outcome in the backend's health.

@@ -112,16 +112,20 @@ impl<S: Route> Otlp<S> {
         }
     }
 
+    fn no_backend(&self) -> ExportError {
+        ExportError::retryable(
+            "no_backend",
+            format!("exporter {}: no backend to send to", self.name),
+        )
+    }
+
     fn split(
         &self,
         resources: Vec<S::Resource>,
         backends: &[Arc<Backend>],
     ) -> Result<Vec<Part<S>>, ExportError> {
         if backends.is_empty() {
-            return Err(ExportError::retryable(
-                "no_backend",
-                format!("exporter {}: no backend to send to", self.name),
-            ));
+            return Err(self.no_backend());
         }
         let hashes: Vec<u64> = backends.iter().map(|b| b.hash).collect();
         let choose = |key: u64| route::pick(key, &hashes);
@@ -182,11 +186,7 @@ impl<S: Route> Exporter<S> for Otlp<S> {
         let serving = self.serving();
         if serving.is_empty() {
             let owed: usize = state.parts.iter().map(|p| p.items).sum();
-            return Err(ExportError::retryable(
-                "no_backend",
-                format!("exporter {}: no backend to send to", self.name),
-            )
-            .for_items(owed + state.refused_items));
+            return Err(self.no_backend().for_items(owed + state.refused_items));
         }
         // Parts owed by a backend that is no longer serving go to the ones that are. No await until
         // the parts are back in the request: the delivery loop may cancel this attempt at any await
