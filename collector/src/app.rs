@@ -38,6 +38,16 @@ pub async fn run(
     stop: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let registry = Registry::new();
+    let (memory_limit, why) = crate::budget::resolve(&config);
+    // Before any policy is compiled: the tail sampler's bound is held to a share of it.
+    weir_pipeline::memory::set_limit(memory_limit);
+    tracing::info!(
+        memory_limit,
+        "memory limit: {} MiB ({why})",
+        memory_limit >> 20
+    );
+    let memory = Arc::new(crate::budget::MemoryBudget::new(memory_limit));
+    memory.register(&registry);
     let source_watched = source.is_some();
     let policies = Arc::new(Policies::new(source));
     {
@@ -73,6 +83,7 @@ pub async fn run(
     let intake = Arc::new(Intake {
         auth,
         request_slots: tokio::sync::Semaphore::new(config.receivers.max_concurrent_requests),
+        memory,
         traces: build.intake::<Traces>().await?,
         logs: build.intake::<Logs>().await?,
         metrics: build.intake::<Metrics>().await?,

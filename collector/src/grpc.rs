@@ -25,7 +25,7 @@ use weir_config::GrpcReceiver;
 use weir_pipeline::metrics::{Counter, Registry};
 use weir_pipeline::{Logs, Metrics, Traces};
 
-/// A decoded request, its size on the wire (after decompression), and — in durable mode — the bytes
+/// A decoded request, its size in memory (measured while decoding), and — in durable mode — the bytes
 /// themselves, so the log stores what arrived instead of encoding it again.
 pub struct Received<S: Wire> {
     request: S::Request,
@@ -50,13 +50,19 @@ impl<S: Wire> Decoder for OtlpDecoder<S> {
     type Error = Status;
 
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<Received<S>>, Status> {
-        let bytes = bytes::Buf::remaining(buf);
-        let decoded = if self.keep_raw {
+        let encoded = bytes::Buf::remaining(buf);
+        let (decoded, bytes) = if self.keep_raw {
             // Split off the receive buffer, not copied.
-            let raw = bytes::Buf::copy_to_bytes(buf, bytes);
-            <S::Request as prost::Message>::decode(&raw[..]).map(|r| (r, Some(raw)))
+            let raw = bytes::Buf::copy_to_bytes(buf, encoded);
+            let (decoded, bytes) = weir_pipeline::memory::measured_or(encoded, || {
+                <S::Request as prost::Message>::decode(&raw[..])
+            });
+            (decoded.map(|r| (r, Some(raw))), bytes)
         } else {
-            <S::Request as prost::Message>::decode(buf).map(|r| (r, None))
+            let (decoded, bytes) = weir_pipeline::memory::measured_or(encoded, || {
+                <S::Request as prost::Message>::decode(buf)
+            });
+            (decoded.map(|r| (r, None)), bytes)
         };
         match decoded {
             Ok((request, raw)) => Ok(Some(Received {
@@ -133,6 +139,7 @@ where
                 bytes,
                 raw,
             } = request.into_inner();
+            intake.memory.observe(bytes);
             let raw = raw.map(|body| Raw {
                 body,
                 format: Format::Protobuf,
@@ -215,6 +222,12 @@ where
             _signal: PhantomData,
         };
         Box::pin(async move {
+            // Before the message is read: over the memory limit a request costs nothing but the answer.
+            let Some(_admission) =
+                IntakeFor::<S>::get(&*intake).admit(&intake.memory, Transport::Grpc, None)
+            else {
+                return Ok(over_memory_limit().into_http());
+            };
             // Taken before the message is read: bounds the request bodies in memory across receivers.
             let Ok(_slot) = intake.request_slots.acquire().await else {
                 return Ok(Status::unavailable("weir is shutting down").into_http());
@@ -230,6 +243,14 @@ where
             Ok(response)
         })
     }
+}
+
+fn over_memory_limit() -> Status {
+    Status::with_error_details(
+        Code::ResourceExhausted,
+        "weir is at its memory limit while exporters catch up; retry after the indicated delay",
+        ErrorDetails::with_retry_info(Some(RETRY_AFTER)),
+    )
 }
 
 /// tonic answers a message over the size limit with `OUT_OF_RANGE`, and a decompression bomb with a bare

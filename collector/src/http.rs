@@ -114,6 +114,15 @@ where
         },
         None => None,
     };
+    let length = header(header::CONTENT_LENGTH).and_then(|l| l.parse().ok());
+    let Some(_admission) =
+        IntakeFor::<S>::get(&*state.intake).admit(&state.intake.memory, Transport::Http, length)
+    else {
+        return too_many_requests(
+            Format::Protobuf,
+            "weir is at its memory limit while exporters catch up; retry after the indicated delay",
+        );
+    };
     // The slot is taken before the body is read, so at most `max_concurrent_requests` bodies are in memory.
     let Ok(_slot) = state.intake.request_slots.acquire().await else {
         return unavailable(
@@ -153,10 +162,10 @@ where
     let decode_encoding = encoding.clone();
     let decode = move || -> Result<(S::Request, usize), BodyError> {
         let body = decode::decompress(decode_encoding.as_deref(), body, max_decompressed)?;
-        Ok((
-            decode::request(format, &body, S::KIND.as_str())?,
-            body.len(),
-        ))
+        let (request, bytes) = weir_pipeline::memory::measured_or(body.len(), || {
+            decode::request(format, &body, S::KIND.as_str())
+        });
+        Ok((request?, bytes))
     };
     // Inflating and parsing a large body takes milliseconds; off the async workers it cannot stall
     // other connections, timers and delivery loops.
@@ -171,13 +180,14 @@ where
     } else {
         decode()
     };
-    let (request, decoded_len) = match decoded {
+    let (request, bytes) = match decoded {
         Ok(r) => r,
         Err(e) => return refuse::<S>(&state, e, format),
     };
+    state.intake.memory.observe(bytes);
     let stamp = crate::tenant::Stamp::for_request(state.intake.auth.as_ref(), tenant.as_ref());
     match IntakeFor::<S>::get(&*state.intake)
-        .accept(request, decoded_len, Transport::Http, stamp, raw)
+        .accept(request, bytes, Transport::Http, stamp, raw)
         .await
     {
         Ok(a) if a.rejected == 0 && format == Format::Json => {
@@ -185,16 +195,10 @@ where
             ([(header::CONTENT_TYPE, format.content_type())], "{}").into_response()
         }
         Ok(a) => ok_response(format, &S::response(a.rejected, a.message)),
-        Err(Refused::Full) => {
-            let mut r = status_response(
-                format,
-                StatusCode::TOO_MANY_REQUESTS,
-                8, // RESOURCE_EXHAUSTED
-                "weir is full (intake queue or durable log); retry after the indicated delay",
-            );
-            r.headers_mut().insert(header::RETRY_AFTER, retry_after());
-            r
-        }
+        Err(Refused::Full) => too_many_requests(
+            format,
+            "weir is full (intake queue or durable log); retry after the indicated delay",
+        ),
         Err(Refused::Closed) => {
             unavailable(format, "weir is shutting down; retry on another instance")
         }
@@ -226,6 +230,17 @@ fn is_length_limit(e: &axum::Error) -> bool {
         source = err.source();
     }
     false
+}
+
+fn too_many_requests(format: Format, message: &str) -> Response {
+    let mut r = status_response(
+        format,
+        StatusCode::TOO_MANY_REQUESTS,
+        8, // RESOURCE_EXHAUSTED
+        message,
+    );
+    r.headers_mut().insert(header::RETRY_AFTER, retry_after());
+    r
 }
 
 fn retry_after() -> HeaderValue {

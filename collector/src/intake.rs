@@ -3,6 +3,7 @@
 //! acknowledged only after its batch is in the intake queue — or, in durable mode, committed to the
 //! write-ahead log that feeds that queue.
 
+use crate::budget::{Admission, MemoryBudget};
 use crate::durable::record::Raw;
 use crate::durable::Durable;
 use crate::tenant::Stamp;
@@ -61,6 +62,7 @@ struct TransportCounters {
     refused_wal_full: Counter,
     refused_wal_error: Counter,
     refused_too_large: Counter,
+    refused_memory: Counter,
     tenant_overridden: Counter,
 }
 
@@ -87,6 +89,11 @@ impl TransportCounters {
             refused_wal_full: refused("wal_full"),
             refused_wal_error: refused("wal_error"),
             refused_too_large: refused("too_large"),
+            refused_memory: registry.counter(
+                "weir_receiver_refused_requests_total",
+                "Requests refused before their body was read (so their items are unknown), by reason; the client was told to retry.",
+                &[("signal", signal), ("transport", t), ("reason", "memory_limit")],
+            ),
             tenant_overridden: registry.counter(
                 "weir_receiver_tenant_overridden_total",
                 "Resources whose client-sent tenant attribute was removed (no authentication) or replaced by the authenticated tenant.",
@@ -123,21 +130,40 @@ impl<S: Wire> SignalIntake<S> {
         }
     }
 
-    /// Takes one decoded export request of `encoded_bytes` bytes (its weight in the queue); `tenant`
+    /// Admits one request under the memory limit, or counts its refusal; the client must then be
+    /// told to retry (RESOURCE_EXHAUSTED / 429). `hint` is the body's length when it is known.
+    pub fn admit(
+        &self,
+        memory: &Arc<MemoryBudget>,
+        transport: Transport,
+        hint: Option<usize>,
+    ) -> Option<Admission> {
+        let admitted = memory.admit(hint);
+        if admitted.is_none() {
+            self.counters(transport).refused_memory.inc();
+        }
+        admitted
+    }
+
+    fn counters(&self, transport: Transport) -> &TransportCounters {
+        match transport {
+            Transport::Grpc => &self.grpc,
+            Transport::Http => &self.http,
+        }
+    }
+
+    /// Takes one decoded export request weighing `bytes` in memory (as measured while decoding); `tenant`
     /// says what becomes of its resources' tenant attribute.
     /// In durable mode `raw`, the body as received, is what the log stores.
     pub async fn accept(
         &self,
         request: S::Request,
-        encoded_bytes: usize,
+        bytes: usize,
         transport: Transport,
         tenant: Stamp<'_>,
         raw: Option<Raw>,
     ) -> Result<Accepted, Refused> {
-        let counters = match transport {
-            Transport::Grpc => &self.grpc,
-            Transport::Http => &self.http,
-        };
+        let counters = self.counters(transport);
         let mut resources = S::into_resources(request);
         let (rejected, message) = S::drop_malformed(&mut resources);
         let overridden = tenant.apply::<S>(&mut resources);
@@ -148,7 +174,7 @@ impl<S: Wire> SignalIntake<S> {
             rejected,
             message: message.unwrap_or_default(),
         };
-        let batch = Batch::<S>::new(resources, encoded_bytes);
+        let batch = Batch::<S>::new(resources, bytes);
         if batch.is_empty() {
             counters.rejected_malformed.add(rejected as u64);
             return Ok(accepted);
@@ -218,6 +244,8 @@ pub struct Intake {
     pub auth: Option<crate::auth::Auth>,
     /// Requests being read or decoded at once, across both receivers; bounds request memory.
     pub request_slots: tokio::sync::Semaphore,
+    /// `memory_limit`: requests are admitted only while the process is under it.
+    pub memory: Arc<crate::budget::MemoryBudget>,
     pub traces: SignalIntake<weir_pipeline::Traces>,
     pub logs: SignalIntake<weir_pipeline::Logs>,
     pub metrics: SignalIntake<weir_pipeline::Metrics>,

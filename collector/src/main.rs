@@ -10,12 +10,15 @@
 /// Batches are decoded on receiver threads and freed on worker and delivery threads; glibc's malloc
 /// spent a third of the profile on that (and its arena locks a quarter more). mimalloc frees to the
 /// owning thread's heap without a global lock: measured in the README's Performance section.
+/// Wrapped in the counter that `memory_limit` is enforced against.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: weir_pipeline::memory::Counting<mimalloc::MiMalloc> =
+    weir_pipeline::memory::Counting(mimalloc::MiMalloc);
 
 mod admin;
 mod app;
 mod auth;
+mod budget;
 mod decode;
 mod durable;
 #[cfg(test)]

@@ -139,6 +139,12 @@ fn durable(d: &crate::DurableConfig) -> Result<(), Invalid> {
 }
 
 fn validate(c: &Config) -> Result<(), Invalid> {
+    if c.memory_limit.is_some_and(|m| m.0 < 16 << 20) {
+        return Err(invalid(
+            "memory_limit",
+            "must be at least 16MiB (the process itself needs about 10MiB)",
+        ));
+    }
     let r = &c.receivers;
     if !r.grpc.enabled && !r.http.enabled {
         return Err(invalid(
@@ -1046,6 +1052,35 @@ mod tests {
         let c = parse(&format!("{durable}{}", spilling("slow")), "t", |_| None).unwrap();
         assert_eq!(c.exporters["slow"].queue.overflow, crate::Overflow::Spill);
         assert_eq!(c.exporters["slow"].queue.spill_max_bytes.0, 1 << 30);
+    }
+
+    #[test]
+    fn memory_limit_is_checked_and_derived_from_what_the_queues_hold() {
+        let e = err("memory_limit: 1MiB\nexporters: {x: {blackhole: {}}}\n");
+        assert!(e.contains("memory_limit") && e.contains("16MiB"), "{e}");
+        let c = parse(
+            "memory_limit: 128MiB\nexporters: {x: {blackhole: {}}}\n",
+            "t",
+            no_env,
+        )
+        .unwrap();
+        assert_eq!(c.memory_limit.unwrap().0, 128 << 20);
+        // Logs only: one intake queue (32MiB) and one exporter queue (64MiB), plus 64MiB to work in.
+        let logs = parse(
+            "exporters: {x: {blackhole: {}, signals: [logs]}}\n",
+            "t",
+            no_env,
+        )
+        .unwrap();
+        assert_eq!(logs.derived_memory_limit(), (32 + 64 + 64) << 20);
+        let tail = parse(
+            "pipeline: {sample: {tail: {max_bytes: 10MiB, policies: [{name: all, probability: 1.0}]}}}\n\
+             exporters: {x: {blackhole: {}, signals: [traces]}}\n",
+            "t",
+            no_env,
+        )
+        .unwrap();
+        assert_eq!(tail.derived_memory_limit(), (32 + 64 + 10 + 64) << 20);
     }
 
     #[test]

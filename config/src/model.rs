@@ -25,6 +25,38 @@ pub struct Config {
     /// How long a SIGTERM/SIGINT shutdown may take to drain queues and flush exporters.
     #[serde(default = "defaults::shutdown_timeout")]
     pub shutdown_timeout: Duration,
+    /// The most heap Weir may hold. Past it receivers push back (RESOURCE_EXHAUSTED / 429 with a
+    /// retry delay) until exporters drain. Unset: 80 % of the cgroup's memory limit when there is one,
+    /// otherwise [`Config::derived_memory_limit`].
+    #[serde(default)]
+    pub memory_limit: Option<ByteSize>,
+}
+
+impl Config {
+    /// What the queues may hold when every one is full, plus the tail buffer, plus room for requests
+    /// being read and batches being sent: the memory this config asks for.
+    pub fn derived_memory_limit(&self) -> u64 {
+        const WORKING_SET: u64 = 64 << 20;
+        let signals = [Signal::Traces, Signal::Logs, Signal::Metrics];
+        let queues: u64 = signals
+            .iter()
+            .map(|&s| {
+                let exporters: Vec<_> = self.exporters.values().filter(|e| e.receives(s)).collect();
+                if exporters.is_empty() {
+                    return 0;
+                }
+                self.pipeline.intake_queue.max_bytes.0
+                    + exporters.iter().map(|e| e.queue.max_bytes.0).sum::<u64>()
+            })
+            .sum();
+        let tail = self
+            .pipeline
+            .sample
+            .tail
+            .as_ref()
+            .map_or(0, |t| t.max_bytes.0);
+        queues + tail + WORKING_SET
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

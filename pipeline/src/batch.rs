@@ -9,20 +9,21 @@ pub struct Batch<S: Signal> {
     pub resources: Vec<S::Resource>,
     /// Spans, log records or data points.
     items: usize,
-    /// Encoded protobuf size when received; an estimate of the batch's weight in memory.
+    /// The batch's weight in memory: measured by the counting allocator while it was decoded (see
+    /// [`crate::memory`]), or its encoded size where nothing measured it.
     bytes: usize,
     /// Durable records this batch was made from; empty unless the intake is durable.
     tickets: Vec<Ticket>,
 }
 
 impl<S: Signal> Batch<S> {
-    /// Builds a batch from resources whose encoded size is already known (the received body length).
-    pub fn new(resources: Vec<S::Resource>, encoded_bytes: usize) -> Self {
+    /// Builds a batch from resources whose weight is already known (measured while decoding).
+    pub fn new(resources: Vec<S::Resource>, bytes: usize) -> Self {
         let items = resources.iter().map(S::count).sum();
         Batch {
             resources,
             items,
-            bytes: encoded_bytes,
+            bytes,
             tickets: Vec::new(),
         }
     }

@@ -11,6 +11,7 @@
 //! - [`wal`]: the write-ahead log on disk behind durable mode: segments, records, recovery.
 //! - [`hotswap`]: the one mechanism for replacing a policy while traffic flows.
 //! - [`metrics`]: lock-free counters and histograms rendered as Prometheus text.
+//! - [`memory`] (crate `weir-alloc`): live heap bytes, and the real size of a decoded batch.
 //! - `fixtures` (feature `test-util`): realistic OTLP batches for tests and benchmarks.
 
 pub mod batch;
@@ -32,3 +33,5 @@ pub use hotswap::HotSwap;
 pub use queue::{bounded, Receiver, RecvError, SendError, Sender, TrySendError};
 pub use signal::{Logs, Metrics, Signal, Traces};
 pub use stage::{Chain, Pass, Stage};
+/// The counting allocator's measurements, where the data path reads them.
+pub use weir_alloc as memory;

@@ -90,12 +90,13 @@ pub fn decode<S: Wire>(r: Record, limit: usize) -> Result<Batch<S>, String> {
     } else {
         Format::Protobuf
     };
-    let request =
-        decode::request::<S::Request>(format, &body, S::KIND.as_str()).map_err(|e| e.message())?;
-    let mut resources = S::into_resources(request);
+    let (request, bytes) = weir_pipeline::memory::measured_or(body.len(), || {
+        decode::request::<S::Request>(format, &body, S::KIND.as_str())
+    });
+    let mut resources = S::into_resources(request.map_err(|e| e.message())?);
     S::drop_malformed(&mut resources);
     Stamp::from_meta(&String::from_utf8_lossy(&r.meta)).apply::<S>(&mut resources);
-    Ok(Batch::new(resources, body.len()))
+    Ok(Batch::new(resources, bytes))
 }
 
 #[cfg(test)]

@@ -60,7 +60,10 @@ impl TailPolicy {
             decision_wait: t.decision_wait.0,
             root_wait: t.root_wait.0,
             max_traces: t.max_traces,
-            max_bytes: t.max_bytes.as_usize(),
+            // Held to a quarter of the process's memory limit: resident memory runs at up to 1.5×
+            // the heap, and with the buffer any larger the receivers would push back before the
+            // tail sampler felt pressure to decide early, stalling ingest for `decision_wait`.
+            max_bytes: t.max_bytes.as_usize().min(crate::memory::limit() / 4),
             cache_size: t.decision_cache,
             attribute: c.policy_attribute.clone(),
         }

@@ -69,8 +69,9 @@ pub fn decode<S: Signal>(
     } else {
         payload
     };
-    let request = <S::Request as prost::Message>::decode(raw)?;
-    Ok(Batch::new(S::into_resources(request), raw.len()))
+    let (request, bytes) =
+        crate::memory::measured_or(raw.len(), || <S::Request as prost::Message>::decode(raw));
+    Ok(Batch::new(S::into_resources(request?), bytes))
 }
 
 #[cfg(test)]

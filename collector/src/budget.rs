@@ -1,0 +1,292 @@
+//! `memory_limit`: the receivers admit a request only while the heap (as the counting allocator
+//! sees it) plus what admitted requests are about to decode stays under the limit. Everything that
+//! holds telemetry — bodies being read, queues, the tail buffer, batches being retried — is on that
+//! heap, so one check at the front door bounds all of it; past the limit clients are told to retry
+//! (RESOURCE_EXHAUSTED with RetryInfo, 429 with Retry-After) and nothing already accepted is dropped.
+//!
+//! A request's size in memory is unknown until it is decoded, so admission reserves what recent
+//! requests turned out to weigh (a moving average) and gives the reservation back once the decoded
+//! batch is on the heap, where the allocator counts it.
+//!
+//! The heap is not the whole story: the allocator's free pages, size-class rounding and the
+//! process's code and stacks put resident memory at 1.2–1.6× the heap under churn (measured in
+//! tests/memory_limit.rs). So resident memory, read from /proc at most every few milliseconds, must
+//! also be under the limit; the promise is about RSS, and this checks RSS.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use weir_pipeline::memory;
+use weir_pipeline::metrics::Registry;
+
+/// What a request reserves before anything was measured.
+const FIRST_GUESS: usize = 256 << 10;
+
+pub struct MemoryBudget {
+    limit: usize,
+    /// Bytes reserved by admitted requests that are not yet decoded.
+    reserved: AtomicUsize,
+    /// Moving average of decoded request sizes.
+    typical: AtomicUsize,
+    heap: fn() -> usize,
+    resident: fn() -> usize,
+}
+
+/// An admitted request's reservation; released when the request is done with.
+pub struct Admission {
+    budget: Arc<MemoryBudget>,
+    bytes: usize,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.budget
+            .reserved
+            .fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
+impl MemoryBudget {
+    pub fn new(limit: usize) -> Self {
+        Self::with_probes(limit, memory::heap_bytes, resident_bytes)
+    }
+
+    fn with_probes(limit: usize, heap: fn() -> usize, resident: fn() -> usize) -> Self {
+        MemoryBudget {
+            limit,
+            reserved: AtomicUsize::new(0),
+            typical: AtomicUsize::new(FIRST_GUESS),
+            heap,
+            resident,
+        }
+    }
+
+    /// Reserves room for one more request of `hint` bytes (the body's length, when the client sent
+    /// it), or `None` when the process is at its limit. With nothing else admitted, a request is let
+    /// in while the heap itself is under the limit, so one request larger than the slack is not
+    /// refused for ever.
+    pub fn admit(self: &Arc<Self>, hint: Option<usize>) -> Option<Admission> {
+        let need = hint
+            .unwrap_or(0)
+            .max(self.typical.load(Ordering::Relaxed))
+            .min(self.limit);
+        let heap = (self.heap)();
+        let resident = (self.resident)();
+        let mut reserved = self.reserved.load(Ordering::Relaxed);
+        loop {
+            let fits = heap.saturating_add(reserved).saturating_add(need) <= self.limit
+                || (reserved == 0 && heap < self.limit);
+            // Free pages the allocator keeps count as resident but are reused before it asks the
+            // system for more; with the heap this low, refusing would wait for memory that is
+            // never given back.
+            let mostly_free = heap.saturating_add(reserved) < self.limit / 4;
+            let resident_fits = resident.saturating_add(need) <= self.limit || mostly_free;
+            if !fits || !resident_fits {
+                return None;
+            }
+            match self.reserved.compare_exchange_weak(
+                reserved,
+                reserved + need,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    return Some(Admission {
+                        budget: self.clone(),
+                        bytes: need,
+                    })
+                }
+                Err(now) => reserved = now,
+            }
+        }
+    }
+
+    /// Learns what a decoded request weighed in memory.
+    pub fn observe(&self, bytes: usize) {
+        let old = self.typical.load(Ordering::Relaxed);
+        // An eighth of the way towards each new measurement: steady under mixed request sizes, and
+        // a burst of larger requests raises the reservation within a few dozen requests.
+        let new = old - old / 8 + bytes / 8;
+        self.typical.store(new.max(1 << 10), Ordering::Relaxed);
+    }
+
+    pub fn register(self: &Arc<Self>, registry: &Registry) {
+        let limit = self.limit as f64;
+        registry.gauge_fn(
+            "weir_memory_limit_bytes",
+            "The memory limit the receivers enforce (memory_limit, or its default).",
+            &[],
+            move || limit,
+        );
+        let heap = self.heap;
+        registry.gauge_fn(
+            "weir_memory_heap_bytes",
+            "Heap bytes held by the process, as counted by its allocator.",
+            &[],
+            move || heap() as f64,
+        );
+        let resident = self.resident;
+        registry.gauge_fn(
+            "weir_memory_resident_bytes",
+            "Resident memory of the process (RSS), as the receivers last read it.",
+            &[],
+            move || resident() as f64,
+        );
+        let me = self.clone();
+        registry.gauge_fn(
+            "weir_memory_reserved_bytes",
+            "Bytes reserved by requests admitted and not yet decoded.",
+            &[],
+            move || me.reserved.load(Ordering::Relaxed) as f64,
+        );
+    }
+}
+
+/// Resident memory of this process, read from /proc/self/statm at most every 5 ms (a read costs a
+/// few microseconds; requests arrive far more often than that under load).
+fn resident_bytes() -> usize {
+    use std::sync::atomic::AtomicU64;
+    use std::sync::OnceLock;
+    static START: OnceLock<std::time::Instant> = OnceLock::new();
+    static READ_AT_MS: AtomicU64 = AtomicU64::new(0);
+    static VALUE: AtomicUsize = AtomicUsize::new(0);
+    let now = START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
+        + 10;
+    let at = READ_AT_MS.load(Ordering::Relaxed);
+    if now.saturating_sub(at) >= 5
+        && READ_AT_MS
+            .compare_exchange(at, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        let pages = std::fs::read_to_string("/proc/self/statm")
+            .ok()
+            .and_then(|s| s.split_whitespace().nth(1)?.parse::<usize>().ok());
+        if let Some(pages) = pages {
+            VALUE.store(pages * 4096, Ordering::Relaxed);
+        }
+    }
+    VALUE.load(Ordering::Relaxed)
+}
+
+/// `memory_limit` as configured, or 80 % of the cgroup's limit, or what the config's queues ask for.
+pub fn resolve(config: &weir_config::Config) -> (usize, &'static str) {
+    if let Some(m) = config.memory_limit {
+        return (m.as_usize(), "memory_limit");
+    }
+    if let Some(cgroup) = cgroup_limit() {
+        return ((cgroup / 5 * 4) as usize, "80% of the cgroup memory limit");
+    }
+    (
+        config.derived_memory_limit() as usize,
+        "derived from the queue and tail sizes",
+    )
+}
+
+/// The memory limit of this process's cgroup (v2 `memory.max`, or v1 `memory.limit_in_bytes`).
+fn cgroup_limit() -> Option<u64> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    for line in own.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+        let file = match controllers {
+            "" => format!("/sys/fs/cgroup{path}/memory.max"),
+            c if c.split(',').any(|c| c == "memory") => {
+                format!("/sys/fs/cgroup/memory{path}/memory.limit_in_bytes")
+            }
+            _ => continue,
+        };
+        if let Some(limit) = read_limit(&file) {
+            return Some(limit);
+        }
+    }
+    None
+}
+
+/// A cgroup limit file's value; `max` and v1's "no limit" (close to `i64::MAX`) mean none.
+fn read_limit(file: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let value: u64 = text.trim().parse().ok()?;
+    (value < 1 << 60).then_some(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    static HEAP: AtomicUsize = AtomicUsize::new(0);
+    fn heap() -> usize {
+        HEAP.load(Ordering::Relaxed)
+    }
+
+    #[test]
+    fn admits_while_heap_and_reservations_fit_and_releases_on_drop() {
+        HEAP.store(0, Ordering::Relaxed);
+        let b = Arc::new(MemoryBudget::with_probes(1 << 20, heap, || 0));
+        let first = b.admit(Some(600 << 10)).expect("fits");
+        assert!(b.admit(Some(600 << 10)).is_none(), "600K + 600K > 1M");
+        drop(first);
+        let again = b.admit(Some(600 << 10)).expect("released");
+        drop(again);
+        HEAP.store(1 << 20, Ordering::Relaxed);
+        assert!(b.admit(None).is_none(), "the heap alone is at the limit");
+        HEAP.store((1 << 20) - 1, Ordering::Relaxed);
+        assert!(
+            b.admit(Some(10 << 20)).is_some(),
+            "alone, a large request is let in while the heap is under the limit"
+        );
+    }
+
+    #[test]
+    fn resident_memory_over_the_limit_refuses_unless_the_heap_is_mostly_free() {
+        static RESIDENT: AtomicUsize = AtomicUsize::new(0);
+        static LOW_HEAP: AtomicUsize = AtomicUsize::new(0);
+        let b = Arc::new(MemoryBudget::with_probes(
+            64 << 20,
+            || LOW_HEAP.load(Ordering::Relaxed),
+            || RESIDENT.load(Ordering::Relaxed),
+        ));
+        LOW_HEAP.store(40 << 20, Ordering::Relaxed);
+        RESIDENT.store(64 << 20, Ordering::Relaxed);
+        assert!(b.admit(None).is_none(), "RSS + the request's share > limit");
+        RESIDENT.store(20 << 20, Ordering::Relaxed);
+        assert!(b.admit(None).is_some());
+        RESIDENT.store(90 << 20, Ordering::Relaxed);
+        LOW_HEAP.store(8 << 20, Ordering::Relaxed);
+        assert!(
+            b.admit(None).is_some(),
+            "the allocator's free pages get reused"
+        );
+    }
+
+    #[test]
+    fn the_reservation_follows_what_requests_weigh() {
+        let b = Arc::new(MemoryBudget::with_probes(64 << 20, || 0, || 0));
+        for _ in 0..64 {
+            b.observe(4 << 20);
+        }
+        let typical = b.typical.load(Ordering::Relaxed);
+        assert!(typical > 3 << 20 && typical <= 4 << 20, "{typical}");
+        let admitted: Vec<_> = (0..32).map_while(|_| b.admit(None)).collect();
+        assert!((15..=21).contains(&admitted.len()), "{}", admitted.len());
+    }
+
+    #[test]
+    fn cgroup_values_that_mean_no_limit_are_none() {
+        let dir = std::env::temp_dir().join(format!("weir-cg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("limit");
+        let path = file.to_str().unwrap();
+        for (text, want) in [
+            ("max\n", None),
+            ("9223372036854771712\n", None),
+            ("536870912\n", Some(512 << 20)),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            assert_eq!(read_limit(path), want, "{text:?}");
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
