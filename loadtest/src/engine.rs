@@ -163,9 +163,11 @@ fn report(
     }
 }
 
-/// `connections` clients, each with one request in flight, for `length`.
+/// `connections` clients, each with `in_flight` requests outstanding (HTTP/2 streams on one gRPC
+/// connection, as SDKs and collectors send; for OTLP/HTTP, pooled HTTP/1.1 connections), for `length`.
 pub async fn closed_loop(
     clients: &[Client],
+    in_flight: usize,
     payloads: Arc<Vec<Payload>>,
     length: Duration,
     progress: &Progress,
@@ -177,7 +179,10 @@ pub async fn closed_loop(
     observer.begin().await;
     let ticker = progress.spawn(counts.clone(), started, length);
     let mut tasks = Vec::new();
-    for (c, client) in clients.iter().enumerate() {
+    let senders = clients
+        .iter()
+        .flat_map(|c| std::iter::repeat_n(c, in_flight.max(1)));
+    for (c, client) in senders.enumerate() {
         let (mut client, payloads, counts) = (client.clone(), payloads.clone(), counts.clone());
         tasks.push(tokio::spawn(async move {
             let mut h = histogram();

@@ -7,7 +7,9 @@
 //! - [`engine`]: open loop (fixed rate, latency from intended start), closed loop, sweep.
 //! - [`observe`]: the target's CPU and RSS from /proc and its exported/dropped counters from /metrics.
 //! - [`report`]: summary, JSON and SVG.
+//! - [`compare`]: one workload against several endpoints in turn, side by side.
 
+pub mod compare;
 pub mod engine;
 pub mod observe;
 pub mod report;
@@ -50,6 +52,10 @@ pub struct Options {
     /// Connections (gRPC channels or HTTP clients).
     #[arg(long, default_value_t = 4)]
     pub connections: usize,
+    /// Closed loop: requests outstanding per connection (HTTP/2 multiplexing, as SDKs and
+    /// collectors send).
+    #[arg(long, default_value_t = 1)]
+    pub in_flight: usize,
     /// Seconds to run (closed and open loop).
     #[arg(long, default_value_t = 10.0)]
     pub duration: f64,
@@ -112,7 +118,17 @@ pub async fn run(o: &Options) -> anyhow::Result<Report> {
     let duration = Duration::from_secs_f64(o.duration);
     let steps = match o.mode {
         Mode::Closed => {
-            vec![engine::closed_loop(&clients, payloads, duration, &progress, &mut observer).await]
+            vec![
+                engine::closed_loop(
+                    &clients,
+                    o.in_flight,
+                    payloads,
+                    duration,
+                    &progress,
+                    &mut observer,
+                )
+                .await,
+            ]
         }
         Mode::Open => vec![
             engine::open_loop(
@@ -161,6 +177,7 @@ pub async fn run(o: &Options) -> anyhow::Result<Report> {
         compression: o.target.compression,
         workload: o.workload.clone(),
         connections: o.connections,
+        in_flight: o.in_flight,
         max_in_flight: o.max_in_flight,
         request_bytes,
         idle_rss_mb,

@@ -13,6 +13,8 @@ pub struct Report {
     pub compression: crate::transport::Compression,
     pub workload: crate::workload::Workload,
     pub connections: usize,
+    /// Closed loop: requests outstanding per connection.
+    pub in_flight: usize,
     pub max_in_flight: usize,
     /// Mean encoded request size.
     pub request_bytes: f64,
@@ -29,7 +31,7 @@ impl Report {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "weir-loadtest {} → {} ({:?}, {:?}), {:?} × {} items/request ({:.0} B), {} connections",
+            "weir-loadtest {} → {} ({:?}, {:?}), {:?} × {} items/request ({:.0} B), {} connections × {} in flight",
             self.mode,
             self.endpoint,
             self.protocol,
@@ -37,7 +39,8 @@ impl Report {
             self.workload.signal,
             self.workload.batch,
             self.request_bytes,
-            self.connections
+            self.connections,
+            self.in_flight
         );
         let _ = writeln!(
             s,

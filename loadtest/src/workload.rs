@@ -5,7 +5,9 @@
 use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::common::v1::{
+    any_value::Value, AnyValue, InstrumentationScope, KeyValue,
+};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{
@@ -21,12 +23,27 @@ pub enum Signal {
     Traces,
 }
 
+/// Which attributes the items and resources carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// `--attributes` generated attributes of `--attribute-bytes` each, a 3-attribute resource.
+    Synthetic,
+    /// What the OpenTelemetry SDKs emit for an instrumented HTTP service: a resource with 12
+    /// attributes (service, SDK, host, process, k8s), records with the http.* / url.* / server.*
+    /// semantic-convention attributes, an instrumentation scope; ~600 B per log record. Overrides
+    /// `--attributes` and `--attribute-bytes`.
+    Sdk,
+}
+
 /// The shape of the generated telemetry.
 #[derive(Debug, Clone, Serialize, clap::Args)]
 pub struct Workload {
     /// What to send.
     #[arg(long, value_enum, default_value = "logs")]
     pub signal: Signal,
+    #[arg(long, value_enum, default_value = "synthetic")]
+    pub profile: Profile,
     /// Items (log records or spans) per request.
     #[arg(long, default_value_t = 500)]
     pub batch: usize,
@@ -71,6 +88,7 @@ impl Default for Workload {
     fn default() -> Self {
         Workload {
             signal: Signal::Logs,
+            profile: Profile::Synthetic,
             batch: 500,
             services: 5,
             spans_per_trace: 8,
@@ -153,6 +171,9 @@ impl Gen {
     }
 
     fn attributes(&mut self) -> Vec<KeyValue> {
+        if self.w.profile == Profile::Sdk {
+            return self.http_attributes();
+        }
         let mut attrs = vec![kv(
             "http.route",
             format!("/api/v1/r{}", self.rng.usize(..self.w.cardinality.max(1))),
@@ -164,7 +185,70 @@ impl Gen {
         attrs
     }
 
+    /// An HTTP server's semantic-convention attributes, as SDK instrumentation records them.
+    fn http_attributes(&mut self) -> Vec<KeyValue> {
+        const METHODS: &[&str] = &["GET", "GET", "GET", "POST", "PUT", "DELETE"];
+        const STATUS: &[i64] = &[200, 200, 200, 200, 201, 204, 304, 400, 404, 500];
+        let route = format!(
+            "/api/v1/{}/{{id}}",
+            WORDS[self.rng.usize(..self.w.cardinality.max(1)) % WORDS.len()]
+        );
+        let path = route.replace("{id}", &self.rng.u32(..1_000_000).to_string());
+        vec![
+            kv("http.request.method", METHODS[self.rng.usize(..METHODS.len())].into()),
+            kv("http.route", route),
+            kv("url.path", path),
+            kv("url.scheme", "https".into()),
+            int_kv("http.response.status_code", STATUS[self.rng.usize(..STATUS.len())]),
+            kv("server.address", "checkout.internal.example.com".into()),
+            int_kv("server.port", 8443),
+            kv(
+                "client.address",
+                format!("10.{}.{}.{}", self.rng.u8(..), self.rng.u8(..), self.rng.u8(..)),
+            ),
+            kv("network.protocol.version", "1.1".into()),
+            kv(
+                "user_agent.original",
+                "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36".into(),
+            ),
+            kv("enduser.id", format!("user-{}", self.rng.u32(..100_000))),
+        ]
+    }
+
+    fn scope(&self) -> Option<InstrumentationScope> {
+        (self.w.profile == Profile::Sdk).then(|| InstrumentationScope {
+            name: "opentelemetry.instrumentation.flask".into(),
+            version: "0.50b0".into(),
+            ..Default::default()
+        })
+    }
+
     fn resource(&self, service: usize) -> Option<Resource> {
+        if self.w.profile == Profile::Sdk {
+            return Some(Resource {
+                attributes: vec![
+                    kv("service.name", format!("service-{service}")),
+                    kv("service.version", "2.14.3".into()),
+                    kv("service.namespace", "shop".into()),
+                    kv(
+                        "service.instance.id",
+                        format!("a3f1c9e2-7b4d-4e8a-9c1f-{service:012}"),
+                    ),
+                    kv("deployment.environment.name", "production".into()),
+                    kv("telemetry.sdk.name", "opentelemetry".into()),
+                    kv("telemetry.sdk.language", "python".into()),
+                    kv("telemetry.sdk.version", "1.29.0".into()),
+                    kv(
+                        "host.name",
+                        format!("ip-10-0-{}-17.ec2.internal", service % 3),
+                    ),
+                    kv("process.runtime.name", "cpython".into()),
+                    int_kv("process.pid", 4242 + service as i64),
+                    kv("k8s.pod.name", format!("service-{service}-7d9f8b6c5-x2x9q")),
+                ],
+                ..Default::default()
+            });
+        }
         Some(Resource {
             attributes: vec![
                 kv("service.name", format!("service-{service}")),
@@ -180,7 +264,10 @@ impl Gen {
         let mut resources: Vec<ResourceLogs> = (0..services)
             .map(|s| ResourceLogs {
                 resource: self.resource(s),
-                scope_logs: vec![ScopeLogs::default()],
+                scope_logs: vec![ScopeLogs {
+                    scope: self.scope(),
+                    ..Default::default()
+                }],
                 ..Default::default()
             })
             .collect();
@@ -247,7 +334,10 @@ impl Gen {
         let mut resources: Vec<ResourceSpans> = (0..services)
             .map(|s| ResourceSpans {
                 resource: self.resource(s),
-                scope_spans: vec![ScopeSpans::default()],
+                scope_spans: vec![ScopeSpans {
+                    scope: self.scope(),
+                    ..Default::default()
+                }],
                 ..Default::default()
             })
             .collect();
@@ -304,6 +394,16 @@ fn kv(key: &str, value: String) -> KeyValue {
         key: key.into(),
         value: Some(AnyValue {
             value: Some(Value::StringValue(value)),
+        }),
+        ..Default::default()
+    }
+}
+
+fn int_kv(key: &str, value: i64) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(Value::IntValue(value)),
         }),
         ..Default::default()
     }
