@@ -191,6 +191,12 @@ impl<S: Signal, E: Exporter<S>> Delivery<S, E> {
                 Ok(batch) => {
                     self.metrics.received_items.add(batch.items() as u64);
                     self.outstanding.fetch_add(batch.items(), Ordering::AcqRel);
+                    // Sent before a batch would overfill it: a request filled past the limits
+                    // has to be split, which measures every item's encoded size.
+                    if !self.pending.is_empty() && !self.room_for(&batch) {
+                        oldest = None;
+                        self.dispatch().await;
+                    }
                     oldest.get_or_insert_with(Instant::now);
                     self.pending.append(batch);
                     if self.pending.items() < self.settings.max_items
@@ -213,6 +219,11 @@ impl<S: Signal, E: Exporter<S>> Delivery<S, E> {
             }
         }
         while self.in_flight.join_next().await.is_some() {}
+    }
+
+    fn room_for(&self, batch: &Batch<S>) -> bool {
+        self.pending.items() + batch.items() <= self.settings.max_items
+            && self.pending.bytes() + batch.bytes() <= self.settings.max_bytes
     }
 
     async fn dispatch(&mut self) {
@@ -473,24 +484,24 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(10)).await;
         assert_eq!(
             *rec.sent.lock().unwrap(),
-            vec![90, 30],
-            "flushed when items reached 100, and no request over 100"
+            vec![90],
+            "sent before the batch that would take it over 100, so nothing needs splitting"
         );
         tx.try_send(batch(7)).unwrap();
         tokio::time::sleep(Duration::from_millis(150)).await;
         assert_eq!(
             rec.sent.lock().unwrap().len(),
-            2,
+            1,
             "young partial batch waits"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
-        assert_eq!(*rec.sent.lock().unwrap(), vec![90, 30, 7], "flushed by age");
+        assert_eq!(*rec.sent.lock().unwrap(), vec![90, 37], "flushed by age");
         tx.try_send(batch(3)).unwrap();
         drop(tx);
         task.await.unwrap();
         assert_eq!(
             *rec.sent.lock().unwrap(),
-            vec![90, 30, 7, 3],
+            vec![90, 37, 3],
             "flushed on close"
         );
         assert_eq!(m.sent_items.get(), 130);
