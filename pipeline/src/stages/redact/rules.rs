@@ -64,8 +64,16 @@ fn ends_with_ci(s: &[u8], p: &[u8]) -> bool {
     s.len() >= p.len() && s[s.len() - p.len()..].eq_ignore_ascii_case(p)
 }
 
+/// Case-insensitive substring search. Runs for every attribute key against every `*glob*` key rule,
+/// so positions are first filtered on one byte compare, not a slice compare each.
 fn find_ci(s: &[u8], p: &[u8]) -> Option<usize> {
-    (0..=s.len().checked_sub(p.len())?).find(|&i| s[i..i + p.len()].eq_ignore_ascii_case(p))
+    let Some((&first, rest)) = p.split_first() else {
+        return Some(0);
+    };
+    let (lower, upper) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
+    (0..=s.len().checked_sub(p.len())?).find(|&i| {
+        (s[i] == lower || s[i] == upper) && s[i + 1..i + p.len()].eq_ignore_ascii_case(rest)
+    })
 }
 
 /// Replaces a secret, keeping a prefix and suffix of it when configured (and when the secret is long
@@ -199,6 +207,16 @@ impl Hasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn case_insensitive_search() {
+        assert_eq!(find_ci(b"db.PassWord.x", b"password"), Some(3));
+        assert_eq!(find_ci(b"passwor", b"password"), None);
+        assert_eq!(find_ci(b"xpASSWORD", b"password"), Some(1));
+        assert_eq!(find_ci(b"abc", b""), Some(0));
+        assert_eq!(find_ci(b"", b"a"), None);
+        assert_eq!(find_ci(b"aab", b"ab"), Some(1));
+    }
 
     #[test]
     fn globs() {
