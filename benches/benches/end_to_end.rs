@@ -29,8 +29,30 @@ exporters:
   b: {blackhole: {}}
 ";
 
+/// As in `weir`: decoding allocates for every string, and the allocator is part of what is measured.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn end_to_end(c: &mut Criterion) {
-    let workload = weir_loadtest::workload::Workload::default();
+    for (group, workload) in [
+        (
+            "end_to_end_logs_500",
+            weir_loadtest::workload::Workload::default(),
+        ),
+        (
+            "end_to_end_sdk_logs_500",
+            weir_loadtest::workload::Workload {
+                profile: weir_loadtest::workload::Profile::Sdk,
+                ..Default::default()
+            },
+        ),
+    ] {
+        decode_and_chain(c, group, &workload);
+    }
+    durable(c, &weir_loadtest::workload::Workload::default());
+}
+
+fn decode_and_chain(c: &mut Criterion, group: &str, workload: &weir_loadtest::workload::Workload) {
     let payload = workload.payloads().remove(0);
     let body = payload.body.to_vec();
     let cfg = weir_config::parse(CONFIG, "bench", |_| None).unwrap();
@@ -49,7 +71,7 @@ fn end_to_end(c: &mut Criterion) {
             &registry,
         )),
     ]);
-    let mut g = c.benchmark_group("end_to_end_logs_500");
+    let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Elements(payload.items));
     g.bench_function("decode", |b| {
         b.iter(|| ExportLogsServiceRequest::decode(&body[..]).unwrap())
@@ -63,7 +85,11 @@ fn end_to_end(c: &mut Criterion) {
         })
     });
     g.finish();
+}
 
+fn durable(c: &mut Criterion, workload: &weir_loadtest::workload::Workload) {
+    let payload = workload.payloads().remove(0);
+    let body = payload.body.to_vec();
     // What durable mode adds per request on the receiving side: the accepted batch encoded back to one
     // request and zstd-compressed into a log record. Compare with `decode` above.
     let req = ExportLogsServiceRequest::decode(&body[..]).unwrap();
