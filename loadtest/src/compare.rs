@@ -23,7 +23,7 @@ pub struct CompareOptions {
     pub rounds: usize,
     /// Seconds of rest between runs, so one target's backlog does not slow the next.
     #[arg(long, default_value_t = 2.0)]
-    pub settle: f64,
+    pub rest: f64,
     /// Everything else as for a closed-loop run (`--duration`, `--connections`, `--in-flight`,
     /// the workload, `--out`); `--endpoint`, `--pid` and `--metrics-url` come from each target.
     #[command(flatten)]
@@ -129,7 +129,7 @@ pub async fn run(o: &CompareOptions) -> anyhow::Result<Comparison> {
                 eprintln!("[compare] round {} of {}: {}", round + 1, o.rounds, t.name);
             }
             reports[i].push(crate::run(&run).await?);
-            tokio::time::sleep(std::time::Duration::from_secs_f64(o.settle)).await;
+            tokio::time::sleep(std::time::Duration::from_secs_f64(o.rest)).await;
         }
     }
     let rows: Vec<Row> = targets

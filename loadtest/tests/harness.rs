@@ -252,3 +252,131 @@ async fn open_loop_latency_includes_the_queueing_a_closed_loop_hides() {
         closed.steps[0].latency_ms.p99
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compare_ranks_a_faster_target_first_and_writes_its_report() {
+    use clap::Parser;
+    // Serves one request at a time: 20 ms each vs 60 ms each → about 3× the throughput.
+    let (fast, slow) = (
+        stalled_target(Duration::from_millis(20)),
+        stalled_target(Duration::from_millis(60)),
+    );
+    let out = tempfile_dir();
+    let (fast_t, slow_t, out_s) = (
+        format!("fast=http://{fast}"),
+        format!("slow=http://{slow}"),
+        out.display().to_string(),
+    );
+    let o = weir_loadtest::compare::CompareOptions::try_parse_from([
+        "compare",
+        "--target",
+        &fast_t,
+        "--target",
+        &slow_t,
+        "--rounds",
+        "2",
+        "--rest",
+        "0",
+        "--protocol",
+        "http",
+        "--batch",
+        "10",
+        "--distinct-requests",
+        "2",
+        "--connections",
+        "1",
+        "--duration",
+        "1",
+        "--out",
+        &out_s,
+        "--quiet",
+    ])
+    .unwrap();
+    let c = weir_loadtest::compare::run(&o).await.unwrap();
+    let names: Vec<_> = c.rows.iter().map(|r| r.target.name.as_str()).collect();
+    assert_eq!(names, ["fast", "slow"]);
+    assert!(c.rows.iter().all(|r| r.rounds.len() == 2));
+    let ratio = c.rows[0].items_per_second / c.rows[1].items_per_second;
+    assert!((2.0..4.5).contains(&ratio), "fast ÷ slow = {ratio}");
+    let table = c.summary();
+    assert!(table.contains("fast") && table.contains("1.00"), "{table}");
+    assert!(out.join("compare.json").exists() && out.join("compare.svg").exists());
+    std::fs::remove_dir_all(out).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_flight_keeps_several_requests_outstanding_per_connection() {
+    // The target serves each connection's requests one at a time, 50 ms each; with HTTP/1.1 the
+    // client opens a connection per outstanding request, so 4 in flight ≈ 4× the requests.
+    let addr = stalled_target_per_connection(Duration::from_millis(50));
+    let one = weir_loadtest::run(&options(addr, &["--mode", "closed", "--duration", "1"]))
+        .await
+        .unwrap();
+    let four = weir_loadtest::run(&options(
+        addr,
+        &["--mode", "closed", "--duration", "1", "--in-flight", "4"],
+    ))
+    .await
+    .unwrap();
+    let (a, b) = (one.steps[0].requests as f64, four.steps[0].requests as f64);
+    assert!(b > a * 2.5, "1 in flight: {a} requests, 4 in flight: {b}");
+    assert_eq!(four.in_flight, 4);
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "weir-compare-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Like [`stalled_target`], but every connection is served by its own thread.
+fn stalled_target_per_connection(stall: Duration) -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            std::thread::spawn(move || serve_keepalive(stream, stall));
+        }
+    });
+    addr
+}
+
+fn serve_keepalive(mut stream: std::net::TcpStream, stall: Duration) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    loop {
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        std::thread::sleep(stall);
+        if stream
+            .write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n",
+            )
+            .is_err()
+        {
+            return;
+        }
+    }
+}
