@@ -145,7 +145,8 @@ impl Stages for Metrics {
         let redact = policies
             .redact(config, registry)
             .map_err(anyhow::Error::msg)?;
-        Ok(Chain::new(vec![Box::new(redact)]))
+        let set = policies.set(config).map_err(anyhow::Error::msg)?;
+        Ok(Chain::with_policies(vec![Box::new(redact)], set))
     }
 }
 
@@ -193,7 +194,7 @@ impl Stages for Traces {
 /// Normalize, then Sample, then Redact: sampling decides on canonical trace context, and redaction
 /// only spends time on what is kept. All three are always in the chain (a disabled stage passes
 /// batches through), so a reload can change any of them.
-fn standard_chain<S: Signal>(
+pub(crate) fn standard_chain<S: Signal>(
     config: &Config,
     registry: &Arc<Registry>,
     policies: &Policies,
@@ -203,15 +204,19 @@ where
     Sample: Stage<S>,
     Redact: Stage<S>,
 {
-    Ok(Chain::new(vec![
-        Box::new(policies.normalize(config, registry)),
-        Box::new(policies.sample(config, registry)),
-        Box::new(
-            policies
-                .redact(config, registry)
-                .map_err(anyhow::Error::msg)?,
-        ),
-    ]))
+    let set = policies.set(config).map_err(anyhow::Error::msg)?;
+    Ok(Chain::with_policies(
+        vec![
+            Box::new(policies.normalize(config, registry)),
+            Box::new(policies.sample(config, registry)),
+            Box::new(
+                policies
+                    .redact(config, registry)
+                    .map_err(anyhow::Error::msg)?,
+            ),
+        ],
+        set,
+    ))
 }
 
 /// Everything a delivery loop needs besides the exporter itself.

@@ -1,5 +1,6 @@
-//! Live policy reload: the config file is read, validated and compiled off the hot path, then every
-//! stage's policy is stored atomically; each batch runs under exactly one version. An invalid file is
+//! Live policy reload: the config file is read, validated and compiled off the hot path into one
+//! [`PolicySet`] (normalize + sample + redact), published in one store; each chain loads it once per
+//! batch and the batch carries it through every stage, so each batch runs under exactly one version. An invalid file is
 //! refused with the reason and the running policies stay. Triggered by SIGHUP, `POST /admin/reload`, and
 //! changes to the config file (`reload.watch`).
 //!
@@ -12,17 +13,20 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use weir_config::Config;
+use weir_pipeline::policy::PolicySet;
 use weir_pipeline::stages::normalize::{Normalize, NormalizePolicy};
 use weir_pipeline::stages::redact::{Redact, RedactPolicy};
 use weir_pipeline::stages::sample::{Sample, SamplePolicy};
 use weir_pipeline::tail::{policy::TailPolicy, TailSampler};
+use weir_pipeline::HotSwap;
 
 #[derive(Default)]
 pub struct Policies {
-    normalize: Mutex<Vec<Arc<Normalize>>>,
+    /// What every stage chain runs under: one store per reload, loaded once per batch.
+    set: std::sync::OnceLock<Arc<HotSwap<PolicySet>>>,
+    /// Kept to forget the rate-limit buckets of rules a reload removed.
     sample: Mutex<Vec<Arc<Sample>>>,
     tail: Mutex<Vec<Arc<TailSampler>>>,
-    redact: Mutex<Vec<Arc<Redact>>>,
     version: AtomicU64,
     source: Option<PathBuf>,
     /// The config text last applied, to tell whether non-reloadable settings changed.
@@ -45,17 +49,24 @@ impl Policies {
         }
     }
 
+    /// The policy set every chain runs under, built from the config the process started with.
+    pub fn set(&self, config: &Config) -> Result<Arc<HotSwap<PolicySet>>, String> {
+        if let Some(set) = self.set.get() {
+            return Ok(set.clone());
+        }
+        let first = Arc::new(HotSwap::new(compile(config, self.version())?));
+        Ok(self.set.get_or_init(|| first).clone())
+    }
+
     pub fn normalize(
         &self,
         config: &Config,
         registry: &weir_pipeline::metrics::Registry,
     ) -> Arc<Normalize> {
-        let n = Arc::new(Normalize::new(
+        Arc::new(Normalize::new(
             NormalizePolicy::from(&config.pipeline.normalize),
             registry,
-        ));
-        lock(&self.normalize).push(n.clone());
-        n
+        ))
     }
 
     pub fn sample(
@@ -76,12 +87,10 @@ impl Policies {
         config: &Config,
         registry: &Arc<weir_pipeline::metrics::Registry>,
     ) -> Result<Arc<Redact>, String> {
-        let r = Arc::new(Redact::new(
+        Ok(Arc::new(Redact::new(
             RedactPolicy::compile(&config.pipeline.redact, |k| std::env::var(k).ok())?,
             registry,
-        ));
-        lock(&self.redact).push(r.clone());
-        Ok(r)
+        )))
     }
 
     pub fn tail(&self, config: &Config) -> Arc<TailSampler> {
@@ -152,18 +161,15 @@ impl Policies {
             std::env::var(k).ok()
         })
         .map_err(|e| e.to_string())?;
-        let normalize = NormalizePolicy::from(&config.pipeline.normalize);
-        let sample = SamplePolicy::from(&config.pipeline.sample);
+        let version = self.version() + 1;
+        let set = compile(&config, version)?;
         let tail = TailPolicy::from_config(&config.pipeline.sample);
-        let redact = RedactPolicy::compile(&config.pipeline.redact, |k| std::env::var(k).ok())?;
-        for n in lock(&self.normalize).iter() {
-            n.policy().store(normalize.clone());
-        }
+        // Before the new set is live: buckets of removed rules are forgotten, kept ones stay.
         for s in lock(&self.sample).iter() {
-            s.reload(sample.clone());
+            s.reload((*set.sample).clone());
         }
-        for r in lock(&self.redact).iter() {
-            r.policy().store(redact.clone());
+        if let Some(live) = self.set.get() {
+            live.store(set);
         }
         let tails = lock(&self.tail);
         for t in tails.iter() {
@@ -173,7 +179,7 @@ impl Policies {
         // switch off its policies, not start it.
         let tail_needs_restart = tails.is_empty() && tail.enabled;
         drop(tails);
-        let version = self.version.fetch_add(1, Ordering::AcqRel) + 1;
+        self.version.store(version, Ordering::Release);
         let before = applied
             .as_deref()
             .and_then(|t| weir_config::parse(t, "", |k| std::env::var(k).ok()).ok());
@@ -190,6 +196,18 @@ impl Policies {
     }
 }
 
+/// Every stage policy of `config`, as version `version`.
+fn compile(config: &Config, version: u64) -> Result<PolicySet, String> {
+    Ok(PolicySet {
+        version,
+        normalize: Arc::new(NormalizePolicy::from(&config.pipeline.normalize)),
+        sample: Arc::new(SamplePolicy::from(&config.pipeline.sample)),
+        redact: Arc::new(RedactPolicy::compile(&config.pipeline.redact, |k| {
+            std::env::var(k).ok()
+        })?),
+    })
+}
+
 /// Whether everything but the stage policies is the same.
 fn same_runtime(a: &Config, b: &Config) -> bool {
     format!(
@@ -203,4 +221,98 @@ fn same_runtime(a: &Config, b: &Config) -> bool {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    use weir_pipeline::{fixtures, Batch, Logs};
+
+    /// Version `v` of the policies leaves `v` in two places: the log rule that kept a record
+    /// (`policy_attribute`) and the mask redaction writes over `code.function`.
+    fn config(v: usize) -> String {
+        format!(
+            "pipeline:\n  sample:\n    policy_attribute: weir.rule\n    logs:\n      rules: [{{name: v{v}, probability: 1.0}}]\n  redact:\n    enabled: true\n    keys: [{{key: code.function, action: mask}}]\n    mask: {{replacement: v{v}}}\nexporters: {{b: {{blackhole: {{}}}}}}\n"
+        )
+    }
+
+    fn text(v: Option<&Value>) -> String {
+        match v {
+            Some(Value::StringValue(s)) => s.clone(),
+            other => format!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_batch_runs_under_one_policy_version_during_a_reload_storm() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("weir.yaml");
+        std::fs::write(&path, config(0)).unwrap();
+        let policies = Arc::new(Policies::new(Some(path)));
+        let registry = weir_pipeline::metrics::Registry::new();
+        let first = weir_config::parse(&config(0), "t", |_| None).unwrap();
+        let chain = crate::pipeline::standard_chain::<Logs>(&first, &registry, &policies).unwrap();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let storm = {
+            let (policies, stop) = (policies.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut applied = None;
+                let mut v = 1;
+                while !stop.load(Ordering::Relaxed) {
+                    policies.apply(config(v), &mut applied).unwrap();
+                    v += 1;
+                }
+                v
+            })
+        };
+        let mut mixed = Vec::new();
+        for _ in 0..3000 {
+            let mut batch = Batch::<Logs>::measured(fixtures::resource_logs(1, 4));
+            chain.apply(&mut batch);
+            let mut seen = std::collections::BTreeSet::new();
+            for r in batch
+                .resources
+                .iter()
+                .flat_map(|r| &r.scope_logs)
+                .flat_map(|s| &s.log_records)
+            {
+                let get = |k: &str| {
+                    text(
+                        r.attributes
+                            .iter()
+                            .find(|a| a.key == k)
+                            .and_then(|a| a.value.as_ref()?.value.as_ref()),
+                    )
+                };
+                seen.insert(format!(
+                    "rule {} / mask {}",
+                    get("weir.rule"),
+                    get("code.function")
+                ));
+            }
+            let versions: std::collections::BTreeSet<_> = seen
+                .iter()
+                .flat_map(|s| {
+                    s.split(' ')
+                        .filter(|w| w.starts_with('v'))
+                        .map(str::to_owned)
+                })
+                .collect();
+            // Config v is the v-th reload: version v + 1, which the batch says it ran under.
+            let carried = format!("v{}", batch.policy_version() - 1);
+            if versions.len() != 1 || !versions.contains(&carried) {
+                mixed.push(seen);
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        let reloads = storm.join().unwrap();
+        assert!(reloads > 10, "the storm ran ({reloads} reloads)");
+        assert!(
+            mixed.is_empty(),
+            "{} of 3000 batches ran under two versions, e.g. {:?}",
+            mixed.len(),
+            mixed.first()
+        );
+    }
 }

@@ -1,9 +1,11 @@
 //! [`Batch`]: the unit that moves through queues. It carries OTLP resources as decoded, never re-encoded
 //! between stages, with the counts that queues and metrics need so nobody walks the tree to ask.
 
+use crate::policy::PolicySet;
 use crate::queue::Weighted;
 use crate::signal::Signal;
 use crate::ticket::Ticket;
+use std::sync::Arc;
 
 pub struct Batch<S: Signal> {
     pub resources: Vec<S::Resource>,
@@ -14,6 +16,8 @@ pub struct Batch<S: Signal> {
     bytes: usize,
     /// Durable records this batch was made from; empty unless the intake is durable.
     tickets: Vec<Ticket>,
+    /// The policies the chain runs this batch under, loaded once for all its stages.
+    policies: Option<Arc<PolicySet>>,
 }
 
 impl<S: Signal> Batch<S> {
@@ -25,6 +29,7 @@ impl<S: Signal> Batch<S> {
             items,
             bytes,
             tickets: Vec::new(),
+            policies: None,
         }
     }
 
@@ -44,6 +49,22 @@ impl<S: Signal> Batch<S> {
         std::mem::take(&mut self.tickets)
     }
 
+    /// Puts the batch under one policy set for the rest of the chain.
+    pub fn run_under(&mut self, policies: Arc<PolicySet>) {
+        self.policies = Some(policies);
+    }
+
+    /// The policy set the chain chose for this batch; `None` outside a chain that has one (a stage
+    /// then uses its own policy).
+    pub fn policies(&self) -> Option<&Arc<PolicySet>> {
+        self.policies.as_ref()
+    }
+
+    /// The reload version the batch ran under; 0 when it ran under no set.
+    pub fn policy_version(&self) -> u64 {
+        self.policies.as_ref().map_or(0, |p| p.version)
+    }
+
     pub fn tickets(&self) -> &[Ticket] {
         &self.tickets
     }
@@ -55,6 +76,7 @@ impl<S: Signal> Batch<S> {
             items: self.items,
             bytes: self.bytes,
             tickets: self.tickets.clone(),
+            policies: self.policies.clone(),
         }
     }
 
@@ -109,6 +131,7 @@ impl<S: Signal> Default for Batch<S> {
             items: 0,
             bytes: 0,
             tickets: Vec::new(),
+            policies: None,
         }
     }
 }

@@ -10,6 +10,7 @@
 //! - [`ticket`]: delivery tickets that tell a durable source when a record is fully dealt with.
 //! - [`wal`]: the write-ahead log on disk behind durable mode: segments, records, recovery.
 //! - [`hotswap`]: the one mechanism for replacing a policy while traffic flows.
+//! - [`policy`]: [`policy::PolicySet`], every stage policy of one version, swapped as one value.
 //! - [`metrics`]: lock-free counters and histograms rendered as Prometheus text.
 //! - [`memory`] (crate `weir-alloc`): live heap bytes, and the real size of a decoded batch.
 //! - `fixtures` (feature `test-util`): realistic OTLP batches for tests and benchmarks.
@@ -19,6 +20,7 @@ pub mod batch;
 pub mod fixtures;
 pub mod hotswap;
 pub mod metrics;
+pub mod policy;
 pub mod queue;
 pub mod signal;
 mod split;

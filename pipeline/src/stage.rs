@@ -1,11 +1,15 @@
 //! Stages: synchronous, in-place transformations of a batch, shared by all worker threads.
 //!
 //! A stage cannot fail: what it removes it counts in metrics with a reason, and the batch moves on.
-//! A stage whose policy can change at run time keeps it in a [`crate::HotSwap`] and loads it once per
-//! batch, so no batch is ever handled by two policy versions.
+//! A stage whose policy can change at run time takes it from the [`crate::policy::PolicySet`] the
+//! batch carries (the chain loads one per batch), falling back to its own [`crate::HotSwap`] when run
+//! alone; so no batch is ever handled by two policy versions.
 
 use crate::batch::Batch;
+use crate::hotswap::HotSwap;
+use crate::policy::PolicySet;
 use crate::signal::Signal;
+use std::sync::Arc;
 
 pub trait Stage<S: Signal>: Send + Sync {
     /// Short name used in metrics and logs (`normalize`, `sample`, …).
@@ -37,11 +41,29 @@ impl<S: Signal> Stage<S> for Pass {
 /// Stages applied in order. The item count is refreshed once at the end, not after every stage.
 pub struct Chain<S: Signal> {
     stages: Vec<Box<dyn Stage<S>>>,
+    /// When set, loaded once per batch and carried by it through every stage.
+    policies: Option<Arc<HotSwap<PolicySet>>>,
 }
 
 impl<S: Signal> Chain<S> {
+    /// A chain whose stages each use their own policy.
     pub fn new(stages: Vec<Box<dyn Stage<S>>>) -> Self {
-        Chain { stages }
+        Chain {
+            stages,
+            policies: None,
+        }
+    }
+
+    /// A chain that runs each batch under one [`PolicySet`] from `policies`, whatever reloads land
+    /// while it runs.
+    pub fn with_policies(
+        stages: Vec<Box<dyn Stage<S>>>,
+        policies: Arc<HotSwap<PolicySet>>,
+    ) -> Self {
+        Chain {
+            stages,
+            policies: Some(policies),
+        }
     }
 
     pub fn pass() -> Self {
@@ -53,6 +75,9 @@ impl<S: Signal> Chain<S> {
     }
 
     pub fn apply(&self, batch: &mut Batch<S>) {
+        if let Some(p) = &self.policies {
+            batch.run_under(p.load_full());
+        }
         for stage in &self.stages {
             stage.apply(batch);
             if batch.resources.is_empty() {

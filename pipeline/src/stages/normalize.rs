@@ -94,6 +94,16 @@ impl Normalize {
     }
 
     /// The policy holder, for reloads.
+    /// The policy of the set `batch` runs under, or this stage's own outside such a chain.
+    fn current<S: crate::Signal>(
+        &self,
+        batch: &crate::Batch<S>,
+    ) -> std::sync::Arc<NormalizePolicy> {
+        batch
+            .policies()
+            .map_or_else(|| self.policy.load_full(), |set| set.normalize.clone())
+    }
+
     pub fn policy(&self) -> &HotSwap<NormalizePolicy> {
         &self.policy
     }
@@ -109,7 +119,7 @@ impl Stage<Traces> for Normalize {
     }
 
     fn apply(&self, batch: &mut Batch<Traces>) {
-        let policy = self.policy.load();
+        let policy = self.current(batch);
         if !policy.enabled {
             return;
         }
@@ -157,7 +167,7 @@ impl Stage<Logs> for Normalize {
     }
 
     fn apply(&self, batch: &mut Batch<Logs>) {
-        let policy = self.policy.load();
+        let policy = self.current(batch);
         if !policy.enabled {
             return;
         }

@@ -205,6 +205,13 @@ impl Sample {
         }
     }
 
+    /// The policy of the set `batch` runs under, or this stage's own outside such a chain.
+    fn current<S: crate::Signal>(&self, batch: &crate::Batch<S>) -> std::sync::Arc<SamplePolicy> {
+        batch
+            .policies()
+            .map_or_else(|| self.policy.load_full(), |set| set.sample.clone())
+    }
+
     pub fn policy(&self) -> &HotSwap<SamplePolicy> {
         &self.policy
     }
@@ -279,7 +286,7 @@ impl Stage<Traces> for Sample {
     }
 
     fn apply(&self, batch: &mut Batch<Traces>) {
-        let policy = self.policy.load();
+        let policy = self.current(batch);
         let own = policy.traces;
         let mut dropped = 0;
         for scope in batch
@@ -392,7 +399,7 @@ impl Stage<Logs> for Sample {
     }
 
     fn apply(&self, batch: &mut Batch<Logs>) {
-        let policy = self.policy.load();
+        let policy = self.current(batch);
         if policy.log_rules.is_empty() && policy.logs_default.0 == 0 && policy.log_limits.is_empty()
         {
             return;

@@ -337,6 +337,13 @@ impl Redact {
         }
     }
 
+    /// The policy of the set `batch` runs under, or this stage's own outside such a chain.
+    fn current<S: crate::Signal>(&self, batch: &crate::Batch<S>) -> std::sync::Arc<RedactPolicy> {
+        batch
+            .policies()
+            .map_or_else(|| self.policy.load_full(), |set| set.redact.clone())
+    }
+
     pub fn policy(&self) -> &HotSwap<RedactPolicy> {
         &self.policy
     }
@@ -562,7 +569,7 @@ macro_rules! redact_stage {
             }
 
             fn apply(&self, batch: &mut Batch<$signal>) {
-                let policy = self.policy.load();
+                let policy = self.current(batch);
                 if !policy.enabled {
                     return;
                 }

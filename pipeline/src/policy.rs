@@ -1,0 +1,17 @@
+//! [`PolicySet`]: every stage policy of one version, published as one value. The chain loads it once
+//! per batch and the batch carries it through the stages, so a reload that lands mid-batch cannot
+//! give one batch normalize v2 and sample v1: a reload is one store of a whole set.
+
+use crate::stages::normalize::NormalizePolicy;
+use crate::stages::redact::RedactPolicy;
+use crate::stages::sample::SamplePolicy;
+use std::sync::Arc;
+
+#[derive(Debug, Clone)]
+pub struct PolicySet {
+    /// The reload version (`weir_policy_version`) this set was built as.
+    pub version: u64,
+    pub normalize: Arc<NormalizePolicy>,
+    pub sample: Arc<SamplePolicy>,
+    pub redact: Arc<RedactPolicy>,
+}
