@@ -30,6 +30,7 @@ use weir_pipeline::{Logs, Metrics, Traces};
 pub struct Received<S: Wire> {
     request: S::Request,
     bytes: usize,
+    encoded: usize,
     raw: Option<bytes::Bytes>,
 }
 
@@ -62,6 +63,7 @@ impl<S: Wire> Decoder for OtlpDecoder<S> {
             Ok((request, raw)) => Ok(Some(Received {
                 request,
                 bytes,
+                encoded,
                 raw,
             })),
             Err(e) => {
@@ -131,6 +133,7 @@ where
             let Received {
                 request,
                 bytes,
+                encoded,
                 raw,
             } = request.into_inner();
             intake.memory.observe(bytes);
@@ -140,7 +143,7 @@ where
                 encoding: Encoding::None,
             });
             match IntakeFor::<S>::get(&*intake)
-                .accept(request, bytes, Transport::Grpc, stamp, raw)
+                .accept(request, bytes, encoded, Transport::Grpc, stamp, raw)
                 .await
             {
                 Ok(a) => Ok(Response::new(S::response(a.rejected, a.message))),

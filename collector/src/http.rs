@@ -160,12 +160,12 @@ where
         });
     let max_decompressed = state.max_decompressed;
     let decode_encoding = encoding.clone();
-    let decode = move || -> Result<(S::Request, usize), BodyError> {
+    let decode = move || -> Result<(S::Request, usize, usize), BodyError> {
         let body = decode::decompress(decode_encoding.as_deref(), body, max_decompressed)?;
         let (request, bytes) = weir_pipeline::memory::measured_or(body.len(), || {
             decode::request(format, &body, S::KIND.as_str())
         });
-        Ok((request?, bytes))
+        Ok((request?, bytes, body.len()))
     };
     // Inflating and parsing a large body takes milliseconds; off the async workers it cannot stall
     // other connections, timers and delivery loops.
@@ -180,14 +180,14 @@ where
     } else {
         decode()
     };
-    let (request, bytes) = match decoded {
+    let (request, bytes, encoded) = match decoded {
         Ok(r) => r,
         Err(e) => return refuse::<S>(&state, e, format),
     };
     state.intake.memory.observe(bytes);
     let stamp = crate::tenant::Stamp::for_request(state.intake.auth.as_ref(), tenant.as_ref());
     match IntakeFor::<S>::get(&*state.intake)
-        .accept(request, bytes, Transport::Http, stamp, raw)
+        .accept(request, bytes, encoded, Transport::Http, stamp, raw)
         .await
     {
         Ok(a) if a.rejected == 0 && format == Format::Json => {

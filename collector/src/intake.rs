@@ -152,13 +152,15 @@ impl<S: Wire> SignalIntake<S> {
         }
     }
 
-    /// Takes one decoded export request weighing `bytes` in memory (as measured while decoding); `tenant`
+    /// Takes one decoded export request weighing `bytes` in memory (as measured while decoding) and
+    /// `encoded` on the wire; `tenant`
     /// says what becomes of its resources' tenant attribute.
     /// In durable mode `raw`, the body as received, is what the log stores.
     pub async fn accept(
         &self,
         request: S::Request,
         bytes: usize,
+        encoded: usize,
         transport: Transport,
         tenant: Stamp<'_>,
         raw: Option<Raw>,
@@ -174,7 +176,7 @@ impl<S: Wire> SignalIntake<S> {
             rejected,
             message: message.unwrap_or_default(),
         };
-        let batch = Batch::<S>::new(resources, bytes);
+        let batch = Batch::<S>::received(resources, bytes, encoded);
         if batch.is_empty() {
             counters.rejected_malformed.add(rejected as u64);
             return Ok(accepted);

@@ -267,7 +267,10 @@ mod tests {
             })
         };
         let mut mixed = Vec::new();
-        for _ in 0..3000 {
+        let (mut batches, start) = (0, std::time::Instant::now());
+        // Enough batches and enough reloads among them, however slow the machine is today.
+        while (batches < 3000 || policies.version() < 200) && start.elapsed().as_secs() < 30 {
+            batches += 1;
             let mut batch = Batch::<Logs>::measured(fixtures::resource_logs(1, 4));
             chain.apply(&mut batch);
             let mut seen = std::collections::BTreeSet::new();
@@ -307,10 +310,10 @@ mod tests {
         }
         stop.store(true, Ordering::Relaxed);
         let reloads = storm.join().unwrap();
-        assert!(reloads > 10, "the storm ran ({reloads} reloads)");
+        assert!(reloads >= 200, "the storm ran ({reloads} reloads)");
         assert!(
             mixed.is_empty(),
-            "{} of 3000 batches ran under two versions, e.g. {:?}",
+            "{} of {batches} batches ran under two versions, e.g. {:?}",
             mixed.len(),
             mixed.first()
         );

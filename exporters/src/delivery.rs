@@ -200,7 +200,7 @@ impl<S: Signal, E: Exporter<S>> Delivery<S, E> {
                     oldest.get_or_insert_with(Instant::now);
                     self.pending.append(batch);
                     if self.pending.items() < self.settings.max_items
-                        && self.pending.bytes() < self.settings.max_bytes
+                        && self.pending.encoded_bytes() < self.settings.max_bytes
                     {
                         continue;
                     }
@@ -223,7 +223,7 @@ impl<S: Signal, E: Exporter<S>> Delivery<S, E> {
 
     fn room_for(&self, batch: &Batch<S>) -> bool {
         self.pending.items() + batch.items() <= self.settings.max_items
-            && self.pending.bytes() + batch.bytes() <= self.settings.max_bytes
+            && self.pending.encoded_bytes() + batch.encoded_bytes() <= self.settings.max_bytes
     }
 
     async fn dispatch(&mut self) {
@@ -643,6 +643,40 @@ mod tests {
         assert_eq!(sent.iter().sum::<usize>(), 1240);
         assert_eq!(m.sent_items.get(), 1240);
         assert_eq!(m.received_items.get(), 1240);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_are_filled_to_max_bytes_on_the_wire_not_in_memory() {
+        let rec = Recorder::new(0, ExportError::retryable("x", "x"));
+        let (tx, rx) = bounded(limits());
+        let m = DeliveryMetrics::new(&Registry::new(), "r", "logs");
+        // Decoded batches weigh about 2.5× their encoded size; max_bytes is about requests.
+        let one = batch(10);
+        let encoded = one.encoded_bytes();
+        for _ in 0..4 {
+            let b = batch(10);
+            tx.try_send(Batch::received(b.resources, encoded * 5 / 2, encoded))
+                .unwrap();
+        }
+        drop(tx);
+        let settings = DeliverySettings {
+            max_bytes: encoded * 4,
+            ..settings()
+        };
+        deliver(
+            "r".into(),
+            rec.clone(),
+            rx,
+            settings,
+            m,
+            std::future::pending(),
+        )
+        .await;
+        assert_eq!(
+            *rec.sent.lock().unwrap(),
+            vec![40],
+            "four batches fill one request of 4 × their encoded size"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -12,8 +12,10 @@ pub struct Batch<S: Signal> {
     /// Spans, log records or data points.
     items: usize,
     /// The batch's weight in memory: measured by the counting allocator while it was decoded (see
-    /// [`crate::memory`]), or its encoded size where nothing measured it.
+    /// [`crate::memory`]), or its encoded size where nothing measured it. What queues charge.
     bytes: usize,
+    /// Its size as protobuf on the wire, as received: what request limits (`batch.max_bytes`) count.
+    encoded: usize,
     /// Durable records this batch was made from; empty unless the intake is durable.
     tickets: Vec<Ticket>,
     /// The policies the chain runs this batch under, loaded once for all its stages.
@@ -21,13 +23,19 @@ pub struct Batch<S: Signal> {
 }
 
 impl<S: Signal> Batch<S> {
-    /// Builds a batch from resources whose weight is already known (measured while decoding).
+    /// Builds a batch whose weight is known and stands for its encoded size too.
     pub fn new(resources: Vec<S::Resource>, bytes: usize) -> Self {
+        Self::received(resources, bytes, bytes)
+    }
+
+    /// Builds a batch as decoded: `bytes` in memory (measured while decoding), `encoded` on the wire.
+    pub fn received(resources: Vec<S::Resource>, bytes: usize, encoded: usize) -> Self {
         let items = resources.iter().map(S::count).sum();
         Batch {
             resources,
             items,
             bytes,
+            encoded,
             tickets: Vec::new(),
             policies: None,
         }
@@ -75,6 +83,7 @@ impl<S: Signal> Batch<S> {
             resources: self.resources.clone(),
             items: self.items,
             bytes: self.bytes,
+            encoded: self.encoded,
             tickets: self.tickets.clone(),
             policies: self.policies.clone(),
         }
@@ -94,6 +103,12 @@ impl<S: Signal> Batch<S> {
         self.bytes
     }
 
+    /// Encoded protobuf size (as received, or as measured by a split); scaled like `bytes` when
+    /// stages remove items.
+    pub fn encoded_bytes(&self) -> usize {
+        self.encoded
+    }
+
     pub fn is_empty(&self) -> bool {
         self.items == 0
     }
@@ -105,7 +120,8 @@ impl<S: Signal> Batch<S> {
         self.resources.retain(|r| S::count(r) > 0);
         self.items = self.resources.iter().map(S::count).sum();
         if before > 0 && self.items != before {
-            self.bytes = (self.bytes as u128 * self.items as u128 / before as u128) as usize;
+            let scale = |v: usize| (v as u128 * self.items as u128 / before as u128) as usize;
+            (self.bytes, self.encoded) = (scale(self.bytes), scale(self.encoded));
         }
     }
 
@@ -113,6 +129,7 @@ impl<S: Signal> Batch<S> {
     pub fn append(&mut self, other: Batch<S>) {
         self.items += other.items;
         self.bytes += other.bytes;
+        self.encoded += other.encoded;
         self.resources.extend(other.resources);
         for t in &other.tickets {
             crate::ticket::push_unique(&mut self.tickets, t);
@@ -130,6 +147,7 @@ impl<S: Signal> Default for Batch<S> {
             resources: Vec::new(),
             items: 0,
             bytes: 0,
+            encoded: 0,
             tickets: Vec::new(),
             policies: None,
         }
@@ -152,6 +170,7 @@ impl<S: Signal> std::fmt::Debug for Batch<S> {
             .field("resources", &self.resources.len())
             .field("items", &self.items)
             .field("bytes", &self.bytes)
+            .field("encoded", &self.encoded)
             .field("tickets", &self.tickets.len())
             .finish()
     }
@@ -173,6 +192,17 @@ mod tests {
         assert_eq!(b.items(), 20);
         assert_eq!(b.resources.len(), 2);
         assert_eq!(b.bytes(), full * 20 / 30);
+    }
+
+    #[test]
+    fn memory_weight_and_encoded_size_are_kept_apart() {
+        let mut a: Batch<Logs> = Batch::received(fixtures::resource_logs(1, 10), 3000, 1000);
+        let b: Batch<Logs> = Batch::received(fixtures::resource_logs(1, 10), 600, 200);
+        a.append(b);
+        assert_eq!((a.bytes(), a.encoded_bytes()), (3600, 1200));
+        a.resources[0].scope_logs.clear();
+        a.recount();
+        assert_eq!((a.items(), a.bytes(), a.encoded_bytes()), (10, 1800, 600));
     }
 
     #[test]

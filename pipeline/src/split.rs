@@ -21,9 +21,11 @@ impl<S: Signal> Batch<S> {
     /// piece carries all tickets, so a durable record completes only when every piece is done.
     pub fn split_to_fit(self, max_items: usize, max_bytes: usize) -> Vec<Batch<S>> {
         let (max_items, max_bytes) = (max_items.max(1), max_bytes.max(1));
-        if self.items() <= max_items && self.bytes() <= max_bytes {
+        if self.items() <= max_items && self.encoded_bytes() <= max_bytes {
             return vec![self];
         }
+        // Pieces are measured on the wire; their weight in memory keeps the batch's proportion.
+        let in_memory = self.bytes() as f64 / self.encoded_bytes().max(1) as f64;
         let mut this = self;
         let tickets = this.take_tickets();
         let mut chunker = Chunker::<S>::new(max_items, max_bytes);
@@ -34,7 +36,8 @@ impl<S: Signal> Batch<S> {
             .finish()
             .into_iter()
             .map(|(resources, bytes)| {
-                let mut b = Batch::new(resources, bytes);
+                let weight = (bytes as f64 * in_memory) as usize;
+                let mut b = Batch::received(resources, weight, bytes);
                 b.set_tickets(tickets.clone());
                 b
             })

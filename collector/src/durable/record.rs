@@ -96,7 +96,7 @@ pub fn decode<S: Wire>(r: Record, limit: usize) -> Result<Batch<S>, String> {
     let mut resources = S::into_resources(request.map_err(|e| e.message())?);
     S::drop_malformed(&mut resources);
     Stamp::from_meta(&String::from_utf8_lossy(&r.meta)).apply::<S>(&mut resources);
-    Ok(Batch::new(resources, bytes))
+    Ok(Batch::received(resources, bytes, body.len()))
 }
 
 #[cfg(test)]

@@ -212,8 +212,10 @@ mod tests {
     }
 
     #[test]
-    fn the_sketch_estimates_within_ten_percent() {
-        let hasher = RandomState::new();
+    fn the_sketch_estimates_within_three_standard_errors() {
+        // 256 registers: a standard error of 1.04 / √256 = 6.5 %. The old bound of 10 % (1.5 σ)
+        // failed one run in eight with random hash keys; keys are fixed so the test is repeatable.
+        let hasher = std::hash::BuildHasherDefault::<std::hash::DefaultHasher>::default();
         for n in [10u64, 1000, 100_000] {
             let mut k = Sketch::new();
             for i in 0..n {
@@ -221,7 +223,7 @@ mod tests {
                 k.insert(hasher.hash_one(i));
             }
             let err = (k.estimate - n as f64).abs() / n as f64;
-            assert!(err < 0.1, "{n}: estimated {}", k.estimate);
+            assert!(err < 0.2, "{n}: estimated {}", k.estimate);
         }
     }
 

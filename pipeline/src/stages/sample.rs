@@ -248,7 +248,8 @@ impl Sample {
         if limits.is_empty() || batch.items() == 0 {
             return;
         }
-        let per_item = batch.bytes() as f64 / batch.items() as f64;
+        // `bytes_per_second` counts what clients send, not what it takes in memory.
+        let per_item = batch.encoded_bytes() as f64 / batch.items() as f64;
         let mut refused: Vec<u64> = vec![0; limits.len()];
         let mut taking = self.buckets.take();
         for resource in &mut batch.resources {

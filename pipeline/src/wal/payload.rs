@@ -71,7 +71,11 @@ pub fn decode<S: Signal>(
     };
     let (request, bytes) =
         crate::memory::measured_or(raw.len(), || <S::Request as prost::Message>::decode(raw));
-    Ok(Batch::new(S::into_resources(request?), bytes))
+    Ok(Batch::received(
+        S::into_resources(request?),
+        bytes,
+        raw.len(),
+    ))
 }
 
 #[cfg(test)]
