@@ -190,23 +190,24 @@ fn stalled_target(stall: Duration) -> std::net::SocketAddr {
     addr
 }
 
+/// Small requests over OTLP/HTTP from one connection, quietly: what the stalled targets serve.
+const SMALL_HTTP_RUN: &[&str] = &[
+    "--protocol",
+    "http",
+    "--batch",
+    "10",
+    "--distinct-requests",
+    "2",
+    "--connections",
+    "1",
+    "--quiet",
+];
+
 fn options(addr: std::net::SocketAddr, extra: &[&str]) -> weir_loadtest::Options {
     use clap::Parser;
     let endpoint = format!("http://{addr}");
-    let mut args = vec![
-        "weir-loadtest",
-        "--protocol",
-        "http",
-        "--endpoint",
-        &endpoint,
-        "--batch",
-        "10",
-        "--distinct-requests",
-        "2",
-        "--connections",
-        "1",
-        "--quiet",
-    ];
+    let mut args = vec!["weir-loadtest", "--endpoint", &endpoint];
+    args.extend_from_slice(SMALL_HTTP_RUN);
     args.extend_from_slice(extra);
     weir_loadtest::Options::try_parse_from(args).unwrap()
 }
@@ -253,30 +254,25 @@ async fn compare_ranks_a_faster_target_first_and_writes_its_report() {
         format!("slow=http://{slow}"),
         out.display().to_string(),
     );
-    let o = weir_loadtest::compare::CompareOptions::try_parse_from([
-        "compare",
-        "--target",
-        &fast_t,
-        "--target",
-        &slow_t,
-        "--rounds",
-        "2",
-        "--rest",
-        "0",
-        "--protocol",
-        "http",
-        "--batch",
-        "10",
-        "--distinct-requests",
-        "2",
-        "--connections",
-        "1",
-        "--duration",
-        "1",
-        "--out",
-        &out_s,
-        "--quiet",
-    ])
+    let o = weir_loadtest::compare::CompareOptions::try_parse_from(
+        [
+            "compare",
+            "--target",
+            &fast_t,
+            "--target",
+            &slow_t,
+            "--rounds",
+            "2",
+            "--rest",
+            "0",
+            "--duration",
+            "1",
+            "--out",
+            &out_s,
+        ]
+        .into_iter()
+        .chain(SMALL_HTTP_RUN.iter().copied()),
+    )
     .unwrap();
     let c = weir_loadtest::compare::run(&o).await.unwrap();
     let names: Vec<_> = c.rows.iter().map(|r| r.target.name.as_str()).collect();
