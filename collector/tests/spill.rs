@@ -50,7 +50,17 @@ fn stuck(requests: usize) -> Stuck {
     let weir = Weir::start_with(options(wal.path(), slow.path(), "spill"));
     let mut acknowledged = BTreeSet::new();
     for n in 0..requests {
-        assert_eq!(post(&weir, n), 200);
+        let status = post(&weir, n);
+        assert_eq!(
+            status,
+            200,
+            "request {n} refused; refusals: {:?}; log:\n{}",
+            weir.metrics()
+                .lines()
+                .filter(|l| l.contains("refused") && !l.ends_with(" 0") && !l.starts_with('#'))
+                .collect::<Vec<_>>(),
+            weir.log()
+        );
         acknowledged.extend(span_ids(&span_request(n, 200)));
     }
     assert_eq!(
