@@ -81,6 +81,7 @@ impl MemoryBudget {
             let mostly_free = heap.saturating_add(reserved) < self.limit / 4;
             let resident_fits = resident.saturating_add(need) <= self.limit || mostly_free;
             if !fits || !resident_fits {
+                warn_refused(heap, reserved, need, resident, self.limit);
                 return None;
             }
             match self.reserved.compare_exchange_weak(
@@ -137,6 +138,26 @@ impl MemoryBudget {
             "Bytes reserved by requests admitted and not yet decoded.",
             &[],
             move || me.reserved.load(Ordering::Relaxed) as f64,
+        );
+    }
+}
+
+/// Says why requests are refused, at most once a second: an operator seeing 429s needs to know
+/// which of heap, reservations or resident memory is at the limit.
+fn warn_refused(heap: usize, reserved: usize, need: usize, resident: usize, limit: usize) {
+    use std::sync::atomic::AtomicU64;
+    static LAST_SECOND: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if LAST_SECOND.swap(now, Ordering::Relaxed) != now {
+        tracing::warn!(
+            heap,
+            reserved,
+            request = need,
+            resident,
+            limit,
+            "refusing requests: memory_limit reached; clients are told to retry"
         );
     }
 }

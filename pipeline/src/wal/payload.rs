@@ -63,8 +63,8 @@ pub fn decode<S: Signal>(
 ) -> Result<Batch<S>, PayloadError> {
     let decompressed;
     let raw = if flags & ZSTD != 0 {
-        decompressed = zstd::bulk::decompress(payload, limit)
-            .map_err(|source| PayloadError::Decompress { limit, source })?;
+        decompressed =
+            unzstd(payload, limit).map_err(|source| PayloadError::Decompress { limit, source })?;
         &decompressed[..]
     } else {
         payload
@@ -76,6 +76,33 @@ pub fn decode<S: Signal>(
         bytes,
         raw.len(),
     ))
+}
+
+/// Decompresses into a buffer of the frame's own content size: zstd's bulk API would allocate the
+/// whole `limit` up front (a 1 GiB allocation per spilled batch, which the memory limit counts).
+fn unzstd(payload: &[u8], limit: usize) -> std::io::Result<Vec<u8>> {
+    use std::io::{Error, ErrorKind, Read};
+    match zstd::zstd_safe::get_frame_content_size(payload) {
+        Ok(Some(n)) if n > limit as u64 => Err(Error::new(
+            ErrorKind::InvalidData,
+            format!("frame holds {n} bytes"),
+        )),
+        Ok(Some(n)) => zstd::bulk::decompress(payload, n as usize),
+        // Frames written without their size: stream, stopping one byte past the limit.
+        _ => {
+            let mut out = Vec::new();
+            zstd::stream::read::Decoder::new(payload)?
+                .take(limit as u64 + 1)
+                .read_to_end(&mut out)?;
+            if out.len() > limit {
+                return Err(Error::new(
+                    ErrorKind::InvalidData,
+                    "frame exceeds the limit",
+                ));
+            }
+            Ok(out)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -100,5 +127,24 @@ mod tests {
             decode::<Logs>(&payload, flags, 100),
             Err(PayloadError::Decompress { .. })
         ));
+    }
+
+    #[test]
+    fn decompression_allocates_what_the_frame_holds_not_the_limit() {
+        let raw = vec![7u8; 10_000];
+        let framed = zstd(&raw).unwrap();
+        let out = unzstd(&framed, 1 << 30).unwrap();
+        assert_eq!(out, raw);
+        assert!(out.capacity() < 20_000, "allocated {}", out.capacity());
+
+        // A frame without its size (a streaming writer) is bounded by the limit all the same.
+        let mut sizeless = Vec::new();
+        let mut enc = zstd::stream::write::Encoder::new(&mut sizeless, 1).unwrap();
+        enc.include_contentsize(false).unwrap();
+        std::io::Write::write_all(&mut enc, &raw).unwrap();
+        enc.finish().unwrap();
+        assert_eq!(unzstd(&sizeless, 10_000).unwrap(), raw);
+        assert!(unzstd(&sizeless, 9_999).is_err());
+        assert!(unzstd(&framed, 9_999).is_err());
     }
 }
