@@ -16,6 +16,7 @@ command -v python3 >/dev/null || need+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 command -v cc >/dev/null || need+=(build-essential)
 command -v curl >/dev/null || need+=(curl)
+command -v tmux >/dev/null || need+=(tmux) # weir top is tested in a real terminal
 command -v clickhouse-server >/dev/null || need+=(clickhouse-server clickhouse-client)
 if [ ${#need[@]} -gt 0 ]; then
   as_root apt-get update -q

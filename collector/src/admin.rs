@@ -1,11 +1,13 @@
 //! The admin endpoint: Prometheus `/metrics`, liveness `/healthz`, readiness `/readyz`, and
-//! `POST /admin/reload` (stage policies from the config file).
+//! `POST /admin/reload` (stage policies from the config file) and `GET /admin/tap` (live tap).
 //! Readiness turns false as soon as shutdown starts, so load balancers stop sending first.
 //!
 //! What changes state needs `Authorization: Bearer <admin.token>` when a token is set, and without one
 //! answers only on a loopback address: a probe port opened to the cluster must not let anyone swap
 //! the sampling and redaction policies. Reloads run on the blocking pool, one at a time, so a storm
 //! of them never holds up the receivers.
+
+mod tap;
 
 use crate::app::ShutdownSignal;
 use axum::extract::State;
@@ -46,6 +48,7 @@ pub async fn bind(
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .route("/admin/reload", axum::routing::post(reload))
+        .route("/admin/tap", get(tap_stream))
         .with_state((state, local));
     Ok((local, async move {
         if let Err(e) = axum::serve(listener, app)
@@ -133,6 +136,22 @@ async fn reload(
             tracing::error!(error = %e, "reload refused; the running policies stay");
             (StatusCode::BAD_REQUEST, format!("{e}\n"))
         }
+    }
+}
+
+/// Streams a live tap. It shows telemetry itself, so it is guarded like a reload.
+async fn tap_stream(
+    State((s, local)): State<Admin>,
+    headers: axum::http::HeaderMap,
+    uri: axum::http::Uri,
+) -> axum::response::Response {
+    if let Some(refusal) = refuse(&s, local, &headers) {
+        tracing::warn!(status = %refusal.0, "GET /admin/tap refused");
+        return refusal.into_response();
+    }
+    match tap::parse(uri.query()) {
+        Ok((filter, rate)) => tap::stream(filter, rate),
+        Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
     }
 }
 

@@ -26,6 +26,7 @@ mod fuzz;
 mod grpc;
 mod http;
 mod intake;
+mod ops;
 mod pipeline;
 mod reload;
 mod spill;
@@ -65,6 +66,10 @@ enum Command {
     Check,
     /// Print the embedded default config.
     DefaultConfig,
+    /// Follow items through a running Weir: received, what each stage did, where they went.
+    Tap(ops::tap::TapArgs),
+    /// Live view of a running Weir's throughput, queues, memory and drops.
+    Top(ops::top::TopArgs),
 }
 
 fn load(cli: &Cli) -> Result<Config, String> {
@@ -110,9 +115,22 @@ fn check_durable_dir(dir: &std::path::Path) -> Result<(), String> {
     Ok(())
 }
 
+/// An operator tool's outcome: its error on stderr and exit code 1.
+fn operate(outcome: Result<(), String>) -> ExitCode {
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("weir: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Some(Command::Tap(args)) => operate(ops::tap::run(&args)),
+        Some(Command::Top(args)) => operate(ops::top::run(&args)),
         Some(Command::DefaultConfig) => {
             print!("{}", weir_config::DEFAULT_CONFIG_YAML);
             ExitCode::SUCCESS

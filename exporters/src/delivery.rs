@@ -188,7 +188,8 @@ impl<S: Signal, E: Exporter<S>> Delivery<S, E> {
                 }
             };
             let closed = match next {
-                Ok(batch) => {
+                Ok(mut batch) => {
+                    weir_pipeline::tap::exporting(&self.name, &mut batch);
                     self.metrics.received_items.add(batch.items() as u64);
                     self.outstanding.fetch_add(batch.items(), Ordering::AcqRel);
                     // Sent before a batch would overfill it: a request filled past the limits

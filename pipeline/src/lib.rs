@@ -27,6 +27,7 @@ mod split;
 pub mod stage;
 pub mod stages;
 pub mod tail;
+pub mod tap;
 pub mod ticket;
 pub mod wal;
 

@@ -4,10 +4,12 @@
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::metrics::v1::{
     metric::Data, Metric, ResourceMetrics, ScopeMetrics,
 };
+use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use weir_config::Signal as SignalKind;
 
@@ -33,11 +35,17 @@ pub trait Signal: Send + Sync + Sized + 'static {
     /// What groups items under a resource (a scope), and the smallest unit a batch is split into: a
     /// span, a log record, or a whole metric with its data points.
     type Group: prost::Message + Clone;
-    type Unit: prost::Message;
+    type Unit: prost::Message + Clone + PartialEq + serde::Serialize;
     fn groups(resource: &mut Self::Resource) -> &mut Vec<Self::Group>;
     fn units(scope: &mut Self::Group) -> &mut Vec<Self::Unit>;
     /// Items one unit counts as (data points for a metric, 1 otherwise).
     fn unit_weight(item: &Self::Unit) -> usize;
+    /// The OTLP resource a resource group describes.
+    fn resource_of(resource: &Self::Resource) -> Option<&Resource>;
+    /// A unit's own attributes (a metric's metadata).
+    fn unit_attributes(item: &mut Self::Unit) -> &mut Vec<KeyValue>;
+    /// A unit's trace id; empty for metrics.
+    fn unit_trace_id(item: &Self::Unit) -> &[u8];
 }
 
 #[derive(Debug)]
@@ -74,6 +82,15 @@ impl Signal for Traces {
     fn unit_weight(_: &Span) -> usize {
         1
     }
+    fn resource_of(r: &ResourceSpans) -> Option<&Resource> {
+        r.resource.as_ref()
+    }
+    fn unit_attributes(span: &mut Span) -> &mut Vec<KeyValue> {
+        &mut span.attributes
+    }
+    fn unit_trace_id(span: &Span) -> &[u8] {
+        &span.trace_id
+    }
 }
 
 impl Signal for Logs {
@@ -102,6 +119,15 @@ impl Signal for Logs {
     }
     fn unit_weight(_: &LogRecord) -> usize {
         1
+    }
+    fn resource_of(r: &ResourceLogs) -> Option<&Resource> {
+        r.resource.as_ref()
+    }
+    fn unit_attributes(record: &mut LogRecord) -> &mut Vec<KeyValue> {
+        &mut record.attributes
+    }
+    fn unit_trace_id(record: &LogRecord) -> &[u8] {
+        &record.trace_id
     }
 }
 
@@ -135,6 +161,15 @@ impl Signal for Metrics {
     }
     fn unit_weight(m: &Metric) -> usize {
         data_points(m)
+    }
+    fn resource_of(r: &ResourceMetrics) -> Option<&Resource> {
+        r.resource.as_ref()
+    }
+    fn unit_attributes(m: &mut Metric) -> &mut Vec<KeyValue> {
+        &mut m.metadata
+    }
+    fn unit_trace_id(_: &Metric) -> &[u8] {
+        &[]
     }
 }
 

@@ -78,11 +78,18 @@ impl<S: Signal> Chain<S> {
         if let Some(p) = &self.policies {
             batch.run_under(p.load_full());
         }
+        let mut tap = crate::tap::Session::begin(batch);
         for stage in &self.stages {
             stage.apply(batch);
+            if let Some(t) = &mut tap {
+                t.after(stage.name(), batch);
+            }
             if batch.resources.is_empty() {
                 break;
             }
+        }
+        if let Some(t) = tap {
+            t.finish(batch);
         }
         batch.recount();
     }

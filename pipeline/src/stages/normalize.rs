@@ -142,6 +142,9 @@ impl Stage<Traces> for Normalize {
                 match policy.invalid_spans {
                     InvalidSpans::Drop => {
                         self.spans_dropped.inc();
+                        crate::tap::explain(&span.attributes, || {
+                            "normalize: all-zero trace or span id (invalid_spans: drop)".into()
+                        });
                         false
                     }
                     InvalidSpans::Flag => {

@@ -305,6 +305,12 @@ impl Stage<Traces> for Sample {
                 let r = rv.unwrap_or_else(|| trace_randomness(&span.trace_id));
                 if r < t.0 {
                     dropped += 1;
+                    crate::tap::explain(&span.attributes, || {
+                        format!(
+                            "head sampling: trace randomness below threshold {}",
+                            t.encode()
+                        )
+                    });
                     return false;
                 }
                 if upstream != Some(t) {
@@ -321,10 +327,26 @@ impl Stage<Traces> for Sample {
         self.limit(batch, limits, "traces", |rs, admit| {
             let keys = limit_keys(limits, rs.resource.as_ref());
             for scope in &mut rs.scope_spans {
-                scope.spans.retain(|_| admit(&keys));
+                scope.spans.retain(|s| {
+                    let admitted = admit(&keys);
+                    if !admitted {
+                        crate::tap::explain(&s.attributes, || rate_limited(limits, &keys));
+                    }
+                    admitted
+                });
             }
         });
     }
+}
+
+/// What a tap is told about an item a rate limit refused.
+fn rate_limited(limits: &[RateLimit], keys: &[String]) -> String {
+    let names: Vec<String> = limits
+        .iter()
+        .zip(keys)
+        .map(|(l, k)| format!("{} ({}={k})", l.name, l.key))
+        .collect();
+    format!("rate limit {}", names.join(" or "))
 }
 
 fn service_of(resource: Option<&opentelemetry_proto::tonic::resource::v1::Resource>) -> &str {
@@ -432,6 +454,7 @@ impl Stage<Logs> for Sample {
                         }
                         return true;
                     }
+                    crate::tap::explain(&r.attributes, || format!("log rule {name}"));
                     match dropped.iter_mut().find(|(n, _)| n == name) {
                         Some((_, c)) => *c += 1,
                         None => dropped.push((name.to_string(), 1)),
@@ -447,7 +470,13 @@ impl Stage<Logs> for Sample {
         self.limit(batch, limits, "logs", |rl, admit| {
             let keys = limit_keys(limits, rl.resource.as_ref());
             for scope in &mut rl.scope_logs {
-                scope.log_records.retain(|_| admit(&keys));
+                scope.log_records.retain(|r| {
+                    let admitted = admit(&keys);
+                    if !admitted {
+                        crate::tap::explain(&r.attributes, || rate_limited(limits, &keys));
+                    }
+                    admitted
+                });
             }
         });
     }

@@ -514,6 +514,31 @@ impl Shape for Metrics {
     }
 }
 
+fn explain_redaction(
+    pass: &Pass<'_>,
+    attrs: &[KeyValue],
+    before: &[u64],
+    dropped_by: Option<usize>,
+) {
+    crate::tap::explain(attrs, || {
+        let detectors = &pass.policy.detectors;
+        if let Some(d) = dropped_by {
+            return format!("redaction detector {} (drop_record)", detectors[d].0);
+        }
+        let fired: Vec<String> = pass
+            .counts
+            .iter()
+            .zip(before)
+            .zip(detectors)
+            .filter(|((now, was), _)| now > was)
+            .map(|((now, was), (name, action))| {
+                format!("{name} ({}) x{}", action_name(*action), now - was)
+            })
+            .collect();
+        format!("redaction detectors {}", fired.join(", "))
+    });
+}
+
 /// Redacts a resource's or scope's attributes; false on a drop_record verdict, which drops every item
 /// under it, counted against that detector.
 fn container(pass: &mut Pass<'_>, resource: Option<&mut Resource>, items: usize) -> bool {
@@ -545,14 +570,22 @@ fn walk<S: Shape>(pass: &mut Pass<'_>, batch: &mut Batch<S>) {
                     return false;
                 }
             }
-            records.retain_mut(|r| match S::redact(pass, r) {
-                Ok(n) => {
-                    pass.summarise(S::attributes(r), n);
-                    true
+            records.retain_mut(|r| {
+                // Only for an item a tap follows: which detectors fired on it.
+                let before = crate::tap::following().then(|| pass.counts.clone());
+                let verdict = S::redact(pass, r);
+                if let Some(before) = before {
+                    explain_redaction(pass, S::attributes(r), &before, verdict.err());
                 }
-                Err(d) => {
-                    pass.dropped[d] += 1;
-                    false
+                match verdict {
+                    Ok(n) => {
+                        pass.summarise(S::attributes(r), n);
+                        true
+                    }
+                    Err(d) => {
+                        pass.dropped[d] += 1;
+                        false
+                    }
                 }
             });
             true
