@@ -26,6 +26,7 @@ mod fuzz;
 mod grpc;
 mod http;
 mod intake;
+mod migrate;
 mod ops;
 mod pipeline;
 mod reload;
@@ -66,6 +67,22 @@ enum Command {
     Check,
     /// Print the embedded default config.
     DefaultConfig,
+    /// Translate an OpenTelemetry Collector config into a Weir config (stdout), with a report of
+    /// every key on stderr: 0 on success, 1 if it cannot be read, 2 with --strict if some key had no
+    /// equivalent.
+    Migrate {
+        /// The source format: `otelcol` (OpenTelemetry Collector YAML).
+        #[arg(long)]
+        from: String,
+        /// The Collector config file.
+        file: PathBuf,
+        /// Write the Weir config here instead of stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Exit 2 when any key has no Weir equivalent.
+        #[arg(long)]
+        strict: bool,
+    },
     /// Follow items through a running Weir: received, what each stage did, where they went.
     Tap(ops::tap::TapArgs),
     /// Live view of a running Weir's throughput, queues, memory and drops.
@@ -131,6 +148,12 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Tap(args)) => operate(ops::tap::run(&args)),
         Some(Command::Top(args)) => operate(ops::top::run(&args)),
+        Some(Command::Migrate {
+            from,
+            file,
+            output,
+            strict,
+        }) => migrate::run(&from, &file, output.as_deref(), strict),
         Some(Command::DefaultConfig) => {
             print!("{}", weir_config::DEFAULT_CONFIG_YAML);
             ExitCode::SUCCESS
