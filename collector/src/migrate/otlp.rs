@@ -251,19 +251,7 @@ pub fn settings(
 /// `(tls.insecure, Weir's tls block)`.
 fn client_tls(cx: &mut Ctx, t: &mut Obj, weir: &str) -> (Option<bool>, Map) {
     let insecure = t.bool("insecure");
-    let mut m = Map::default();
-    for (key, to) in [
-        ("ca_file", "ca_file"),
-        ("cert_file", "cert_file"),
-        ("key_file", "key_file"),
-        ("server_name_override", "server_name"),
-    ] {
-        if let Some(f) = t.str(key) {
-            m.set(to, Node::str(&f));
-            cx.report
-                .translated(&t.at(key), &format!("{weir}.{to}"), "");
-        }
-    }
+    let m = super::stores::tls_files(cx, t, weir, "");
     if t.bool("insecure_skip_verify") == Some(true) {
         cx.report.unsupported(&t.at("insecure_skip_verify"), "Weir always verifies the server's certificate: give it the CA (ca_file) or the name it was issued for (server_name)");
     }

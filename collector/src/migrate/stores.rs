@@ -151,7 +151,8 @@ pub fn loki(cx: &mut Ctx, id: &str, o: &mut Obj, wpath: &str) -> Option<Map> {
     Some(e)
 }
 
-pub fn store_tls(cx: &mut Ctx, t: &mut Obj, weir: &str) -> Map {
+/// The certificate and key files of a Collector client `tls` block, under Weir's names.
+pub fn tls_files(cx: &mut Ctx, t: &mut Obj, weir: &str, note: &str) -> Map {
     let mut m = Map::default();
     for (key, to) in [
         ("ca_file", "ca_file"),
@@ -161,13 +162,15 @@ pub fn store_tls(cx: &mut Ctx, t: &mut Obj, weir: &str) -> Map {
     ] {
         if let Some(f) = t.str(key) {
             m.set(to, Node::str(&f));
-            cx.report.translated(
-                &t.at(key),
-                &format!("{weir}.{to}"),
-                "used with an https:// endpoint",
-            );
+            cx.report
+                .translated(&t.at(key), &format!("{weir}.{to}"), note);
         }
     }
+    m
+}
+
+pub fn store_tls(cx: &mut Ctx, t: &mut Obj, weir: &str) -> Map {
+    let m = tls_files(cx, t, weir, "used with an https:// endpoint");
     if t.get("insecure").is_some() {
         cx.report.not_needed(
             &t.at("insecure"),
