@@ -100,14 +100,28 @@ fn error_and_slow_traces_are_kept_whole_and_late_spans_follow() {
             _ => assert_eq!(got, None, "trace {i} matched no policy"),
         }
     }
+    // Decisions are counted as they are made, which may trail the spans' arrival by a moment.
     let traces = |decision: &str, policy: &str| {
-        weir.metric(
-            "weir_tail_traces_total",
-            &[
-                &format!("decision=\"{decision}\""),
-                &format!("policy=\"{policy}\""),
-            ],
-        )
+        let read = || {
+            weir.metric(
+                "weir_tail_traces_total",
+                &[
+                    &format!("decision=\"{decision}\""),
+                    &format!("policy=\"{policy}\""),
+                ],
+            )
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut last = read();
+        while std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            let now = read();
+            if now == last {
+                break;
+            }
+            last = now;
+        }
+        last
     };
     assert_eq!(traces("keep", "errors"), 6.0);
     assert_eq!(traces("keep", "slow"), 6.0);
