@@ -10,7 +10,7 @@
 
 use crate::auth::{Auth, Tenant};
 use crate::wire::Wire;
-use weir_pipeline::stages::sample::set_string;
+use weir_pipeline::attrs::set_string;
 
 /// What the intake does with one request's tenant attribute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,7 +88,7 @@ const DEFAULT_ATTRIBUTE: &str = "weir.tenant";
 #[cfg(test)]
 mod tests {
     use super::*;
-    use weir_pipeline::{fixtures, stages::sample::set_string, Logs};
+    use weir_pipeline::{attrs::set_string, fixtures, Logs};
 
     fn tenants(
         resources: &[opentelemetry_proto::tonic::logs::v1::ResourceLogs],

@@ -15,6 +15,7 @@
 //! - [`memory`] (crate `weir-alloc`): live heap bytes, and the real size of a decoded batch.
 //! - `fixtures` (feature `test-util`): realistic OTLP batches for tests and benchmarks.
 
+pub mod attrs;
 pub mod batch;
 #[cfg(any(test, feature = "test-util"))]
 pub mod fixtures;

@@ -8,6 +8,7 @@
 //! the batch leaves the chain. Lines go to the tap through a bounded channel with `try_send`, so a
 //! slow reader loses lines (counted in the next line that gets through) instead of slowing ingest.
 
+use crate::attrs;
 use crate::batch::Batch;
 use crate::signal::Signal;
 use arc_swap::ArcSwap;
@@ -47,7 +48,7 @@ impl Filter {
             return false;
         }
         if let Some(service) = &self.service {
-            if !is(attrs_of(resource), "service.name", service) {
+            if !attrs::equals(attrs::of(resource), "service.name", service) {
                 return false;
             }
         }
@@ -57,7 +58,9 @@ impl Filter {
             }
         }
         if let Some((key, value)) = &self.attribute {
-            if !is(S::unit_attributes(item), key, value) && !is(attrs_of(resource), key, value) {
+            if !attrs::equals(S::unit_attributes(item), key, value)
+                && !attrs::equals(attrs::of(resource), key, value)
+            {
                 return false;
             }
         }
@@ -279,8 +282,7 @@ impl<S: Signal> Session<S> {
                     let f = Followed {
                         mark,
                         subscribers: takers,
-                        service: text(attrs_of(resource.as_ref()), "service.name")
-                            .unwrap_or_default(),
+                        service: attrs::service_name(resource.as_ref()).to_string(),
                         last: item.clone(),
                         gone: false,
                     };
@@ -404,7 +406,7 @@ pub fn exporting<S: Signal>(exporter: &str, batch: &mut Batch<S>) {
     let mut sent = 0;
     for rs in &mut batch.resources {
         let resource = S::resource_of(rs).cloned();
-        let service = text(attrs_of(resource.as_ref()), "service.name").unwrap_or_default();
+        let service = attrs::service_name(resource.as_ref()).to_string();
         for group in S::groups(rs) {
             for item in S::units(group) {
                 for s in &wanted {
@@ -474,48 +476,6 @@ fn changed<T: serde::Serialize>(before: &T, after: &T) -> Vec<String> {
         }
     }
     out
-}
-
-fn attrs_of(resource: Option<&Resource>) -> &[KeyValue] {
-    resource.map_or(&[], |r| r.attributes.as_slice())
-}
-
-/// Whether attribute `key` holds `want` (scalars compared as text).
-fn is(attributes: &[KeyValue], key: &str, want: &str) -> bool {
-    let Some(v) = attributes
-        .iter()
-        .find(|kv| kv.key == key)
-        .and_then(|kv| kv.value.as_ref()?.value.as_ref())
-    else {
-        return false;
-    };
-    match v {
-        Value::StringValue(s) => s == want,
-        _ => scalar(v).as_deref() == Some(want),
-    }
-}
-
-/// An attribute's scalar value as text.
-fn text(attributes: &[KeyValue], key: &str) -> Option<String> {
-    scalar(
-        attributes
-            .iter()
-            .find(|kv| kv.key == key)?
-            .value
-            .as_ref()?
-            .value
-            .as_ref()?,
-    )
-}
-
-fn scalar(v: &Value) -> Option<String> {
-    Some(match v {
-        Value::StringValue(s) => s.clone(),
-        Value::BoolValue(b) => b.to_string(),
-        Value::IntValue(i) => i.to_string(),
-        Value::DoubleValue(d) => d.to_string(),
-        _ => return None,
-    })
 }
 
 #[cfg(test)]

@@ -6,9 +6,7 @@ use super::columns::{
 };
 use super::rowbinary as rb;
 use super::Layout;
-use opentelemetry_proto::tonic::common::v1::{
-    any_value::Value, AnyValue, InstrumentationScope, KeyValue,
-};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs};
 use opentelemetry_proto::tonic::metrics::v1::{
     exemplar, metric::Data, number_data_point, summary_data_point::ValueAtQuantile, Exemplar,
@@ -549,15 +547,7 @@ fn status_code(s: &Span) -> &'static str {
 
 /// `service.name` of a resource when it is a string; empty otherwise.
 fn service_name(resource: Option<&Resource>) -> &[u8] {
-    resource
-        .into_iter()
-        .flat_map(|r| &r.attributes)
-        .find(|kv| kv.key == "service.name")
-        .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
-            Value::StringValue(s) => Some(s.as_bytes()),
-            _ => None,
-        })
-        .unwrap_or_default()
+    weir_pipeline::attrs::service_name(resource).as_bytes()
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! picks the same one, and a membership change moves only the keys of the backend that came or went
 //! (about 1/N of them).
 
-use opentelemetry_proto::tonic::common::v1::{any_value::Value, KeyValue};
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::logs::v1::ResourceLogs;
 use opentelemetry_proto::tonic::metrics::v1::ResourceMetrics;
 use opentelemetry_proto::tonic::resource::v1::Resource;
@@ -38,15 +38,7 @@ fn trace_key(trace_id: &[u8]) -> Option<u64> {
 }
 
 fn service(resource: Option<&Resource>) -> &str {
-    resource
-        .into_iter()
-        .flat_map(|r| &r.attributes)
-        .find(|kv| kv.key == "service.name")
-        .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
-            Value::StringValue(s) => Some(s.as_str()),
-            _ => None,
-        })
-        .unwrap_or("")
+    weir_pipeline::attrs::service_name(resource)
 }
 
 fn resource_key(resource: Option<&Resource>, routing: Routing) -> u64 {

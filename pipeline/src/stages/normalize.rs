@@ -269,13 +269,6 @@ impl Tally {
     }
 }
 
-fn string_of(v: &Option<AnyValue>) -> Option<&str> {
-    match v.as_ref()?.value.as_ref()? {
-        Value::StringValue(s) => Some(s),
-        _ => None,
-    }
-}
-
 impl Normalize {
     /// Sources are parsed as they are found, attributes first, then the body; nothing is collected,
     /// so a record without any source costs one pass over its attributes.
@@ -283,7 +276,7 @@ impl Normalize {
         let mut tally = Tally::default();
         let mut attrs = Found::default();
         for kv in &record.attributes {
-            if let Some(s) = string_of(&kv.value) {
+            if let Some(s) = crate::attrs::string_value(&kv.value) {
                 attrs.offer(&kv.key, s);
             }
         }
@@ -293,7 +286,7 @@ impl Normalize {
             Some(Value::KvlistValue(map)) => {
                 let mut body = Found::default();
                 for kv in &map.values {
-                    if let Some(s) = string_of(&kv.value) {
+                    if let Some(s) = crate::attrs::string_value(&kv.value) {
                         body.offer(&kv.key, s);
                     }
                 }

@@ -19,7 +19,7 @@ use crate::hotswap::HotSwap;
 use crate::metrics::{Counter, Registry};
 use crate::signal::{Logs, Traces};
 use crate::stage::Stage;
-use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 
 const MAX: u64 = 1 << 56;
@@ -317,7 +317,7 @@ impl Stage<Traces> for Sample {
                     span.trace_state = with_threshold(&span.trace_state, t);
                 }
                 if let Some(key) = &policy.attribute {
-                    set_string(&mut span.attributes, key, "head");
+                    crate::attrs::set_string(&mut span.attributes, key, "head");
                 }
                 true
             });
@@ -349,10 +349,6 @@ fn rate_limited(limits: &[RateLimit], keys: &[String]) -> String {
     format!("rate limit {}", names.join(" or "))
 }
 
-fn service_of(resource: Option<&opentelemetry_proto::tonic::resource::v1::Resource>) -> &str {
-    attribute(resource, "service.name")
-}
-
 /// Each limit's key value for a resource.
 fn limit_keys(
     limits: &[RateLimit],
@@ -360,42 +356,8 @@ fn limit_keys(
 ) -> Vec<String> {
     limits
         .iter()
-        .map(|l| attribute(resource, &l.key).to_string())
+        .map(|l| crate::attrs::resource_string(resource, &l.key).to_string())
         .collect()
-}
-
-/// A string resource attribute, or `""`.
-fn attribute<'a>(
-    resource: Option<&'a opentelemetry_proto::tonic::resource::v1::Resource>,
-    key: &str,
-) -> &'a str {
-    resource
-        .into_iter()
-        .flat_map(|r| &r.attributes)
-        .find(|kv| kv.key == key)
-        .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
-            Value::StringValue(s) => Some(s.as_str()),
-            _ => None,
-        })
-        .unwrap_or("")
-}
-
-/// Sets `key` to a string value, replacing an earlier value of the same key.
-pub fn set_string(attributes: &mut Vec<KeyValue>, key: &str, value: &str) {
-    set_attribute(attributes, key, Value::StringValue(value.to_string()));
-}
-
-/// Sets `key` to `value`, replacing an earlier value of the same key.
-pub fn set_attribute(attributes: &mut Vec<KeyValue>, key: &str, value: Value) {
-    let value = Some(AnyValue { value: Some(value) });
-    match attributes.iter_mut().find(|kv| kv.key == key) {
-        Some(kv) => kv.value = value,
-        None => attributes.push(KeyValue {
-            key: key.to_string(),
-            value,
-            ..Default::default()
-        }),
-    }
 }
 
 /// 56 bits from a record without trace context: FNV-1a over time, severity and body, deterministic.
@@ -429,7 +391,7 @@ impl Stage<Logs> for Sample {
         }
         let mut dropped: Vec<(String, u64)> = Vec::new();
         for rl in &mut batch.resources {
-            let service = service_of(rl.resource.as_ref()).to_string();
+            let service = crate::attrs::service_name(rl.resource.as_ref()).to_string();
             for scope in &mut rl.scope_logs {
                 scope.log_records.retain_mut(|r| {
                     let rule = policy.log_rules.iter().find(|rule| {
@@ -450,7 +412,7 @@ impl Stage<Logs> for Sample {
                     };
                     if keep {
                         if let Some(key) = &policy.attribute {
-                            set_string(&mut r.attributes, key, name);
+                            crate::attrs::set_string(&mut r.attributes, key, name);
                         }
                         return true;
                     }

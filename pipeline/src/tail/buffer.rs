@@ -401,7 +401,7 @@ impl Output {
         tag: Option<(&str, Arc<str>)>,
     ) {
         if let Some((key, name)) = tag {
-            crate::stages::sample::set_string(&mut span.attributes, key, &name);
+            crate::attrs::set_string(&mut span.attributes, key, &name);
         }
         let i = *self
             .index

@@ -188,3 +188,67 @@ fn changed_names_fields_and_attributes_by_key() {
     r2.severity_number = 1;
     assert_eq!(changed(&r1, &r2), ["attributes.new", "severityNumber"]);
 }
+
+/// Drops every other span, explaining it like head sampling does.
+struct DropOdd;
+impl Stage<crate::Traces> for DropOdd {
+    fn name(&self) -> &'static str {
+        "sample"
+    }
+    fn apply(&self, batch: &mut Batch<crate::Traces>) {
+        for scope in batch.resources.iter_mut().flat_map(|r| &mut r.scope_spans) {
+            let mut i = 0;
+            scope.spans.retain(|s| {
+                i += 1;
+                if i % 2 == 0 {
+                    explain(&s.attributes, || "head sampling".into());
+                }
+                i % 2 == 1
+            });
+        }
+    }
+}
+
+#[test]
+fn a_trace_id_filter_follows_one_trace_and_a_signal_filter_excludes_the_others() {
+    let wanted = vec![0xE7; 16];
+    let spans = || {
+        let mut resources = crate::fixtures::resource_spans(1, 12);
+        for (n, s) in resources[0].scope_spans[0].spans.iter_mut().enumerate() {
+            if n < 4 {
+                s.trace_id = wanted.clone();
+            }
+        }
+        Batch::<crate::Traces>::measured(resources)
+    };
+    let chain = Chain::new(vec![Box::new(DropOdd) as Box<dyn Stage<crate::Traces>>]);
+    let (by_trace, mut rx) = attach(
+        Filter {
+            trace_id: Some(wanted.clone()),
+            ..Filter::default()
+        },
+        100,
+        100,
+    );
+    let (logs_only, mut none) = attach(
+        Filter {
+            signal: Some(weir_config::Signal::Logs),
+            trace_id: Some(wanted.clone()),
+            ..Filter::default()
+        },
+        100,
+        100,
+    );
+    chain.apply(&mut spans());
+    drop((by_trace, logs_only));
+    let got = lines(&mut rx);
+    let received: Vec<&Json> = got.iter().filter(|l| l["fate"] == "received").collect();
+    assert_eq!(received.len(), 4, "the trace's four spans: {got:#?}");
+    assert!(received
+        .iter()
+        .all(|l| l["span"]["traceId"] == "e7".repeat(16)));
+    let dropped: Vec<&Json> = got.iter().filter(|l| l["fate"] == "dropped").collect();
+    assert_eq!(dropped.len(), 2);
+    assert!(dropped.iter().all(|l| l["reason"] == "head sampling"));
+    assert!(lines(&mut none).is_empty(), "a logs tap sees no spans");
+}

@@ -14,12 +14,12 @@
 pub mod rules;
 pub mod scanner;
 
+use crate::attrs::{scalar_text, set as set_attribute};
 use crate::batch::Batch;
 use crate::hotswap::HotSwap;
 use crate::metrics::Registry;
 use crate::signal::{Logs, Metrics, Traces};
 use crate::stage::Stage;
-use crate::stages::sample::set_attribute;
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
@@ -373,19 +373,6 @@ impl Redact {
                     .add(pass.dropped[i]);
             }
         }
-    }
-}
-
-/// A non-string value as the text a key rule masks or hashes.
-fn scalar_text(v: &Value) -> String {
-    match v {
-        Value::StringValue(s) => s.clone(),
-        Value::BoolValue(b) => b.to_string(),
-        Value::IntValue(i) => i.to_string(),
-        Value::DoubleValue(d) => d.to_string(),
-        Value::BytesValue(b) => b.iter().map(|x| format!("{x:02x}")).collect(),
-        Value::ArrayValue(_) | Value::KvlistValue(_) => format!("{v:?}"),
-        _ => String::new(),
     }
 }
 
