@@ -228,6 +228,15 @@ fn tail(c: &mut Criterion) {
         ),
         ("probability_10pct", "{name: p, probability: 0.1}"),
         ("rate", "{name: p, rate: 1000000}"),
+        (
+            "attribute_regex",
+            "{name: p, attribute: {key: http.route, regex: \"^/api/v[0-9]+/orders\"}}",
+        ),
+        ("span_count", "{name: p, span_count: {min: 4}}"),
+        (
+            "and",
+            "{name: p, and: [{status_code: [error]}, {numeric_attribute: {key: http.response.status_code, min: 500}}]}",
+        ),
     ];
     let spans = fixtures::resource_spans(10, 100);
     let mut g = c.benchmark_group("tail_1000");
@@ -243,15 +252,7 @@ fn tail(c: &mut Criterion) {
             b.iter_batched(
                 || {
                     round += 1;
-                    let mut s = spans.clone();
-                    for span in s
-                        .iter_mut()
-                        .flat_map(|r| &mut r.scope_spans)
-                        .flat_map(|x| &mut x.spans)
-                    {
-                        span.trace_id[..8].copy_from_slice(&round.to_be_bytes());
-                    }
-                    Batch::<Traces>::new(s, 200_000)
+                    Batch::<Traces>::new(fresh_spans(&spans, round), 200_000)
                 },
                 |batch| {
                     buffer.push(batch, &policy, start);
@@ -263,6 +264,81 @@ fn tail(c: &mut Criterion) {
             )
         });
     }
+    g.finish();
+}
+
+/// `spans` with `round` in every trace id, so a tail buffer never answers them from its cache.
+fn fresh_spans(
+    spans: &[opentelemetry_proto::tonic::trace::v1::ResourceSpans],
+    round: u64,
+) -> Vec<opentelemetry_proto::tonic::trace::v1::ResourceSpans> {
+    let mut s = spans.to_vec();
+    for span in s
+        .iter_mut()
+        .flat_map(|r| &mut r.scope_spans)
+        .flat_map(|x| &mut x.spans)
+    {
+        span.trace_id[..8].copy_from_slice(&round.to_be_bytes());
+    }
+    s
+}
+
+/// `logs: with_trace`: 1000 log records (250 traces of four) held with their traces, then decided
+/// with them by a log-severity policy; the same traces' spans arrive in the same round.
+fn tail_logs(c: &mut Criterion) {
+    use weir_pipeline::tail::buffer::TailBuffer;
+    use weir_pipeline::tail::policy::TailPolicy;
+    let yaml = "pipeline:\n  sample:\n    tail:\n      logs: with_trace\n      policies:\n        - {name: p, log_severity: error}\nexporters:\n  b: {blackhole: {}}\n";
+    let cfg = weir_config::parse(yaml, "bench", |_| None).unwrap();
+    let policy = TailPolicy::from_config(&cfg.pipeline.sample);
+    let spans = fixtures::resource_spans(10, 100);
+    let mut logs = fixtures::resource_logs(10, 100);
+    let ids: Vec<Vec<u8>> = spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .flat_map(|s| &s.spans)
+        .map(|s| s.trace_id.clone())
+        .collect();
+    for (r, id) in logs
+        .iter_mut()
+        .flat_map(|r| &mut r.scope_logs)
+        .flat_map(|s| &mut s.log_records)
+        .zip(&ids)
+    {
+        r.trace_id = id.clone();
+    }
+    let mut g = c.benchmark_group("tail_logs_1000");
+    g.throughput(Throughput::Elements(1000));
+    let mut buffer = TailBuffer::default();
+    let mut round = 0u64;
+    let start = std::time::Instant::now();
+    g.bench_function("held_with_spans_then_decided", |b| {
+        b.iter_batched(
+            || {
+                round += 1;
+                let mut l = logs.clone();
+                for r in l
+                    .iter_mut()
+                    .flat_map(|r| &mut r.scope_logs)
+                    .flat_map(|x| &mut x.log_records)
+                {
+                    r.trace_id[..8].copy_from_slice(&round.to_be_bytes());
+                }
+                (
+                    Batch::<Logs>::new(l, 300_000),
+                    Batch::<Traces>::new(fresh_spans(&spans, round), 200_000),
+                )
+            },
+            |(logs, spans)| {
+                buffer.push(logs, &policy, start);
+                buffer.push(spans, &policy, start);
+                buffer.due(&policy, start + std::time::Duration::from_secs(2));
+                buffer.report.decided.clear();
+                (buffer.take_output(), buffer.take_logs())
+            },
+            criterion::BatchSize::LargeInput,
+        )
+    });
     g.finish();
 }
 
@@ -325,5 +401,41 @@ fn redact(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, pipeline, clickhouse, loki, normalize, sample, tail, redact);
+/// Span metrics, per span, on the decode bench's spans (10 services × 13 span names × 2 statuses, so
+/// every series exists after the first iteration): the steady state, one lookup by borrowed key and
+/// three additions per span; with one dimension, looked up on the span.
+fn span_metrics(c: &mut Criterion) {
+    use weir_pipeline::spanmetrics::SpanMetrics;
+    use weir_pipeline::Stage;
+    let mut g = c.benchmark_group("span_metrics_1000");
+    g.throughput(Throughput::Elements(1000));
+    for (name, yaml) in [
+        ("fixed_dimensions", "{}"),
+        ("one_dimension", "{dimensions: [http.request.method]}"),
+    ] {
+        let text =
+            format!("pipeline:\n  span_metrics: {yaml}\nexporters: {{b: {{blackhole: {{}}}}}}\n");
+        let cfg = weir_config::parse(&text, "bench", |_| None).unwrap();
+        let registry = weir_pipeline::metrics::Registry::new();
+        let metrics = SpanMetrics::new(cfg.pipeline.span_metrics.as_ref().unwrap(), &registry, 1);
+        let stage = metrics.stage();
+        // The stage only reads the batch, so one batch serves every iteration.
+        let mut batch = Batch::<Traces>::measured(fixtures::resource_spans(10, 100));
+        g.bench_function(name, |b| b.iter(|| stage.apply(&mut batch)));
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    pipeline,
+    clickhouse,
+    loki,
+    normalize,
+    sample,
+    tail,
+    tail_logs,
+    redact,
+    span_metrics
+);
 criterion_main!(benches);

@@ -71,6 +71,7 @@ pub async fn run(
         workers,
         abort: &abort,
         policies: &policies,
+        tail: crate::tail::TailLink::new(&config, &registry, &policies),
         pipelines: Vec::new(),
     };
     let auth = match &config.receivers.auth {
@@ -80,15 +81,26 @@ pub async fn run(
         ),
         None => None,
     };
+    // Logs before traces: the tail sampler, started with the traces pipeline, sends kept logs to
+    // the logs exporters.
+    let logs = build.intake::<Logs>().await?;
+    let traces = build.intake::<Traces>().await?;
+    let metrics = build.intake::<Metrics>().await?;
     let intake = Arc::new(Intake {
         auth,
         request_slots: tokio::sync::Semaphore::new(config.receivers.max_concurrent_requests),
         memory,
-        traces: build.intake::<Traces>().await?,
-        logs: build.intake::<Logs>().await?,
-        metrics: build.intake::<Metrics>().await?,
+        traces,
+        logs,
+        metrics,
     });
-    let pipelines = build.pipelines;
+    // The workers are now the tail queue's only senders, so it closes when they end.
+    build.tail = None;
+    let mut pipelines = build.pipelines;
+    // Span metrics count in the traces pipeline and flush into the metrics one, built last.
+    let span_metrics = crate::span_metrics::start(&policies, &intake)?;
+    let hold_metrics = span_metrics.is_some();
+    pipelines.extend(span_metrics);
 
     let (stop_receivers, receivers_signal) = ShutdownSignal::new();
     let mut receivers: Vec<JoinHandle<()>> = Vec::new();
@@ -147,7 +159,15 @@ pub async fn run(
     admin_state.ready.store(false, Ordering::Release);
     let _ = stop_receivers.send(true);
     let spills: Vec<_> = pipelines.iter().flat_map(|p| p.spills.clone()).collect();
-    let clean = drain(receivers, &intake, pipelines, deadline, abort_delivery).await;
+    let clean = drain(
+        receivers,
+        &intake,
+        pipelines,
+        deadline,
+        abort_delivery,
+        hold_metrics,
+    )
+    .await;
     {
         let intake = intake.clone();
         let _ = tokio::task::spawn_blocking(move || {
@@ -176,6 +196,7 @@ struct Build<'a> {
     workers: usize,
     abort: &'a ShutdownSignal,
     policies: &'a Policies,
+    tail: Option<crate::tail::TailLink>,
     pipelines: Vec<SignalPipeline>,
 }
 
@@ -188,6 +209,7 @@ impl Build<'_> {
             self.workers,
             self.abort,
             self.policies,
+            self.tail.as_ref(),
         )
         .await?;
         let queue = started.map(|(tx, p)| {
@@ -243,6 +265,7 @@ async fn drain(
     pipelines: Vec<SignalPipeline>,
     deadline: tokio::time::Instant,
     abort_delivery: watch::Sender<bool>,
+    hold_metrics: bool,
 ) -> bool {
     let receivers_done = async {
         for r in receivers {
@@ -255,7 +278,12 @@ async fn drain(
     {
         tracing::warn!("receivers did not finish open requests before the deadline");
     }
-    intake.close();
+    if hold_metrics {
+        // The span-metrics flusher closes it after its final flush.
+        intake.close_all_but_metrics();
+    } else {
+        intake.close();
+    }
     tracing::info!("receivers stopped; draining stage workers and flushing exporters");
     let mut queues = Vec::new();
     let mut workers = Vec::new();
@@ -284,6 +312,10 @@ async fn drain(
     }
     // Frozen first: what the aborted loops drop is not delivered, and must be replayed next start.
     intake.abandon();
+    if hold_metrics {
+        // The span-metrics flusher may never get its final flush; its metrics workers must end.
+        intake.metrics.close();
+    }
     spills.iter().for_each(|s| s.abandon());
     let _ = abort_delivery.send(true);
     // Aborted loops drop their queues, which unblocks workers; give them a moment to count and exit.

@@ -238,6 +238,12 @@ impl<S: Wire> SignalIntake<S> {
     pub fn durable(&self) -> Option<&Durable<S>> {
         self.durable.as_ref()
     }
+
+    /// The pipeline's intake queue itself, for a producer inside Weir (span metrics), which
+    /// skips the durable log: what it sends is derived, and recomputed after a restart.
+    pub fn queue(&self) -> Option<&Sender<Batch<S>>> {
+        self.queue.as_ref()
+    }
 }
 
 /// One intake per signal.
@@ -259,6 +265,14 @@ impl Intake {
         self.traces.close();
         self.logs.close();
         self.metrics.close();
+    }
+
+    /// Like [`Intake::close`], but the metrics intake stays open for the span-metrics flusher, which
+    /// closes it after its final flush, once the traces pipeline has drained.
+    pub fn close_all_but_metrics(&self) {
+        self.request_slots.close();
+        self.traces.close();
+        self.logs.close();
     }
 
     /// The shutdown deadline passed: durable logs stop handing out and keep what is in flight for

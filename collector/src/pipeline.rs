@@ -4,8 +4,9 @@
 use crate::app::ShutdownSignal;
 use crate::reload::Policies;
 use crate::spill::{self, Spill};
+use crate::tail::TailLink;
 use crate::wire::Wire;
-use crate::workers::{self, Route};
+use crate::workers::{self, Outlet, Route};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use tokio::task::JoinHandle as TaskHandle;
@@ -40,6 +41,7 @@ pub async fn start<S: Destinations>(
     workers: usize,
     abort: &ShutdownSignal,
     policies: &Policies,
+    tail: Option<&TailLink>,
 ) -> anyhow::Result<Option<(Sender<Batch<S>>, SignalPipeline)>> {
     let signal = S::KIND.as_str();
     let exporters: Vec<_> = config
@@ -95,8 +97,8 @@ pub async fn start<S: Destinations>(
         spill::warn_orphans(d, signal, |name| config.exporters.contains_key(name));
     }
     let chain = Arc::new(S::chain(config, registry, policies)?);
-    let (routes, tail) = S::tail(config, registry, policies, routes, &mut queues)?;
-    let mut workers = workers::spawn(workers, intake_rx, chain, Arc::new(routes))?;
+    let (outlet, tail) = S::tail(registry, tail, routes, &mut queues)?;
+    let mut workers = workers::spawn(workers, intake_rx, chain, Arc::new(outlet))?;
     workers.extend(tail);
     // After the threads that write to the spill logs: a feeder ends once they are gone.
     workers.extend(feeders);
@@ -111,8 +113,8 @@ pub async fn start<S: Destinations>(
     )))
 }
 
-/// The routes the stage workers use, and the thread of the component behind them, if any.
-pub type Tail<S> = (Vec<Route<S>>, Option<JoinHandle<()>>);
+/// Where the stage workers send, and the thread of the component behind it, if any.
+pub type Tail<S> = (Outlet<S>, Option<JoinHandle<()>>);
 
 /// The stage chain each signal runs, and what sits between the stage workers and the exporters.
 pub trait Stages: Wire {
@@ -122,16 +124,15 @@ pub trait Stages: Wire {
         policies: &Policies,
     ) -> anyhow::Result<Chain<Self>>;
 
-    /// Puts a component between the workers and `routes` (the exporters' queues): returns the routes
-    /// the workers use instead, and the component's thread. By default there is none.
+    /// Puts the tail sampler (when there is one) between the workers and `routes` (the exporters'
+    /// queues). By default there is none: the workers send straight to the routes.
     fn tail(
-        _config: &Config,
         _registry: &Arc<Registry>,
-        _policies: &Policies,
+        _link: Option<&TailLink>,
         routes: Vec<Route<Self>>,
         _queues: &mut Vec<(String, QueueStats)>,
     ) -> anyhow::Result<Tail<Self>> {
-        Ok((routes, None))
+        Ok((Outlet::new(routes), None))
     }
 }
 
@@ -158,36 +159,51 @@ impl Stages for Logs {
     ) -> anyhow::Result<Chain<Self>> {
         standard_chain(config, registry, policies)
     }
+
+    /// With tail sampling, records that carry a trace id can be held with their trace
+    /// (`logs: with_trace`, checked per batch so a reload can switch it).
+    fn tail(
+        registry: &Arc<Registry>,
+        link: Option<&TailLink>,
+        routes: Vec<Route<Self>>,
+        _queues: &mut Vec<(String, QueueStats)>,
+    ) -> anyhow::Result<Tail<Self>> {
+        Ok(match link {
+            Some(link) => (link.logs_outlet(routes, registry), None),
+            None => (Outlet::new(routes), None),
+        })
+    }
 }
 
 impl Stages for Traces {
+    /// With `pipeline.span_metrics`, spans are counted after normalisation and before sampling
+    /// drops any.
     fn chain(
         config: &Config,
         registry: &Arc<Registry>,
         policies: &Policies,
     ) -> anyhow::Result<Chain<Self>> {
-        standard_chain(config, registry, policies)
+        let mut chain = standard_chain(config, registry, policies)?;
+        if let Some(stage) = crate::span_metrics::stage(config, registry, policies) {
+            chain.insert_before("sample", Box::new(stage));
+        }
+        Ok(chain)
     }
 
     /// With `pipeline.sample.tail` configured, the workers feed the tail sampler's queue and its
     /// thread fans kept spans out to the exporters.
     fn tail(
-        config: &Config,
         registry: &Arc<Registry>,
-        policies: &Policies,
+        link: Option<&TailLink>,
         routes: Vec<Route<Self>>,
         queues: &mut Vec<(String, QueueStats)>,
     ) -> anyhow::Result<Tail<Self>> {
-        if config.pipeline.sample.tail.is_none() {
-            return Ok((routes, None));
-        }
-        let sampler = policies.tail(config);
-        let (tx, rx) = bounded::<Batch<Traces>>(config.pipeline.intake_queue.into());
-        register_queue(registry, "tail", "traces", tx.stats());
-        queues.push(("tail/traces".into(), tx.stats()));
-        let thread = sampler.spawn(rx, registry, move |batch| workers::fan_out(&routes, batch))?;
-        let into_sampler = Route::new(tx, weir_config::Overflow::Block, "tail_sampler", registry);
-        Ok((vec![into_sampler], Some(thread)))
+        let Some(link) = link else {
+            return Ok((Outlet::new(routes), None));
+        };
+        queues.push(("tail/traces".into(), link.stats()));
+        let (outlet, thread) = link.traces_outlet(routes, registry)?;
+        Ok((outlet, Some(thread)))
     }
 }
 
@@ -330,7 +346,7 @@ async fn spawn_exporter<S: Destinations>(
     }
 }
 
-fn register_queue(registry: &Registry, queue: &str, signal: &str, stats: QueueStats) {
+pub(crate) fn register_queue(registry: &Registry, queue: &str, signal: &str, stats: QueueStats) {
     let labels: &[(&'static str, &str)] = &[("queue", queue), ("signal", signal)];
     let limits = stats.limits();
     let s = stats.clone();

@@ -5,9 +5,9 @@
 //! changes to the config file (`reload.watch`).
 //!
 //! What reloads: the stage policies (`pipeline.normalize`, `pipeline.redact`, `pipeline.sample`, including the tail
-//! sampler's rules and bounds; its held spans stay). Receivers, queues and
-//! exporters keep the settings they started with; changing those needs a restart, and the reload
-//! answer says so when they differ.
+//! sampler's rules and bounds; its held spans stay). Receivers, queues, exporters and
+//! `pipeline.span_metrics` keep the settings they started with; changing those needs a restart, and
+//! the reload answer says so when they differ.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,6 +27,9 @@ pub struct Policies {
     /// Kept to forget the rate-limit buckets of rules a reload removed.
     sample: Mutex<Vec<Arc<Sample>>>,
     tail: Mutex<Vec<Arc<TailSampler>>>,
+    /// Made with the traces chain, whose stage counts into it; its flusher starts once the metrics
+    /// pipeline exists (`crate::span_metrics`). Not reloaded: its settings apply at start.
+    pub span_metrics: std::sync::OnceLock<Arc<weir_pipeline::spanmetrics::SpanMetrics>>,
     version: AtomicU64,
     source: Option<PathBuf>,
     /// The config text last applied, to tell whether non-reloadable settings changed.
@@ -54,7 +57,8 @@ impl Policies {
         if let Some(set) = self.set.get() {
             return Ok(set.clone());
         }
-        let first = Arc::new(HotSwap::new(compile(config, self.version())?));
+        let running = !lock(&self.tail).is_empty();
+        let first = Arc::new(HotSwap::new(compile(config, self.version(), running)?));
         Ok(self.set.get_or_init(|| first).clone())
     }
 
@@ -162,7 +166,7 @@ impl Policies {
         })
         .map_err(|e| e.to_string())?;
         let version = self.version() + 1;
-        let set = compile(&config, version)?;
+        let set = compile(&config, version, !lock(&self.tail).is_empty())?;
         let tail = TailPolicy::from_config(&config.pipeline.sample);
         // Before the new set is live: buckets of removed rules are forgotten, kept ones stay.
         for s in lock(&self.sample).iter() {
@@ -189,7 +193,7 @@ impl Policies {
             Some("tail sampling was not running; it starts after a restart")
         } else {
             restart.then_some(
-                "receiver, queue or exporter settings changed too; those apply after a restart",
+                "receiver, queue, exporter or span_metrics settings changed too; those apply after a restart",
             )
         };
         Ok((version, note))
@@ -197,11 +201,15 @@ impl Policies {
 }
 
 /// Every stage policy of `config`, as version `version`.
-fn compile(config: &Config, version: u64) -> Result<PolicySet, String> {
+/// `tail_running`: whether a tail sampler was started; without one, records with a trace id cannot
+/// be held with their trace, so `logs: with_trace` must not let them skip the log rules.
+fn compile(config: &Config, version: u64, tail_running: bool) -> Result<PolicySet, String> {
+    let mut sample = SamplePolicy::from(&config.pipeline.sample);
+    sample.logs_with_trace &= tail_running;
     Ok(PolicySet {
         version,
         normalize: Arc::new(NormalizePolicy::from(&config.pipeline.normalize)),
-        sample: Arc::new(SamplePolicy::from(&config.pipeline.sample)),
+        sample: Arc::new(sample),
         redact: Arc::new(RedactPolicy::compile(&config.pipeline.redact, |k| {
             std::env::var(k).ok()
         })?),
@@ -211,11 +219,11 @@ fn compile(config: &Config, version: u64) -> Result<PolicySet, String> {
 /// Whether everything but the stage policies is the same.
 fn same_runtime(a: &Config, b: &Config) -> bool {
     format!(
-        "{:?}{:?}{:?}{:?}",
-        a.receivers, a.exporters, a.pipeline.intake_queue, a.admin
+        "{:?}{:?}{:?}{:?}{:?}",
+        a.receivers, a.exporters, a.pipeline.intake_queue, a.admin, a.pipeline.span_metrics
     ) == format!(
-        "{:?}{:?}{:?}{:?}",
-        b.receivers, b.exporters, b.pipeline.intake_queue, b.admin
+        "{:?}{:?}{:?}{:?}{:?}",
+        b.receivers, b.exporters, b.pipeline.intake_queue, b.admin, b.pipeline.span_metrics
     )
 }
 
@@ -242,6 +250,23 @@ mod tests {
             Some(Value::StringValue(s)) => s.clone(),
             other => format!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn logs_skip_the_log_rules_for_their_trace_only_while_a_tail_sampler_runs() {
+        let yaml = "pipeline:\n  sample:\n    tail:\n      logs: with_trace\n      policies: [{name: e, error: true}]\nexporters: {b: {blackhole: {}}}\n";
+        let config = weir_config::parse(yaml, "t", |_| None).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("weir.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        // Started without tail sampling: a reload that turns it on cannot hold logs yet.
+        let idle = Policies::new(Some(path.clone()));
+        assert!(!idle.set(&config).unwrap().load().sample.logs_with_trace);
+        idle.reload().unwrap();
+        assert!(!idle.set(&config).unwrap().load().sample.logs_with_trace);
+        let running = Policies::new(Some(path));
+        running.tail(&config);
+        assert!(running.set(&config).unwrap().load().sample.logs_with_trace);
     }
 
     #[test]

@@ -89,29 +89,71 @@ impl<S: Signal> Route<S> {
     }
 }
 
+/// Takes a batch and gives back what should still go to the routes.
+type Divert<S> = Box<dyn Fn(Batch<S>) -> Option<Batch<S>> + Send + Sync>;
+
+/// Where batches go after the stages: the exporters' routes, after a component such as the tail
+/// sampler has taken what it holds.
+pub struct Outlet<S: Signal> {
+    routes: Arc<Vec<Route<S>>>,
+    divert: Option<Divert<S>>,
+}
+
+impl<S: Signal> Outlet<S> {
+    pub fn new(routes: Vec<Route<S>>) -> Self {
+        Self::shared(Arc::new(routes))
+    }
+
+    /// Routes another thread also sends to (the tail sampler's kept logs).
+    pub fn shared(routes: Arc<Vec<Route<S>>>) -> Self {
+        Outlet {
+            routes,
+            divert: None,
+        }
+    }
+
+    pub fn with_divert(
+        mut self,
+        divert: impl Fn(Batch<S>) -> Option<Batch<S>> + Send + Sync + 'static,
+    ) -> Self {
+        self.divert = Some(Box::new(divert));
+        self
+    }
+
+    fn send(&self, batch: Batch<S>) {
+        let batch = match &self.divert {
+            Some(divert) => divert(batch),
+            None => Some(batch),
+        };
+        if let Some(batch) = batch.filter(|b| !b.is_empty()) {
+            fan_out(&self.routes, batch);
+        }
+    }
+}
+
 /// Starts `n` worker threads; they end when the intake queue is closed and drained, and the routes
 /// (and with them the exporter queues' senders) are dropped when the last one ends.
 pub fn spawn<S: Signal>(
     n: usize,
     intake: Receiver<Batch<S>>,
     chain: Arc<Chain<S>>,
-    routes: Arc<Vec<Route<S>>>,
+    outlet: Arc<Outlet<S>>,
 ) -> std::io::Result<Vec<std::thread::JoinHandle<()>>> {
     (0..n)
         .map(|i| {
-            let (intake, chain, routes) = (intake.clone(), chain.clone(), routes.clone());
+            let (intake, chain, outlet) = (intake.clone(), chain.clone(), outlet.clone());
             std::thread::Builder::new()
                 .name(format!("weir-{}-{i}", S::KIND.as_str()))
-                .spawn(move || run(&intake, &chain, &routes))
+                .spawn(move || run(&intake, &chain, &outlet))
         })
         .collect()
 }
 
-fn run<S: Signal>(intake: &Receiver<Batch<S>>, chain: &Chain<S>, routes: &[Route<S>]) {
+fn run<S: Signal>(intake: &Receiver<Batch<S>>, chain: &Chain<S>, outlet: &Outlet<S>) {
     while let Some(mut batch) = intake.recv_blocking() {
         chain.apply(&mut batch);
         if !batch.is_empty() {
-            fan_out(routes, batch);
+            outlet.send(batch);
         }
     }
 }
@@ -142,11 +184,11 @@ mod tests {
         let (in_tx, in_rx) = bounded::<Batch<Logs>>(lim(1000));
         let (a_tx, a_rx) = bounded(lim(1000));
         let (b_tx, b_rx) = bounded(lim(10));
-        let routes = Arc::new(vec![
+        let outlet = Arc::new(Outlet::new(vec![
             Route::new(a_tx, Overflow::Block, "a", &registry),
             Route::new(b_tx, Overflow::DropNewest, "b", &registry),
-        ]);
-        let workers = spawn(2, in_rx, Arc::new(Chain::pass()), routes).unwrap();
+        ]));
+        let workers = spawn(2, in_rx, Arc::new(Chain::pass()), outlet).unwrap();
         for _ in 0..3 {
             in_tx
                 .try_send(Batch::measured(fixtures::resource_logs(1, 8)))

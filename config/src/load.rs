@@ -271,6 +271,7 @@ fn validate(c: &Config) -> Result<(), Invalid> {
         ));
     }
     redaction(&c.pipeline.redact)?;
+    crate::span_metrics::check(c)?;
     if c.exporters.is_empty() {
         return Err(invalid("exporters", "at least one exporter is required"));
     }
@@ -279,6 +280,21 @@ fn validate(c: &Config) -> Result<(), Invalid> {
         if e.queue.overflow == crate::Overflow::Spill {
             spill(name, e, c.durable.is_some())?;
         }
+    }
+    let with_trace = sample
+        .tail
+        .as_ref()
+        .is_some_and(|t| t.logs == crate::TailLogs::WithTrace);
+    if with_trace
+        && !c
+            .exporters
+            .values()
+            .any(|e| e.receives(crate::Signal::Traces))
+    {
+        return Err(invalid(
+            "pipeline.sample.tail.logs",
+            "with_trace holds logs until their trace is decided, so an exporter must take traces",
+        ));
     }
     Ok(())
 }
@@ -313,41 +329,131 @@ fn tail_sampling(t: &crate::TailSamplingConfig) -> Result<(), Invalid> {
                 format!("`{}` is empty or used twice", p.name),
             ));
         }
-        let conditions = [
-            p.error.is_some(),
-            p.latency.is_some(),
-            p.attribute.is_some(),
-            p.probability.is_some(),
-            p.rate.is_some(),
-        ];
-        if conditions.iter().filter(|c| **c).count() != 1 {
-            return Err(invalid(
-                path,
-                "set exactly one of error, latency, attribute, probability, rate",
-            ));
-        }
-        if p.error == Some(false) {
-            return Err(invalid(
-                format!("{path}.error"),
-                "`error: false` matches nothing; remove the policy or use `error: true`",
-            ));
-        }
-        if let Some(prob) = p.probability {
-            probability(&format!("{path}.probability"), prob)?;
-        }
+        tail_condition(&path, p)?;
         for (key, rate) in [("rate", p.rate), ("traces_per_second", p.traces_per_second)] {
             if rate.is_some_and(|r| r.is_nan() || r <= 0.0) {
                 return Err(invalid(format!("{path}.{key}"), "must be greater than 0"));
             }
         }
-        if p.attribute.as_ref().is_some_and(|a| a.key.is_empty()) {
+        if p.drop == Some(false) {
             return Err(invalid(
-                format!("{path}.attribute.key"),
-                "must not be empty",
+                format!("{path}.drop"),
+                "`drop: false` is the default; remove it",
+            ));
+        }
+        if p.drop.is_some() && (p.rate.is_some() || p.traces_per_second.is_some()) {
+            return Err(invalid(
+                format!("{path}.drop"),
+                "a drop policy takes no budget (rate, traces_per_second)",
+            ));
+        }
+        if p.reads_logs() && t.logs != crate::TailLogs::WithTrace {
+            return Err(invalid(
+                path,
+                "log_severity and log_attribute see log records only with `logs: with_trace`",
             ));
         }
     }
     Ok(())
+}
+
+/// Checks one condition: exactly one kind set, and its values usable. Entries of `and` carry a
+/// condition only.
+fn tail_condition(path: &str, p: &crate::TailPolicyConfig) -> Result<(), Invalid> {
+    const KINDS: &str = "error, latency, attribute, numeric_attribute, status_code, span_count, \
+                         trace_bytes, log_severity, log_attribute, probability, rate, and";
+    if p.conditions().len() != 1 {
+        return Err(invalid(path, format!("set exactly one of {KINDS}")));
+    }
+    if p.error == Some(false) {
+        return Err(invalid(
+            format!("{path}.error"),
+            "`error: false` matches nothing; remove the policy or use `error: true`",
+        ));
+    }
+    if let Some(prob) = p.probability {
+        probability(&format!("{path}.probability"), prob)?;
+    }
+    for (key, a) in [
+        ("attribute", &p.attribute),
+        ("log_attribute", &p.log_attribute),
+    ] {
+        let Some(a) = a else { continue };
+        if a.key.is_empty() {
+            return Err(invalid(format!("{path}.{key}.key"), "must not be empty"));
+        }
+        if let Some(re) = &a.regex {
+            if !a.values.is_empty() {
+                return Err(invalid(
+                    format!("{path}.{key}"),
+                    "set values or regex, not both",
+                ));
+            }
+            if let Err(e) = regex::Regex::new(re) {
+                return Err(invalid(format!("{path}.{key}.regex"), e.to_string()));
+            }
+        }
+    }
+    if let Some(n) = &p.numeric_attribute {
+        let at = format!("{path}.numeric_attribute");
+        if n.key.is_empty() {
+            return Err(invalid(format!("{at}.key"), "must not be empty"));
+        }
+        ordered(&at, n.min, n.max)?;
+    }
+    if let Some(c) = &p.span_count {
+        ordered(&format!("{path}.span_count"), c.min, c.max)?;
+    }
+    if let Some(b) = &p.trace_bytes {
+        ordered(
+            &format!("{path}.trace_bytes"),
+            b.min.map(|v| v.0),
+            b.max.map(|v| v.0),
+        )?;
+    }
+    if p.status_code.as_ref().is_some_and(Vec::is_empty) {
+        return Err(invalid(
+            format!("{path}.status_code"),
+            "list at least one of ok, error, unset",
+        ));
+    }
+    if let Some(all) = &p.and {
+        if all.len() < 2 {
+            return Err(invalid(
+                format!("{path}.and"),
+                "list at least two conditions (one needs no `and`)",
+            ));
+        }
+        for (j, c) in all.iter().enumerate() {
+            let at = format!("{path}.and[{j}]");
+            if !c.name.is_empty()
+                || c.drop.is_some()
+                || c.traces_per_second.is_some()
+                || c.rate.is_some()
+            {
+                return Err(invalid(
+                    at,
+                    "entries of `and` are conditions: name, drop, rate and traces_per_second \
+                     belong to the policy",
+                ));
+            }
+            tail_condition(&at, c)?;
+        }
+    }
+    Ok(())
+}
+
+/// A `[min, max]` range: at least one bound, and `min <= max`.
+fn ordered<T: PartialOrd + Copy>(
+    path: &str,
+    min: Option<T>,
+    max: Option<T>,
+) -> Result<(), Invalid> {
+    match (min, max) {
+        (None, None) => Err(invalid(path, "set min, max or both")),
+        (Some(lo), Some(hi)) if lo > hi => Err(invalid(path, "min must not exceed max")),
+        _ => Ok(()),
+    }
 }
 
 fn redaction(r: &crate::redact::RedactConfig) -> Result<(), Invalid> {
@@ -984,6 +1090,74 @@ mod tests {
             "{base}      policies:\n        - {{name: a, latncy: 1s}}\n"
         ));
         assert!(e.contains("latncy"), "{e}");
+    }
+
+    #[test]
+    fn richer_tail_policies_and_logs_with_trace_are_checked() {
+        let base = "exporters:\n  b: {blackhole: {}}\npipeline:\n  sample:\n    tail:\n";
+        let with_trace = format!("{base}      logs: with_trace\n      policies:\n");
+        let ok = |policies: &str| {
+            parse(&format!("{with_trace}{policies}"), "t.yaml", no_env)
+                .unwrap_or_else(|e| panic!("{policies}: {e}"))
+        };
+        let c = ok("        - {name: h, drop: true, attribute: {key: http.route, regex: \"^/health\", invert: false}}\n        - {name: e, status_code: [error, STATUS_CODE_UNSET]}\n        - {name: l, log_severity: error}\n        - {name: big, span_count: {min: 50}}\n        - {name: n, numeric_attribute: {key: retries, min: 1, max: 9}}\n        - {name: s, trace_bytes: {max: 2MiB}}\n        - {name: a, log_attribute: {key: audit, values: [x]}}\n        - name: both\n          and:\n            - {error: true}\n            - {latency: 1s}\n");
+        let t = c.pipeline.sample.tail.unwrap();
+        assert_eq!(t.logs, crate::TailLogs::WithTrace);
+        assert_eq!(
+            t.policies[1].status_code,
+            Some(vec![
+                crate::StatusCodeName::Error,
+                crate::StatusCodeName::Unset
+            ])
+        );
+        assert_eq!(t.policies[7].and.as_ref().unwrap().len(), 2);
+
+        let bad = |policies: &str, want: &str| {
+            let e = err(&format!("{with_trace}{policies}"));
+            assert!(e.contains(want), "{policies}: {e}");
+        };
+        bad(
+            "        - {name: x, attribute: {key: k, regex: \"(\"}}\n",
+            "pipeline.sample.tail.policies[0].attribute.regex",
+        );
+        bad(
+            "        - {name: x, attribute: {key: k, values: [a], regex: a}}\n",
+            "set values or regex, not both",
+        );
+        bad(
+            "        - {name: x, span_count: {min: 5, max: 2}}\n",
+            "policies[0].span_count: min must not exceed max",
+        );
+        bad(
+            "        - {name: x, numeric_attribute: {key: k}}\n",
+            "policies[0].numeric_attribute: set min, max or both",
+        );
+        bad("        - {name: x, status_code: [loud]}\n", "status_code");
+        bad(
+            "        - {name: x, drop: true, error: true, traces_per_second: 5}\n",
+            "policies[0].drop: a drop policy takes no budget",
+        );
+        bad(
+            "        - name: x\n          and: [{error: true}]\n",
+            "policies[0].and: list at least two",
+        );
+        bad(
+            "        - name: x\n          and: [{error: true}, {name: y, latency: 1s}]\n",
+            "policies[0].and[1]: entries of `and` are conditions",
+        );
+        bad(
+            "        - name: x\n          and: [{error: true}, {latency: 1s, error: true}]\n",
+            "policies[0].and[1]: set exactly one",
+        );
+        let e = err(&format!(
+            "{base}      policies:\n        - {{name: x, log_severity: error}}\n"
+        ));
+        assert!(e.contains("only with `logs: with_trace`"), "{e}");
+        let e = err("exporters:\n  l: {loki: {endpoint: \"http://127.0.0.1:3100\"}}\npipeline:\n  sample:\n    tail:\n      logs: with_trace\n      policies: [{name: a, error: true}]\n");
+        assert!(
+            e.contains("pipeline.sample.tail.logs") && e.contains("an exporter must take traces"),
+            "{e}"
+        );
     }
 
     #[test]

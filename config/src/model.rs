@@ -212,6 +212,9 @@ pub struct PipelineConfig {
     /// Secrets and personal data out of attributes, bodies and (optionally) span names.
     #[serde(default)]
     pub redact: crate::redact::RedactConfig,
+    /// Request, error and duration metrics from every span, before sampling; off unless set.
+    #[serde(default)]
+    pub span_metrics: Option<crate::span_metrics::SpanMetricsConfig>,
 }
 
 /// Consistent probability sampling; the defaults keep everything.
@@ -249,44 +252,167 @@ pub struct TailSamplingConfig {
     pub max_traces: usize,
     #[serde(default = "defaults::tail_max_bytes")]
     pub max_bytes: ByteSize,
-    /// Decided trace ids remembered so late spans follow their trace.
+    /// Decided trace ids remembered so late spans (and late logs) follow their trace.
     #[serde(default = "defaults::decision_cache")]
     pub decision_cache: usize,
+    /// What happens to log records that carry a trace id.
+    #[serde(default)]
+    pub logs: TailLogs,
     pub policies: Vec<TailPolicyConfig>,
 }
 
-/// One tail policy: exactly one condition, optionally capped by a budget in traces per second.
-#[derive(Debug, Clone, Deserialize)]
+/// `pass`: log records go through the log rules like any other (spans alone are tail sampled).
+/// `with_trace`: records with a trace id are held with their trace and share its decision; records
+/// without one follow the log rules.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TailLogs {
+    #[default]
+    Pass,
+    WithTrace,
+}
+
+/// One tail policy: a name, exactly one condition (`and` combines several), and what a match does:
+/// keep the trace (optionally capped by a budget in traces per second) or, with `drop: true`, drop it
+/// outright. Entries of `and` are conditions only: no name, budget or `drop`.
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TailPolicyConfig {
+    #[serde(default)]
     pub name: String,
+    /// Drop matching traces (health checks, synthetic probes) instead of keeping them.
+    #[serde(default)]
+    pub drop: Option<bool>,
     /// Any span with status ERROR.
     #[serde(default)]
     pub error: Option<bool>,
     /// The trace (first start to last end) or any one span lasted at least this long.
     #[serde(default)]
     pub latency: Option<Duration>,
-    /// A span or resource attribute equal to one of `values` (any value when `values` is empty).
+    /// A span or resource attribute equal to one of `values`, or matching `regex` (any value when
+    /// neither is set); `invert: true` holds when no span carries such a value.
     #[serde(default)]
     pub attribute: Option<AttributeMatch>,
+    /// A span or resource attribute holding a number in `[min, max]`.
+    #[serde(default)]
+    pub numeric_attribute: Option<NumericMatch>,
+    /// Any span whose status is one of these (`ok`, `error`, `unset`).
+    #[serde(default)]
+    pub status_code: Option<Vec<StatusCodeName>>,
+    /// The trace has between `min` and `max` spans.
+    #[serde(default)]
+    pub span_count: Option<CountRange>,
+    /// The trace's held size (spans and logs, as counted against `max_bytes`) is in `[min, max]`.
+    #[serde(default)]
+    pub trace_bytes: Option<BytesRange>,
+    /// Any log record of the trace at this severity or above (needs `logs: with_trace`).
+    #[serde(default)]
+    pub log_severity: Option<Severity>,
+    /// A log record (or its resource) attribute, matched like `attribute` (needs `logs: with_trace`).
+    #[serde(default)]
+    pub log_attribute: Option<AttributeMatch>,
     /// Consistent by trace id, the same randomness as head sampling.
     #[serde(default)]
     pub probability: Option<f64>,
     /// Any trace, up to this many traces per second.
     #[serde(default)]
     pub rate: Option<f64>,
+    /// Every condition listed holds.
+    #[serde(default)]
+    pub and: Option<Vec<TailPolicyConfig>>,
     /// Caps what this policy keeps, in traces per second; traces over the budget fall through to the
     /// next policy.
     #[serde(default)]
     pub traces_per_second: Option<f64>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+impl TailPolicyConfig {
+    /// The condition keys this entry sets, by name, for "exactly one" checks.
+    pub fn conditions(&self) -> Vec<&'static str> {
+        [
+            ("error", self.error.is_some()),
+            ("latency", self.latency.is_some()),
+            ("attribute", self.attribute.is_some()),
+            ("numeric_attribute", self.numeric_attribute.is_some()),
+            ("status_code", self.status_code.is_some()),
+            ("span_count", self.span_count.is_some()),
+            ("trace_bytes", self.trace_bytes.is_some()),
+            ("log_severity", self.log_severity.is_some()),
+            ("log_attribute", self.log_attribute.is_some()),
+            ("probability", self.probability.is_some()),
+            ("rate", self.rate.is_some()),
+            ("and", self.and.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(k, set)| set.then_some(k))
+        .collect()
+    }
+
+    /// Whether this condition, or one inside it, looks at log records.
+    pub fn reads_logs(&self) -> bool {
+        self.log_severity.is_some()
+            || self.log_attribute.is_some()
+            || self.and.iter().flatten().any(TailPolicyConfig::reads_logs)
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AttributeMatch {
     pub key: String,
     #[serde(default)]
     pub values: Vec<String>,
+    /// A regular expression the value must match (anywhere; anchor with `^…$`).
+    #[serde(default)]
+    pub regex: Option<String>,
+    #[serde(default)]
+    pub invert: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NumericMatch {
+    pub key: String,
+    #[serde(default)]
+    pub min: Option<f64>,
+    #[serde(default)]
+    pub max: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CountRange {
+    #[serde(default)]
+    pub min: Option<u64>,
+    #[serde(default)]
+    pub max: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BytesRange {
+    #[serde(default)]
+    pub min: Option<ByteSize>,
+    #[serde(default)]
+    pub max: Option<ByteSize>,
+}
+
+/// A span status as written in config; OTLP's `STATUS_CODE_*` spellings are accepted too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum StatusCodeName {
+    #[serde(alias = "unset", alias = "UNSET", alias = "STATUS_CODE_UNSET")]
+    Unset,
+    #[serde(alias = "ok", alias = "OK", alias = "STATUS_CODE_OK")]
+    Ok,
+    #[serde(alias = "error", alias = "ERROR", alias = "STATUS_CODE_ERROR")]
+    Error,
+}
+
+impl StatusCodeName {
+    /// The OTLP `Status.code` number.
+    pub fn code(self) -> i32 {
+        self as i32
+    }
 }
 
 /// A token bucket per value of `key` (a resource attribute), refilled every second, bursting one
@@ -422,6 +548,7 @@ impl Default for PipelineConfig {
             normalize: NormalizeConfig::default(),
             sample: SampleConfig::default(),
             redact: crate::redact::RedactConfig::default(),
+            span_metrics: None,
         }
     }
 }

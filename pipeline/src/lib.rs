@@ -6,6 +6,7 @@
 //! - [`queue`]: bounded lock-free MPMC queues with capacity in items and bytes.
 //! - [`stage`]: the [`Stage`] trait and the [`Chain`] that worker threads run.
 //! - [`stages`]: the stages themselves: normalize, sample (head, log rules, rate limits).
+//! - [`spanmetrics`]: request, error and duration metrics from every span, counted before sampling.
 //! - [`tail`]: tail sampling, a thread of its own between the stage workers and the exporters.
 //! - [`ticket`]: delivery tickets that tell a durable source when a record is fully dealt with.
 //! - [`wal`]: the write-ahead log on disk behind durable mode: segments, records, recovery.
@@ -24,6 +25,7 @@ pub mod metrics;
 pub mod policy;
 pub mod queue;
 pub mod signal;
+pub mod spanmetrics;
 mod split;
 pub mod stage;
 pub mod stages;

@@ -70,6 +70,17 @@ impl<S: Signal> Chain<S> {
         Chain::new(vec![Box::new(Pass)])
     }
 
+    /// Puts `stage` just before the stage called `before` (last when there is none): for a stage
+    /// only some signals or configs add to a standard chain.
+    pub fn insert_before(&mut self, before: &str, stage: Box<dyn Stage<S>>) {
+        let at = self
+            .stages
+            .iter()
+            .position(|s| s.name() == before)
+            .unwrap_or(self.stages.len());
+        self.stages.insert(at, stage);
+    }
+
     pub fn names(&self) -> Vec<&'static str> {
         self.stages.iter().map(|s| s.name()).collect()
     }

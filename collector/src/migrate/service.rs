@@ -235,7 +235,8 @@ fn connectors(cx: &mut Ctx, section: &mut Obj) {
                 cx.report.not_needed(&path, "Weir has one chain per signal, which joins what forward joined");
                 continue;
             }
-            "spanmetrics" | "servicegraph" => "Weir does not derive metrics from spans; compute them where the spans are stored (ClickHouse queries, Tempo's metrics generator)",
+            "spanmetrics" => "not translated: Weir derives metrics from spans with pipeline.span_metrics (the connector's metric names and labels, counted before sampling); set its dimensions and buckets by hand",
+            "servicegraph" => "Weir does not derive service graphs from spans; compute them where the spans are stored (ClickHouse queries, Tempo's metrics generator)",
             "count" | "sum" => "Weir counts what passes through in its own metrics (weir_exporter_sent_items_total …), not per attribute",
             "routing" => "Weir sends each signal to every exporter that takes it (exporters.NAME.signals); per tenant, use ClickHouse database_attribute or Loki tenant_attribute",
             "failover" => "Weir's otlp exporter ejects a failing backend among its endpoints and moves its keys to the others",

@@ -8,7 +8,9 @@
 //! - Log records: the first matching rule (severity at least / exactly, service) gives p. A record with
 //!   a trace id uses its trace's R, so with the same p it shares its trace's fate, and with a higher p a
 //!   kept trace always keeps its logs; a record without one draws R from a hash of its timestamp,
-//!   severity and body (deterministic).
+//!   severity and body (deterministic). With `tail.logs: with_trace`, a record with a trace id skips
+//!   the log rules and rate limits: it follows its trace's head decision here and its tail decision in
+//!   the tail sampler.
 //!
 //! Sampled-out items are counted per signal and rule. With no configuration nothing is sampled away.
 
@@ -96,6 +98,11 @@ fn with_threshold(state: &str, t: Threshold) -> String {
     tracestate::normalize(&out).unwrap_or(out)
 }
 
+/// Whether a log record names a trace (the tail sampler can hold it with one).
+pub fn traced(r: &LogRecord) -> bool {
+    r.trace_id.len() == 16 && r.trace_id.iter().any(|b| *b != 0)
+}
+
 /// Randomness of a trace: its id's low 56 bits.
 pub fn trace_randomness(trace_id: &[u8]) -> u64 {
     if trace_id.len() != 16 {
@@ -125,6 +132,9 @@ pub struct SamplePolicy {
     pub log_limits: Vec<RateLimit>,
     /// Kept items carry the deciding rule's name under this key (`head` for head-sampled spans).
     pub attribute: Option<String>,
+    /// `tail.logs: with_trace`: records with a trace id skip the log rules and limits and share their
+    /// trace's fate, at head sampling here and at the tail sampler after.
+    pub logs_with_trace: bool,
 }
 
 impl From<&weir_config::SampleConfig> for SamplePolicy {
@@ -151,6 +161,10 @@ impl From<&weir_config::SampleConfig> for SamplePolicy {
             span_limits: limits(c, weir_config::Signal::Traces),
             log_limits: limits(c, weir_config::Signal::Logs),
             attribute: c.policy_attribute.clone(),
+            logs_with_trace: c
+                .tail
+                .as_ref()
+                .is_some_and(|t| t.logs == weir_config::TailLogs::WithTrace),
         }
     }
 }
@@ -179,6 +193,7 @@ impl SamplePolicy {
             span_limits: Vec::new(),
             log_limits: Vec::new(),
             attribute: None,
+            logs_with_trace: false,
         }
     }
 }
@@ -385,15 +400,37 @@ impl Stage<Logs> for Sample {
 
     fn apply(&self, batch: &mut Batch<Logs>) {
         let policy = self.current(batch);
-        if policy.log_rules.is_empty() && policy.logs_default.0 == 0 && policy.log_limits.is_empty()
+        let with_trace = policy.logs_with_trace;
+        if policy.log_rules.is_empty()
+            && policy.logs_default.0 == 0
+            && policy.log_limits.is_empty()
+            && (!with_trace || policy.traces.0 == 0)
         {
             return;
         }
         let mut dropped: Vec<(String, u64)> = Vec::new();
+        let mut count = |name: &str| match dropped.iter_mut().find(|(n, _)| n == name) {
+            Some((_, c)) => *c += 1,
+            None => dropped.push((name.to_string(), 1)),
+        };
         for rl in &mut batch.resources {
             let service = crate::attrs::service_name(rl.resource.as_ref()).to_string();
             for scope in &mut rl.scope_logs {
                 scope.log_records.retain_mut(|r| {
+                    if with_trace && traced(r) {
+                        let t = policy.traces;
+                        if t.0 == 0 || trace_randomness(&r.trace_id) >= t.0 {
+                            return true;
+                        }
+                        crate::tap::explain(&r.attributes, || {
+                            format!(
+                                "head sampling of its trace: randomness below threshold {}",
+                                t.encode()
+                            )
+                        });
+                        count("head");
+                        return false;
+                    }
                     let rule = policy.log_rules.iter().find(|rule| {
                         rule.min_severity.is_none_or(|m| r.severity_number >= m)
                             && rule.max_severity.is_none_or(|s| r.severity_number <= s)
@@ -417,10 +454,7 @@ impl Stage<Logs> for Sample {
                         return true;
                     }
                     crate::tap::explain(&r.attributes, || format!("log rule {name}"));
-                    match dropped.iter_mut().find(|(n, _)| n == name) {
-                        Some((_, c)) => *c += 1,
-                        None => dropped.push((name.to_string(), 1)),
-                    }
+                    count(name);
                     false
                 });
             }
@@ -433,6 +467,9 @@ impl Stage<Logs> for Sample {
             let keys = limit_keys(limits, rl.resource.as_ref());
             for scope in &mut rl.scope_logs {
                 scope.log_records.retain(|r| {
+                    if with_trace && traced(r) {
+                        return true;
+                    }
                     let admitted = admit(&keys);
                     if !admitted {
                         crate::tap::explain(&r.attributes, || rate_limited(limits, &keys));
@@ -609,6 +646,60 @@ mod tests {
         assert!(r
             .render()
             .contains("weir_sampled_out_items_total{signal=\"logs\",rule=\"info\"}"));
+    }
+
+    #[test]
+    fn with_trace_records_skip_the_log_rules_and_follow_their_traces_head_decision() {
+        let r = registry();
+        let drop_all_info = LogRule {
+            name: "no-info".into(),
+            min_severity: Some(1),
+            max_severity: None,
+            service: None,
+            threshold: Threshold::from_probability(0.0),
+        };
+        let policy = SamplePolicy {
+            traces: Threshold::from_probability(0.5),
+            log_rules: vec![drop_all_info],
+            logs_with_trace: true,
+            ..SamplePolicy::keep_all()
+        };
+        let s = Sample::new(policy, &r);
+        let mut logs = fixtures::resource_logs(1, 2_000);
+        for (i, rec) in logs[0].scope_logs[0].log_records.iter_mut().enumerate() {
+            if !rec.trace_id.is_empty() {
+                let x = (i as u64 + 3).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                rec.trace_id[8..].copy_from_slice(&x.to_be_bytes());
+            }
+        }
+        let carrying = logs[0].scope_logs[0]
+            .log_records
+            .iter()
+            .filter(|r| traced(r))
+            .count();
+        let mut batch = Batch::<Logs>::measured(logs);
+        Stage::<Logs>::apply(&s, &mut batch);
+        let kept = &batch.resources[0].scope_logs[0].log_records;
+        assert!(
+            kept.iter().all(traced),
+            "the rule drops every record without a trace"
+        );
+        let t = Threshold::from_probability(0.5);
+        assert!(kept.iter().all(|r| trace_randomness(&r.trace_id) >= t.0));
+        let n = kept.len() as f64;
+        assert!(
+            (n - carrying as f64 * 0.5).abs() < 4.0 * (carrying as f64 * 0.25).sqrt(),
+            "kept {n} of {carrying} traced records: their traces' head decision, not the rule"
+        );
+        let text = r.render();
+        assert!(
+            text.contains("weir_sampled_out_items_total{signal=\"logs\",rule=\"head\"}"),
+            "{text}"
+        );
+        assert!(
+            text.contains("weir_sampled_out_items_total{signal=\"logs\",rule=\"no-info\"} 1000"),
+            "{text}"
+        );
     }
 
     #[test]

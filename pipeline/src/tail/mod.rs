@@ -1,23 +1,34 @@
-//! Tail sampling for traces: a component of its own, not a stage, because it holds spans across
-//! batches. Stage workers hand their batches to one thread through a bounded queue; that thread owns the
+//! Tail sampling for traces, and with `logs: with_trace` for the log records that carry a trace id: a
+//! component of its own, not a stage, because it holds items across batches. Stage workers of both
+//! signals hand their batches to one thread through one bounded queue; that thread owns the
 //! [`buffer::TailBuffer`] (no locks on the data path), decides traces when they fall due and hands kept
-//! spans on as batches. The policy is a [`HotSwap`]: a reload changes the rules and bounds, while the
-//! held spans, the decision cache and the budget buckets stay.
+//! spans and logs on as batches. The policy is a [`HotSwap`]: a reload changes the rules and bounds,
+//! while the held items, the decision cache and the budget buckets stay.
 //!
 //! Metrics: `weir_tail_traces_total{decision, policy, trigger}` per decided trace (decision `keep`,
-//! `drop` when no policy matched, `over_budget` when only spent policies matched),
-//! `weir_sampled_out_items_total{signal="traces", rule="tail"}` per dropped span (late ones included),
-//! `weir_tail_late_spans_total{decision}`, and gauges of held traces, bytes and cached decisions.
+//! `drop` when no policy matched or a `drop` policy did (then named), `over_budget` when only spent
+//! policies matched), `weir_sampled_out_items_total{signal, rule="tail"}` per dropped span or log
+//! record (late ones included), `weir_tail_late_spans_total{decision}` and
+//! `weir_tail_late_logs_total{decision}`, and gauges of held
+//! traces, bytes and cached decisions.
+//!
+//! - [`buffer`]: what is held, the timelines and the decision cache (one thread's state).
+//! - [`condition`] and [`policy`]: what a policy asks of a trace, and the first-match verdict.
+//! - [`output`]: held items with their resource and scope, regrouped into batches when kept.
+//! - [`divert`]: which log records the logs workers send here.
 
 pub mod buffer;
+pub mod condition;
+pub mod divert;
+pub mod output;
 pub mod policy;
 
 use crate::batch::Batch;
 use crate::hotswap::HotSwap;
 use crate::metrics::{Counter, Registry};
-use crate::queue::{Receiver, RecvError};
-use crate::signal::Traces;
-use buffer::{TailBuffer, Trigger};
+use crate::queue::{Receiver, RecvError, Weighted};
+use crate::signal::{Logs, Traces};
+use buffer::{Late, TailBuffer, Trigger};
 use policy::{TailPolicy, Verdict};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,12 +51,12 @@ impl TailSampler {
     }
 
     /// Starts the sampler thread. It ends when `input` is closed and drained, after deciding every
-    /// trace it still holds; `out` receives the kept spans.
+    /// trace it still holds; `out` receives the kept spans and log records.
     pub fn spawn(
         self: &Arc<Self>,
-        input: Receiver<Batch<Traces>>,
+        input: Receiver<TailInput>,
         registry: &Arc<Registry>,
-        mut out: impl FnMut(Batch<Traces>) + Send + 'static,
+        mut out: impl Outlets + Send + 'static,
     ) -> std::io::Result<std::thread::JoinHandle<()>> {
         let sampler = self.clone();
         let mut metrics = TailMetrics::new(registry);
@@ -61,7 +72,11 @@ impl TailSampler {
                         buffer.retain_budgets(&policy);
                     }
                     let closed = match input.recv_blocking_until(buffer.next_deadline(&policy)) {
-                        Ok(batch) => {
+                        Ok(TailInput::Spans(batch)) => {
+                            buffer.push(batch, &policy, Instant::now());
+                            false
+                        }
+                        Ok(TailInput::Logs(batch)) => {
                             buffer.push(batch, &policy, Instant::now());
                             false
                         }
@@ -74,7 +89,10 @@ impl TailSampler {
                         buffer.due(&policy, Instant::now());
                     }
                     if let Some(batch) = buffer.take_output() {
-                        out(batch);
+                        out.spans(batch);
+                    }
+                    if let Some(batch) = buffer.take_logs() {
+                        out.logs(batch);
                     }
                     metrics.record(&mut buffer);
                     if closed {
@@ -85,12 +103,77 @@ impl TailSampler {
     }
 }
 
-struct TailMetrics {
-    registry: Arc<Registry>,
-    decisions: HashMap<(&'static str, Arc<str>, Trigger), Counter>,
+/// What the workers hand the tail sampler.
+pub enum TailInput {
+    Spans(Batch<Traces>),
+    /// Log records that carry a trace id (`logs: with_trace`).
+    Logs(Batch<Logs>),
+}
+
+impl Weighted for TailInput {
+    fn items(&self) -> usize {
+        match self {
+            TailInput::Spans(b) => b.items(),
+            TailInput::Logs(b) => b.items(),
+        }
+    }
+    fn bytes(&self) -> usize {
+        match self {
+            TailInput::Spans(b) => b.bytes(),
+            TailInput::Logs(b) => b.bytes(),
+        }
+    }
+}
+
+/// Where kept items go: the exporters of each signal.
+pub trait Outlets {
+    fn spans(&mut self, batch: Batch<Traces>);
+    fn logs(&mut self, batch: Batch<Logs>);
+}
+
+/// Counters for one signal's side of the tail sampler.
+struct SignalCounters {
     sampled_out: Counter,
     late_kept: Counter,
     late_dropped: Counter,
+}
+
+impl SignalCounters {
+    fn new(registry: &Registry, signal: &'static str) -> Self {
+        let (name, help) = match signal {
+            "logs" => (
+                "weir_tail_late_logs_total",
+                "Log records that arrived after their trace was decided and followed that decision.",
+            ),
+            _ => (
+                "weir_tail_late_spans_total",
+                "Spans that arrived after their trace was decided and followed that decision.",
+            ),
+        };
+        let late = |decision| registry.counter(name, help, &[("decision", decision)]);
+        SignalCounters {
+            sampled_out: registry.counter(
+                "weir_sampled_out_items_total",
+                "Items sampling decided not to keep, by signal and rule.",
+                &[("signal", signal), ("rule", "tail")],
+            ),
+            late_kept: late("keep"),
+            late_dropped: late("drop"),
+        }
+    }
+
+    fn record(&self, dropped_in_decisions: u64, late: Late) {
+        self.sampled_out.add(dropped_in_decisions + late.dropped);
+        self.late_kept.add(late.kept);
+        self.late_dropped.add(late.dropped);
+    }
+}
+
+struct TailMetrics {
+    registry: Arc<Registry>,
+    decisions: HashMap<(&'static str, Arc<str>, Trigger), Counter>,
+    spans: SignalCounters,
+    logs: SignalCounters,
     traces: Arc<AtomicU64>,
     bytes: Arc<AtomicU64>,
     cached: Arc<AtomicU64>,
@@ -104,22 +187,10 @@ impl TailMetrics {
             registry.gauge_fn(name, help, &[], move || read.load(Ordering::Relaxed) as f64);
             v
         };
-        let late = |decision| {
-            registry.counter(
-                "weir_tail_late_spans_total",
-                "Spans that arrived after their trace was decided and followed that decision.",
-                &[("decision", decision)],
-            )
-        };
         TailMetrics {
             decisions: HashMap::new(),
-            sampled_out: registry.counter(
-                "weir_sampled_out_items_total",
-                "Items sampling decided not to keep, by signal and rule.",
-                &[("signal", "traces"), ("rule", "tail")],
-            ),
-            late_kept: late("keep"),
-            late_dropped: late("drop"),
+            spans: SignalCounters::new(registry, "traces"),
+            logs: SignalCounters::new(registry, "logs"),
             traces: gauge("weir_tail_traces", "Traces held by the tail sampler."),
             bytes: gauge(
                 "weir_tail_bytes",
@@ -127,7 +198,7 @@ impl TailMetrics {
             ),
             cached: gauge(
                 "weir_tail_decision_cache_traces",
-                "Decided trace ids remembered for late spans.",
+                "Decided trace ids remembered for late spans and logs.",
             ),
             registry: registry.clone(),
         }
@@ -135,14 +206,17 @@ impl TailMetrics {
 
     fn record(&mut self, buffer: &mut TailBuffer) {
         let report = std::mem::take(&mut buffer.report);
+        let (mut spans_out, mut logs_out) = (0, 0);
         for d in report.decided {
             let (decision, policy) = match d.verdict {
                 Verdict::Keep(name) => ("keep", name),
                 Verdict::NoMatch => ("drop", Arc::from("none")),
+                Verdict::Dropped(name) => ("drop", name),
                 Verdict::OverBudget(name) => ("over_budget", name),
             };
             if decision != "keep" {
-                self.sampled_out.add(d.spans as u64);
+                spans_out += d.spans as u64;
+                logs_out += d.logs as u64;
             }
             let registry = &self.registry;
             self.decisions
@@ -160,9 +234,8 @@ impl TailMetrics {
                 })
                 .inc();
         }
-        self.late_kept.add(report.late_kept);
-        self.late_dropped.add(report.late_dropped);
-        self.sampled_out.add(report.late_dropped);
+        self.spans.record(spans_out, report.late_spans);
+        self.logs.record(logs_out, report.late_logs);
         self.traces.store(buffer.traces() as u64, Ordering::Relaxed);
         self.bytes.store(buffer.bytes() as u64, Ordering::Relaxed);
         self.cached.store(buffer.cached() as u64, Ordering::Relaxed);

@@ -3,34 +3,29 @@
 //! Rules are tried in order; the first whose condition holds and whose budget (traces per second) has
 //! room keeps the trace. A rule whose condition holds but whose budget is spent lets the trace fall
 //! through to the next; if nothing keeps it, the verdict says whether it matched nothing or only
-//! over-budget rules. Budget buckets live in the caller (one thread owns them), keyed by rule name, so a
+//! over-budget rules. A `drop` rule that holds ends the search: the trace is dropped, whatever later
+//! rules would say, so health checks and probes never spend a budget. Budget buckets live in the caller (one thread owns them), keyed by rule name, so a
 //! reload that keeps a rule's name keeps its bucket.
 
-use crate::stages::sample::{trace_randomness, Threshold};
-use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{status::StatusCode, Span};
+pub use super::condition::{AttrMatch, Condition, Pattern, TraceView};
+use crate::stages::sample::Threshold;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum Condition {
-    Error,
-    /// Nanoseconds.
-    Latency(u64),
-    Attribute {
-        key: String,
-        values: Vec<String>,
-    },
-    Probability(Threshold),
-    Any,
+/// What a policy does with a trace its condition holds for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Keep,
+    /// Drop the trace outright: the first matching policy decides, later ones are not asked.
+    Drop,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct TailRule {
     pub name: Arc<str>,
     pub condition: Condition,
+    pub action: Action,
     /// Traces per second this rule may keep.
     pub budget: Option<f64>,
 }
@@ -47,6 +42,8 @@ pub struct TailPolicy {
     pub max_bytes: usize,
     pub cache_size: usize,
     pub attribute: Option<String>,
+    /// Log records with a trace id are held with their trace (`logs: with_trace`).
+    pub logs_with_trace: bool,
 }
 
 impl TailPolicy {
@@ -66,6 +63,7 @@ impl TailPolicy {
             max_bytes: t.max_bytes.as_usize().min(crate::memory::limit() / 4),
             cache_size: t.decision_cache,
             attribute: c.policy_attribute.clone(),
+            logs_with_trace: t.logs == weir_config::TailLogs::WithTrace,
         }
     }
 
@@ -79,82 +77,71 @@ impl TailPolicy {
             max_bytes: usize::MAX,
             cache_size: 0,
             attribute: None,
+            logs_with_trace: false,
         }
     }
 }
 
 impl From<&weir_config::TailPolicyConfig> for TailRule {
     fn from(p: &weir_config::TailPolicyConfig) -> Self {
-        let condition = if p.error.is_some() {
-            Condition::Error
-        } else if let Some(l) = p.latency {
-            Condition::Latency(l.0.as_nanos().min(u128::from(u64::MAX)) as u64)
-        } else if let Some(a) = &p.attribute {
-            Condition::Attribute {
-                key: a.key.clone(),
-                values: a.values.clone(),
-            }
-        } else if let Some(prob) = p.probability {
-            Condition::Probability(Threshold::from_probability(prob))
-        } else {
-            Condition::Any
-        };
         TailRule {
             name: p.name.as_str().into(),
-            condition,
+            condition: condition(p),
+            action: if p.drop == Some(true) {
+                Action::Drop
+            } else {
+                Action::Keep
+            },
             budget: p.rate.or(p.traces_per_second),
         }
     }
 }
 
-/// What a trace looks like to a condition: its id, and each span with its resource.
-pub trait TraceView {
-    fn trace_id(&self) -> &[u8];
-    fn spans(&self) -> impl Iterator<Item = (&Span, Option<&Resource>)>;
-}
-
-impl Condition {
-    pub fn holds(&self, trace: &impl TraceView) -> bool {
-        match self {
-            Condition::Error => trace.spans().any(|(s, _)| {
-                s.status
-                    .as_ref()
-                    .is_some_and(|st| st.code == StatusCode::Error as i32)
-            }),
-            Condition::Latency(min) => {
-                let (mut start, mut end) = (u64::MAX, 0);
-                for (s, _) in trace.spans() {
-                    if s.end_time_unix_nano.saturating_sub(s.start_time_unix_nano) >= *min {
-                        return true;
-                    }
-                    start = start.min(s.start_time_unix_nano);
-                    end = end.max(s.end_time_unix_nano);
-                }
-                end.saturating_sub(start) >= *min
-            }
-            Condition::Attribute { key, values } => trace.spans().any(|(s, r)| {
-                let resource = r.into_iter().flat_map(|r| &r.attributes);
-                s.attributes
-                    .iter()
-                    .chain(resource)
-                    .any(|kv| kv.key == *key && (values.is_empty() || value_in(kv, values)))
-            }),
-            Condition::Probability(t) => trace_randomness(trace.trace_id()) >= t.0,
-            Condition::Any => true,
-        }
-    }
-}
-
-fn value_in(kv: &KeyValue, values: &[String]) -> bool {
-    let Some(v) = kv.value.as_ref().and_then(|v: &AnyValue| v.value.as_ref()) else {
-        return false;
+/// The condition a checked policy entry sets (validation leaves exactly one).
+fn condition(p: &weir_config::TailPolicyConfig) -> Condition {
+    let attr = |a: &weir_config::AttributeMatch| AttrMatch {
+        key: a.key.clone(),
+        values: a.values.clone(),
+        // Checked at load; an entry that somehow does not compile matches nothing rather than all.
+        regex: a.regex.as_ref().map(|r| {
+            Pattern(regex::Regex::new(r).unwrap_or_else(|_| regex::Regex::new("$^").unwrap()))
+        }),
+        invert: a.invert,
     };
-    match v {
-        Value::StringValue(s) => values.iter().any(|x| x == s),
-        Value::IntValue(i) => values.iter().any(|x| x.parse() == Ok(*i)),
-        Value::BoolValue(b) => values.iter().any(|x| x.parse() == Ok(*b)),
-        Value::DoubleValue(d) => values.iter().any(|x| x.parse() == Ok(*d)),
-        _ => false,
+    if p.error.is_some() {
+        Condition::Error
+    } else if let Some(l) = p.latency {
+        Condition::Latency(l.0.as_nanos().min(u128::from(u64::MAX)) as u64)
+    } else if let Some(a) = &p.attribute {
+        Condition::Attribute(attr(a))
+    } else if let Some(n) = &p.numeric_attribute {
+        Condition::Numeric {
+            key: n.key.clone(),
+            min: n.min.unwrap_or(f64::NEG_INFINITY),
+            max: n.max.unwrap_or(f64::INFINITY),
+        }
+    } else if let Some(codes) = &p.status_code {
+        Condition::Status(codes.iter().map(|c| c.code()).collect())
+    } else if let Some(c) = p.span_count {
+        Condition::SpanCount {
+            min: c.min.unwrap_or(0),
+            max: c.max.unwrap_or(u64::MAX),
+        }
+    } else if let Some(b) = p.trace_bytes {
+        Condition::TraceBytes {
+            min: b.min.map_or(0, |v| v.as_usize()),
+            max: b.max.map_or(usize::MAX, |v| v.as_usize()),
+        }
+    } else if let Some(s) = p.log_severity {
+        Condition::LogSeverity(s.range().0)
+    } else if let Some(a) = &p.log_attribute {
+        Condition::LogAttribute(attr(a))
+    } else if let Some(prob) = p.probability {
+        Condition::Probability(Threshold::from_probability(prob))
+    } else if let Some(all) = &p.and {
+        Condition::And(all.iter().map(condition).collect())
+    } else {
+        Condition::Any
     }
 }
 
@@ -162,6 +149,8 @@ fn value_in(kv: &KeyValue, values: &[String]) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     Keep(Arc<str>),
+    /// Matched a `drop` policy.
+    Dropped(Arc<str>),
     /// Matched no rule.
     NoMatch,
     /// Matched only rules whose budget was spent; names the first.
@@ -202,6 +191,9 @@ impl TailPolicy {
             if !rule.condition.holds(trace) {
                 continue;
             }
+            if rule.action == Action::Drop {
+                return Verdict::Dropped(rule.name.clone());
+            }
             match rule.budget {
                 Some(rate) if !budgets.admit(&rule.name, rate, now) => {
                     over.get_or_insert_with(|| rule.name.clone());
@@ -214,118 +206,4 @@ impl TailPolicy {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use opentelemetry_proto::tonic::trace::v1::Status;
-
-    struct T(Vec<u8>, Vec<Span>, Resource);
-    impl TraceView for T {
-        fn trace_id(&self) -> &[u8] {
-            &self.0
-        }
-        fn spans(&self) -> impl Iterator<Item = (&Span, Option<&Resource>)> {
-            self.1.iter().map(|s| (s, Some(&self.2)))
-        }
-    }
-
-    fn span(start: u64, end: u64) -> Span {
-        Span {
-            start_time_unix_nano: start,
-            end_time_unix_nano: end,
-            ..Span::default()
-        }
-    }
-
-    fn kv(k: &str, v: Value) -> KeyValue {
-        KeyValue {
-            key: k.into(),
-            value: Some(AnyValue { value: Some(v) }),
-            ..Default::default()
-        }
-    }
-
-    fn rule(name: &str, condition: Condition, budget: Option<f64>) -> TailRule {
-        TailRule {
-            name: name.into(),
-            condition,
-            budget,
-        }
-    }
-
-    #[test]
-    fn conditions() {
-        let mut t = T(
-            vec![0; 16],
-            vec![span(0, 10), span(5, 30)],
-            Resource::default(),
-        );
-        assert!(Condition::Latency(30).holds(&t), "trace spans 0..30");
-        assert!(!Condition::Latency(31).holds(&t));
-        assert!(!Condition::Error.holds(&t));
-        t.1[1].status = Some(Status {
-            code: StatusCode::Error as i32,
-            message: String::new(),
-        });
-        assert!(Condition::Error.holds(&t));
-
-        let attr = |values: &[&str]| Condition::Attribute {
-            key: "tier".into(),
-            values: values.iter().map(|v| v.to_string()).collect(),
-        };
-        assert!(!attr(&[]).holds(&t));
-        t.2.attributes
-            .push(kv("tier", Value::StringValue("gold".into())));
-        assert!(attr(&[]).holds(&t), "resource attributes count");
-        assert!(attr(&["silver", "gold"]).holds(&t));
-        assert!(!attr(&["silver"]).holds(&t));
-        t.1[0].attributes.push(kv("tier", Value::IntValue(3)));
-        assert!(attr(&["3"]).holds(&t), "non-string values compare by parse");
-
-        t.0 = vec![0xff; 16];
-        assert!(Condition::Probability(Threshold::from_probability(0.01)).holds(&t));
-        t.0 = vec![0; 16];
-        assert!(!Condition::Probability(Threshold::from_probability(0.99)).holds(&t));
-    }
-
-    #[test]
-    fn first_match_with_budgets_falling_through() {
-        let policy = TailPolicy {
-            rules: vec![
-                rule("slow", Condition::Latency(100), Some(2.0)),
-                rule("errors", Condition::Error, None),
-                rule("trickle", Condition::Any, Some(1.0)),
-            ],
-            ..TailPolicy::disabled()
-        };
-        let slow = T(vec![0; 16], vec![span(0, 500)], Resource::default());
-        let mut budgets = Budgets::default();
-        let now = Instant::now();
-        let verdicts: Vec<_> = (0..4)
-            .map(|_| policy.decide(&slow, &mut budgets, now))
-            .collect();
-        assert_eq!(
-            verdicts,
-            [
-                Verdict::Keep("slow".into()),
-                Verdict::Keep("slow".into()),
-                Verdict::Keep("trickle".into()),
-                Verdict::OverBudget("slow".into()),
-            ]
-        );
-        let fast = T(vec![0; 16], vec![span(0, 5)], Resource::default());
-        assert_eq!(
-            policy.decide(&fast, &mut budgets, now),
-            Verdict::OverBudget("trickle".into())
-        );
-        let later = now + Duration::from_secs(1);
-        assert_eq!(
-            policy.decide(&fast, &mut budgets, later),
-            Verdict::Keep("trickle".into())
-        );
-        let none = TailPolicy {
-            rules: vec![rule("errors", Condition::Error, None)],
-            ..TailPolicy::disabled()
-        };
-        assert_eq!(none.decide(&fast, &mut budgets, later), Verdict::NoMatch);
-    }
-}
+mod tests;
