@@ -29,6 +29,8 @@ pub struct DeliverySettings {
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
     pub max_elapsed: Duration,
+    /// Fed from a write-ahead log: records may be sent again after a crash.
+    pub durable: bool,
 }
 
 impl DeliverySettings {
@@ -44,6 +46,7 @@ impl DeliverySettings {
             initial_backoff: c.retry.initial_backoff.0,
             max_backoff: c.retry.max_backoff.0,
             max_elapsed: c.retry.max_elapsed(durable).0,
+            durable,
         }
     }
 }
@@ -194,13 +197,15 @@ impl<S: Signal, E: Exporter<S>> Delivery<S, E> {
                     self.outstanding.fetch_add(batch.items(), Ordering::AcqRel);
                     // Sent before a batch would overfill it: a request filled past the limits
                     // has to be split, which measures every item's encoded size.
-                    if !self.pending.is_empty() && !self.room_for(&batch) {
+                    let alone = self.keeps_records_apart(&batch);
+                    if !self.pending.is_empty() && (alone || !self.room_for(&batch)) {
                         oldest = None;
                         self.dispatch().await;
                     }
                     oldest.get_or_insert_with(Instant::now);
                     self.pending.append(batch);
-                    if self.pending.items() < self.settings.max_items
+                    if !alone
+                        && self.pending.items() < self.settings.max_items
                         && self.pending.encoded_bytes() < self.settings.max_bytes
                     {
                         continue;
@@ -220,6 +225,13 @@ impl<S: Signal, E: Exporter<S>> Delivery<S, E> {
             }
         }
         while self.in_flight.join_next().await.is_some() {}
+    }
+
+    /// A durable record goes out on its own to a destination that deduplicates: merged with whatever
+    /// else was waiting, its rows would form a different request after a replay, which the
+    /// destination could not recognise. Its own requests are cut the same way every time.
+    fn keeps_records_apart(&self, batch: &Batch<S>) -> bool {
+        self.settings.durable && self.exporter.deduplicates() && !batch.tickets().is_empty()
     }
 
     fn room_for(&self, batch: &Batch<S>) -> bool {
@@ -386,6 +398,7 @@ mod tests {
         attempts: AtomicUsize,
         fail_first: usize,
         error: ExportError,
+        deduplicates: bool,
     }
 
     impl Recorder {
@@ -395,6 +408,7 @@ mod tests {
                 attempts: AtomicUsize::new(0),
                 fail_first,
                 error,
+                deduplicates: false,
             })
         }
     }
@@ -416,6 +430,9 @@ mod tests {
             }
             self.sent.lock().unwrap().push(*request);
             Ok(())
+        }
+        fn deduplicates(&self) -> bool {
+            self.deduplicates
         }
     }
 
@@ -451,6 +468,7 @@ mod tests {
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(2),
             max_elapsed: Duration::from_secs(10),
+            durable: false,
         }
     }
 
@@ -462,6 +480,53 @@ mod tests {
         Limits {
             max_items: 10_000,
             max_bytes: usize::MAX,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn durable_records_go_out_alone_to_a_destination_that_deduplicates() {
+        use weir_pipeline::ticket::{testing::Completed, Ticket};
+        // (destination deduplicates, fed by a durable log) → requests, by items.
+        let cases = [
+            (true, true, vec![5, 7, 3, 4]),
+            (false, true, vec![19]),
+            (true, false, vec![19]),
+        ];
+        for (deduplicates, durable, want) in cases {
+            let rec = Arc::new(Recorder {
+                deduplicates,
+                ..Arc::into_inner(Recorder::new(0, ExportError::retryable("x", "x"))).unwrap()
+            });
+            let sink = Arc::new(Completed::default());
+            let (tx, rx) = bounded(limits());
+            for (seq, items) in [(1, 5), (2, 7), (3, 3)] {
+                tx.try_send(batch(items).with_ticket(Ticket::new(seq, sink.clone())))
+                    .unwrap();
+            }
+            // Items without a record (span metrics, say) still wait to fill a request.
+            tx.try_send(batch(2)).unwrap();
+            tx.try_send(batch(2)).unwrap();
+            drop(tx);
+            let m = DeliveryMetrics::new(&Registry::new(), "r", "logs");
+            let settings = DeliverySettings {
+                durable,
+                ..settings()
+            };
+            deliver(
+                "r".into(),
+                rec.clone(),
+                rx,
+                settings,
+                m,
+                std::future::pending(),
+            )
+            .await;
+            assert_eq!(
+                *rec.sent.lock().unwrap(),
+                want,
+                "deduplicates={deduplicates} durable={durable}"
+            );
+            assert_eq!(sink.seqs(), vec![1, 2, 3]);
         }
     }
 

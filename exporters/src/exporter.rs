@@ -17,6 +17,14 @@ pub trait Exporter<S: Signal>: Send + Sync + 'static {
 
     fn send(&self, request: &Self::Request)
         -> impl Future<Output = Result<(), ExportError>> + Send;
+
+    /// Whether the destination stores a request it has stored before only once, when the same rows
+    /// come again (ClickHouse's block deduplication and insert tokens). Behind a durable log the
+    /// delivery loop then sends each record on its own, so what a replay after a crash sends is
+    /// byte for byte what was sent before, and the destination drops it.
+    fn deduplicates(&self) -> bool {
+        false
+    }
 }
 
 /// A request ready to send, with the number of telemetry items it carries (for metrics and accounting).

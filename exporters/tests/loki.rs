@@ -307,6 +307,7 @@ fn settings() -> DeliverySettings {
         initial_backoff: Duration::from_millis(20),
         max_backoff: Duration::from_millis(200),
         max_elapsed: Duration::from_secs(20),
+        durable: false,
     }
 }
 
