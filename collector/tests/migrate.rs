@@ -188,18 +188,27 @@ fn gateway_tail_policies_and_load_balancing() {
             "slow",
             "checkout",
             "vip",
+            "big-spans",
+            "not-health",
             "errors-capped",
             "baseline"
-        ]
+        ],
+        "the inverted policy is a keep policy, in its place"
     );
     let p = &tail["policies"];
-    assert_eq!(p[0]["error"], true);
+    assert_eq!(p[0]["status_code"][0], "error");
     assert_eq!(p[1]["latency"], "800ms");
     assert_eq!(p[2]["attribute"]["values"][1], "/cart");
     assert_eq!(p[3]["attribute"]["values"][0], "true");
-    assert_eq!(p[4]["attribute"]["values"][0], "500");
-    assert_eq!(p[4]["traces_per_second"], 50.0);
-    assert_eq!(p[5]["probability"], 0.1);
+    assert_eq!(p[4]["span_count"]["min"], 100);
+    assert!(p[4]["span_count"]["max"].is_null());
+    assert!(p[5]["drop"].is_null(), "a keep policy");
+    assert_eq!(p[5]["attribute"]["values"][0], "/healthz");
+    assert_eq!(p[5]["attribute"]["invert"], true);
+    assert_eq!(p[6]["numeric_attribute"]["min"], 500);
+    assert_eq!(p[6]["numeric_attribute"]["max"], 500);
+    assert_eq!(p[6]["traces_per_second"], 50.0);
+    assert_eq!(p[7]["probability"], 0.1);
     let lb = &c["exporters"]["loadbalancing"];
     assert_eq!(lb["otlp"]["routing"], "trace_id");
     assert_eq!(lb["otlp"]["endpoints"][2], "otel-tail-2.otel-tail:4317");
@@ -214,14 +223,18 @@ fn gateway_tail_policies_and_load_balancing() {
     );
     assert_eq!(c["receivers"]["http"]["enabled"], false);
     m.line(
-        "no equivalent",
+        "translated",
         "processors.tail_sampling.policies[4]",
-        &["span_count", "dropped by Weir"],
+        &["span_count", "max_spans 0 or absent is no maximum"],
     );
     m.line(
-        "no equivalent",
+        "translated",
         "processors.tail_sampling.policies[5]",
-        &["inverted"],
+        &[
+            "invert_match → invert: true",
+            "disableinvertdecisions",
+            "drop: true on the plain match",
+        ],
     );
     m.line(
         "approximate",
@@ -234,6 +247,314 @@ fn gateway_tail_policies_and_load_balancing() {
         "service.pipelines",
         &["one chain per signal"],
     );
+}
+
+/// The policy named `name` in the translated tail sampler.
+fn tail_policy<'a>(config: &'a Value, name: &str) -> &'a Value {
+    config["pipeline"]["sample"]["tail"]["policies"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no tail policy `{name}`"))
+}
+
+#[test]
+fn tail_policies_map_onto_weir_conditions_with_drop_policies_first() {
+    let m = migrate("tail-policies.yaml");
+    let c = &m.config;
+    let names: Vec<&str> = c["pipeline"]["sample"]["tail"]["policies"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            // Drop policies first (the Collector's drop policies, in order): a Collector drop
+            // decision wins wherever it stands, a Weir policy only by coming first. The inverted
+            // policy is a keep policy and stays in its place.
+            "health",
+            "internal-fast",
+            "keep-tenants-only",
+            "failed-or-unset",
+            "ok-only",
+            "server-errors",
+            "slow-queries",
+            "api-routes",
+            "admin",
+            "no-synthetic",
+            "big",
+            "medium",
+            "tiny",
+            "slow-checkout",
+            "capped-errors-off-canary",
+            "baseline",
+        ],
+        "{}",
+        m.text
+    );
+    let p = |name| tail_policy(c, name);
+    for name in ["health", "internal-fast", "keep-tenants-only"] {
+        assert_eq!(p(name)["drop"], true, "{name}");
+        assert!(p(name)["traces_per_second"].is_null(), "{name}");
+    }
+    for name in [
+        "failed-or-unset",
+        "no-synthetic",
+        "slow-checkout",
+        "baseline",
+    ] {
+        assert!(p(name)["drop"].is_null(), "{name}");
+    }
+
+    // An inverted top-level policy: a keep policy on the inverted match.
+    let a = &p("no-synthetic")["attribute"];
+    assert_eq!(a["key"], "user_agent.original");
+    assert_eq!(a["values"][1], "Pingdom");
+    assert_eq!(a["invert"], true);
+    // `drop` policies: one sub-policy as its condition, several as `and`; inverted inside: `invert`.
+    assert_eq!(p("health")["attribute"]["values"][1], "/readyz");
+    let all = p("internal-fast")["and"].as_sequence().unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0]["attribute"]["key"], "internal");
+    assert_eq!(all[0]["attribute"]["values"][0], "true");
+    assert_eq!(all[1]["span_count"]["min"], 0);
+    assert_eq!(all[1]["span_count"]["max"], 3);
+    assert!(
+        all[0]["name"].is_null(),
+        "entries of and are conditions only"
+    );
+    let t = &p("keep-tenants-only")["attribute"];
+    assert_eq!(t["regex"], ".+");
+    assert_eq!(t["invert"], true);
+
+    // Status codes, any of them.
+    assert_eq!(
+        p("failed-or-unset")["status_code"].as_sequence().unwrap(),
+        &[Value::from("error"), Value::from("unset")]
+    );
+    assert_eq!(p("ok-only")["status_code"][0], "ok");
+    // Numeric ranges: an absent bound stays open.
+    let n = &p("server-errors")["numeric_attribute"];
+    assert_eq!(n["key"], "http.response.status_code");
+    assert_eq!(n["min"], 500);
+    assert!(n["max"].is_null());
+    let n = &p("slow-queries")["numeric_attribute"];
+    assert_eq!(
+        (n["min"].as_i64(), n["max"].as_i64()),
+        (Some(1000), Some(50000))
+    );
+    // Regexes: unanchored in the Collector as in Weir, several as one alternation.
+    let re = p("api-routes")["attribute"]["regex"].as_str().unwrap();
+    assert_eq!(re, r"(?:^/api/v\d+/)|(?:checkout$)");
+    assert!(p("api-routes")["attribute"]["values"].is_null());
+    let re = regex::Regex::new(re).unwrap();
+    for (path, matches) in [
+        ("/api/v2/orders", true),
+        ("/cart/checkout", true),
+        ("/web/api/v2/", false),
+        ("/checkout/pay", false),
+    ] {
+        assert_eq!(re.is_match(path), matches, "{path}");
+    }
+    assert_eq!(p("admin")["attribute"]["regex"], "/admin");
+    // Span counts: max_spans 0 is no maximum.
+    assert_eq!(p("big")["span_count"]["min"], 200);
+    assert!(p("big")["span_count"]["max"].is_null());
+    assert_eq!(p("medium")["span_count"]["max"], 199);
+    assert_eq!(p("tiny")["span_count"]["min"], 1);
+    assert!(p("tiny")["span_count"]["max"].is_null());
+    // `and`: the conditions; a rate limit among them is the budget; inverted inside: `invert`.
+    let all = p("slow-checkout")["and"].as_sequence().unwrap();
+    assert_eq!(all[0]["attribute"]["values"][0], "/checkout");
+    assert_eq!(all[1]["latency"], "2000ms");
+    assert!(p("slow-checkout")["traces_per_second"].is_null());
+    let capped = p("capped-errors-off-canary");
+    assert_eq!(capped["traces_per_second"], 100.0);
+    let all = capped["and"].as_sequence().unwrap();
+    assert_eq!(
+        all.len(),
+        2,
+        "the rate limit is the budget, not a condition"
+    );
+    assert_eq!(all[0]["status_code"][0], "error");
+    assert_eq!(all[1]["attribute"]["key"], "deployment.canary");
+    assert_eq!(all[1]["attribute"]["invert"], true);
+    assert_eq!(p("baseline")["probability"], 0.05);
+
+    let at = |i: usize| format!("processors.tail_sampling.policies[{i}] →");
+    m.line(
+        "translated",
+        &at(0),
+        &["`failed-or-unset`", "status_code → status_code"],
+    );
+    m.line(
+        "translated",
+        &at(2),
+        &["numeric_attribute", "absent max_value", "open", "read as 0"],
+    );
+    m.line(
+        "approximate",
+        "processors.tail_sampling.policies[4].string_attribute.enabled_regex_matching",
+        &[
+            r"(?:^/api/v\d+/)|(?:checkout$)",
+            "unanchored",
+            "MatchString",
+            r"\d",
+        ],
+    );
+    m.line(
+        "translated",
+        "processors.tail_sampling.policies[5].string_attribute.enabled_regex_matching",
+        &["`/admin`", "read these the same"],
+    );
+    m.line(
+        "not needed",
+        "processors.tail_sampling.policies[4].string_attribute.cache_max_size",
+        &[],
+    );
+    let line = m.line(
+        "translated",
+        &at(6),
+        &[
+            "`no-synthetic`",
+            "string_attribute → attribute",
+            "invert_match → invert: true",
+            "in its place",
+            "disableinvertdecisions",
+            "#48976",
+            "before that gate dropped",
+            "drop: true on the plain match",
+        ],
+    );
+    assert!(!line.contains("placed first"), "{line}");
+    m.line(
+        "translated",
+        &at(9),
+        &["max_spans 0 or absent is no maximum"],
+    );
+    m.line(
+        "translated",
+        &at(10),
+        &["and of string_attribute, latency → and"],
+    );
+    m.line(
+        "approximate",
+        &at(11),
+        &[
+            "and of status_code, string_attribute → and",
+            "budget of 100",
+        ],
+    );
+    m.line(
+        "translated",
+        "processors.tail_sampling.policies[11].and.and_sub_policy[1]",
+        &["invert_match → invert: true"],
+    );
+    m.line(
+        "no equivalent",
+        "processors.tail_sampling.policies[12]:",
+        &["`volume-and`", "bytes_limiting", "dropped by Weir"],
+    );
+    m.line(
+        "no equivalent",
+        "processors.tail_sampling.policies[13]:",
+        &["numeric_attribute has no inverted form"],
+    );
+    m.line(
+        "no equivalent",
+        "processors.tail_sampling.policies[14]:",
+        &["tracestate"],
+    );
+    m.line(
+        "no equivalent",
+        "processors.tail_sampling.policies[15]:",
+        &["OTTL"],
+    );
+    m.line(
+        "no equivalent",
+        "processors.tail_sampling.policies[16]:",
+        &["not bytes"],
+    );
+    m.line(
+        "translated",
+        &at(18),
+        &[
+            "`health`",
+            "drop → drop: true with attribute",
+            "overrides any sample decision",
+        ],
+    );
+    m.line("translated", &at(19), &["drop: true with and"]);
+    m.line(
+        "translated",
+        "processors.tail_sampling.policies[20].drop.drop_sub_policy[0] →",
+        &["invert: true"],
+    );
+    // Every policy is reported once, and nothing of the and that has no equivalent is left over.
+    for i in 0..21 {
+        let prefix = format!("processors.tail_sampling.policies[{i}] ");
+        let alt = format!("processors.tail_sampling.policies[{i}]: ");
+        let n = m
+            .report
+            .lines()
+            .filter(|l| l.contains(&prefix) || l.contains(&alt))
+            .count();
+        assert_eq!(n, 1, "policies[{i}] in:\n{}", m.report);
+    }
+    assert!(!m.report.contains("policies[12].and"), "{}", m.report);
+}
+
+#[test]
+fn inverted_policies_alone_keep_the_traces_without_their_values() {
+    let m = migrate("tail-inverted-only.yaml");
+    let policies = m.config["pipeline"]["sample"]["tail"]["policies"]
+        .as_sequence()
+        .unwrap();
+    let names: Vec<&str> = policies
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["no-health", "no-debug"],
+        "keep policies only, no synthetic keep-rest:\n{}",
+        m.text
+    );
+    for p in policies {
+        assert!(p["drop"].is_null(), "{p:?}");
+        assert_eq!(p["attribute"]["invert"], true, "{p:?}");
+    }
+    assert_eq!(policies[0]["attribute"]["key"], "url.path");
+    assert_eq!(policies[0]["attribute"]["values"][0], "/healthz");
+    assert_eq!(policies[1]["attribute"]["key"], "app.debug");
+    assert_eq!(policies[1]["attribute"]["values"][0], "true");
+    m.line(
+        "translated",
+        "processors.tail_sampling.policies[0] →",
+        &[
+            "`no-health`",
+            "invert_match → invert: true",
+            "disableinvertdecisions",
+        ],
+    );
+    m.line(
+        "translated",
+        "processors.tail_sampling.policies[1] →",
+        &[
+            "`no-debug`",
+            "boolean_attribute → attribute",
+            "invert: true",
+        ],
+    );
+    m.line(
+        "no equivalent",
+        "processors.tail_sampling.policies[2]:",
+        &["`no-teapots`", "numeric_attribute has no inverted form"],
+    );
+    assert!(!m.report.contains("keep-rest"), "{}", m.report);
 }
 
 #[test]
