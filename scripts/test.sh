@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs Weir's whole test suite on a fresh machine: installs what the tests need (Debian packages incl.
-# clickhouse-server, a Python venv with the OpenTelemetry SDK and chdb), starts ClickHouse on 127.0.0.1,
-# then lints, Rust unit + integration tests, and the Python SDK end-to-end tests against the real binary.
+# clickhouse-server and zookeeper, a Python venv with the OpenTelemetry SDK and chdb), starts ClickHouse
+# on 127.0.0.1, then lints, Rust unit + integration tests, and the Python SDK end-to-end tests against
+# the real binary (those start their own servers, including a 2-shard × 2-replica ClickHouse cluster).
 # Safe to run again: every step is idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,9 @@ command -v cc >/dev/null || need+=(build-essential)
 command -v curl >/dev/null || need+=(curl)
 command -v tmux >/dev/null || need+=(tmux) # weir top is tested in a real terminal
 command -v clickhouse-server >/dev/null || need+=(clickhouse-server clickhouse-client)
+# The ClickHouse cluster tests (tests/python/test_clickhouse_cluster.py) run one ZooKeeper node from
+# this package's jars with java, next to four clickhouse-servers; their pytest fixture starts them.
+[ -f /usr/share/java/zookeeper.jar ] && command -v java >/dev/null || need+=(zookeeper)
 if [ ${#need[@]} -gt 0 ]; then
   as_root apt-get update -q
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -q "${need[@]}"

@@ -670,17 +670,19 @@ fn exporter(path: &str, e: &ExporterConfig) -> Result<(), Invalid> {
     }
     if let Some(c) = &e.clickhouse {
         let creds = c.password.is_some().then_some("the password");
-        let plaintext = c.endpoint.starts_with("http://");
         let tls = c.tls.is_some();
-        transport_security(
-            path,
-            "clickhouse",
-            &c.endpoint,
-            plaintext,
-            tls,
-            creds,
-            e.insecure,
-        )?;
+        for endpoint in std::iter::once(&c.endpoint).chain(&c.failover_endpoints) {
+            let plaintext = endpoint.starts_with("http://");
+            transport_security(
+                path,
+                "clickhouse",
+                endpoint,
+                plaintext,
+                tls,
+                creds,
+                e.insecure,
+            )?;
+        }
     }
     if let Some(l) = &e.loki {
         let creds = if l.password.is_some() || l.username.is_some() {
@@ -703,14 +705,16 @@ fn exporter(path: &str, e: &ExporterConfig) -> Result<(), Invalid> {
     }
     if let Some(c) = &e.clickhouse {
         let p = format!("{path}.clickhouse");
-        if !(c.endpoint.starts_with("http://") || c.endpoint.starts_with("https://")) {
-            return Err(invalid(
-                format!("{p}.endpoint"),
-                format!(
-                    "`{}` must be an http:// or https:// URL of the HTTP interface",
-                    c.endpoint
-                ),
-            ));
+        let failover = c.failover_endpoints.iter().enumerate();
+        for (key, url) in std::iter::once(("endpoint".to_string(), &c.endpoint))
+            .chain(failover.map(|(i, u)| (format!("failover_endpoints[{i}]"), u)))
+        {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(invalid(
+                    format!("{p}.{key}"),
+                    format!("`{url}` must be an http:// or https:// URL of the HTTP interface"),
+                ));
+            }
         }
         for (key, v) in [
             ("database", &c.database),
@@ -1029,6 +1033,16 @@ mod tests {
             err("exporters:\n  ch:\n    clickhouse: {endpoint: \"http://x\", layout: new}\n")
                 .contains("exporters.ch.clickhouse.layout")
         );
+        assert!(cfg.failover_endpoints.is_empty());
+        assert!(err(
+            "exporters:\n  ch:\n    clickhouse: {endpoint: \"http://a:8123\", failover_endpoints: [\"b:8123\"]}\n"
+        )
+        .contains("exporters.ch.clickhouse.failover_endpoints[0]"));
+        // Every server gets the password, so each one is checked for sending it in clear.
+        assert!(err(
+            "exporters:\n  ch:\n    clickhouse: {endpoint: \"http://127.0.0.1:8123\", failover_endpoints: [\"http://ch2:8123\"], password: p}\n"
+        )
+        .contains("`http://ch2:8123`"));
     }
 
     #[test]

@@ -907,6 +907,11 @@ pub enum ClickHouseCompression {
 pub struct ClickHouseExporter {
     /// HTTP interface, e.g. `http://127.0.0.1:8123`.
     pub endpoint: String,
+    /// More servers of the same cluster (each with the Distributed tables), taken in order after
+    /// `endpoint` when the one in use fails or gives no answer within `timeout`; Weir stays on the
+    /// server that works. Without them a stopped server stalls every insert until it is back.
+    #[serde(default)]
+    pub failover_endpoints: Vec<String>,
     /// A resource attribute naming the database per resource (e.g. `weir.tenant` from ingest auth);
     /// its value, with every character outside `[A-Za-z0-9]` written as `_xx` (hex), is the database
     /// — so different values never share one — created with its tables on first use when

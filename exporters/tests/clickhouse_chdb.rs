@@ -17,7 +17,8 @@ use std::process::Command;
 use weir_exporters::clickhouse::columns::{insert_columns, MetricTable, LOG_COLUMNS, SPAN_COLUMNS};
 use weir_exporters::clickhouse::encode::Encoder;
 use weir_exporters::clickhouse::schema::{
-    create_database, logs_table, metrics_table, traces_tables, TableOptions,
+    create_database, logs_shard_key, logs_table, metrics_shard_key, metrics_table, traces_tables,
+    TableOptions, TRACES_SHARD_KEY,
 };
 use weir_exporters::clickhouse::Layout;
 use weir_pipeline::fixtures;
@@ -622,4 +623,46 @@ fn metrics_portable_layout_reads_back() {
         "SELECT ValueAtQuantilesQuantile AS q, ValueAtQuantilesValue AS v FROM otel.otel_metrics_summary",
     );
     assert_eq!(q[0], json!({"q": [0.5, 0.99], "v": [0.1, 0.9]}));
+}
+
+/// The sharding keys of a cluster's Distributed tables are valid expressions over Weir's rows on the
+/// modern engine, in both layouts (the 18.16 cluster test in tests/python runs them for real): a log
+/// with a trace id goes where its trace's spans go, the others by their content.
+#[test]
+fn cluster_sharding_keys_evaluate_over_the_rows() {
+    let Some(py) = python() else { return };
+    for layout in [Layout::Modern, Layout::Portable] {
+        let rows = roundtrip(
+            &py,
+            layout,
+            &format!(
+                "SELECT TraceId, {} AS key, {TRACES_SHARD_KEY} AS trace FROM otel.otel_logs",
+                logs_shard_key(layout)
+            ),
+        );
+        assert_eq!(rows.len(), 6);
+        let (traced, untraced): (Vec<&Json>, Vec<&Json>) =
+            rows.iter().partition(|r| r["TraceId"] != "");
+        assert!(!traced.is_empty() && !untraced.is_empty(), "{rows:?}");
+        for r in traced {
+            assert_eq!(r["key"], r["trace"], "{layout:?}: {r}");
+        }
+        let keys: std::collections::HashSet<String> =
+            untraced.iter().map(|r| r["key"].to_string()).collect();
+        assert_eq!(
+            keys.len(),
+            untraced.len(),
+            "untraced logs spread by content"
+        );
+        let points = metric_rows(
+            &py,
+            layout,
+            MetricTable::Gauge,
+            &format!(
+                "SELECT {} AS key FROM otel.otel_metrics_gauge",
+                metrics_shard_key(layout)
+            ),
+        );
+        assert_eq!(points.len(), 2, "{layout:?}");
+    }
 }

@@ -150,3 +150,16 @@ def clickhouse(tmp_path):
     yield ch
     if ch.proc.poll() is None:
         ch.stop()
+
+
+@pytest.fixture(scope="session")
+def clickhouse_cluster(tmp_path_factory):
+    """ZooKeeper and four clickhouse-servers (cluster `weir`: two shards × two replicas), started once for
+    the session (under a second on the CI box) and stopped at its end; see ch_cluster.py for the layout.
+    Tests use their own databases; a test that stops a server starts it again before it ends."""
+    from ch_cluster import Cluster
+
+    cluster = Cluster(tmp_path_factory.mktemp("clickhouse-cluster")).start()
+    print(f"\nClickHouse cluster up in {cluster.startup_seconds:.1f}s:\n{cluster.describe()}")
+    yield cluster
+    cluster.stop()

@@ -1,11 +1,18 @@
 //! ClickHouse's HTTP interface: one client per exporter with a connection pool, ClickHouse's own
 //! compressed block format (`decompress=1`), and errors classified for retry by the server's code.
+//!
+//! A client may know several servers of one cluster (`endpoint`, then `failover_endpoints`). It sends
+//! to one at a time and moves to the next when that one fails in a way a retry could fix or leaves
+//! an attempt unanswered (the delivery loop's `timeout` drops it): a stopped server accepts TCP
+//! connections and never answers, so without this every insert would wait on it until it came back.
 
 use super::rowbinary;
 use crate::exporter::{ExportError, Retry};
 use crate::http::{self, HttpClient};
 use bytes::Bytes;
 use http_body_util::Full;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use weir_config::ClickHouseCompression;
 
@@ -15,24 +22,45 @@ const BLOCK: usize = 1 << 20;
 #[derive(Clone)]
 pub struct Client {
     http: HttpClient,
-    base: String,
+    /// The servers, in failover order; each has the same tables.
+    bases: Arc<[String]>,
+    /// Index into `bases` of the server requests go to.
+    current: Arc<AtomicUsize>,
     auth: Option<(String, String)>,
 }
 
 impl Client {
+    /// `endpoints`: the servers in the order they are tried (at least one).
     pub fn new(
-        endpoint: &str,
+        endpoints: &[String],
         username: Option<&str>,
         password: Option<&str>,
         tls: Option<&weir_config::TlsClient>,
     ) -> Result<Self, String> {
+        if endpoints.is_empty() {
+            return Err("no ClickHouse endpoint".into());
+        }
         let http = http::client(tls)?;
         let auth = username.map(|u| (u.to_string(), password.unwrap_or_default().to_string()));
         Ok(Client {
             http,
-            base: endpoint.trim_end_matches('/').to_string(),
+            bases: endpoints
+                .iter()
+                .map(|e| e.trim_end_matches('/').to_string())
+                .collect(),
+            current: Arc::default(),
             auth,
         })
+    }
+
+    /// How many servers this client knows.
+    pub fn servers(&self) -> usize {
+        self.bases.len()
+    }
+
+    /// The server requests go to now.
+    pub fn current(&self) -> &str {
+        &self.bases[self.current.load(Ordering::Acquire) % self.bases.len()]
     }
 
     /// Runs `query` with `body` as its data; `params` are extra URL settings. Returns the response body.
@@ -42,7 +70,36 @@ impl Client {
         params: &[(&str, &str)],
         body: Bytes,
     ) -> Result<Bytes, ExportError> {
-        let mut url = format!("{}/?query={}", self.base, url_encode(query));
+        let index = self.current.load(Ordering::Acquire) % self.bases.len();
+        // Armed until the server gives an answer that holds on every server (success, or a rejection
+        // of the request itself); dropped armed — failed, or abandoned by a timeout — it moves on.
+        let mut failover = Failover {
+            client: self,
+            from: index,
+            armed: true,
+        };
+        let result = self.post_to(&self.bases[index], query, params, body).await;
+        if matches!(
+            &result,
+            Ok(_)
+                | Err(ExportError {
+                    retry: Retry::Never,
+                    ..
+                })
+        ) {
+            failover.armed = false;
+        }
+        result
+    }
+
+    async fn post_to(
+        &self,
+        base: &str,
+        query: &str,
+        params: &[(&str, &str)],
+        body: Bytes,
+    ) -> Result<Bytes, ExportError> {
+        let mut url = format!("{base}/?query={}", url_encode(query));
         for (k, v) in params {
             url.push('&');
             url.push_str(k);
@@ -59,7 +116,7 @@ impl Client {
         let req = req.body(Full::new(body)).map_err(|e| {
             ExportError::permanent("config", format!("bad ClickHouse request: {e}"))
         })?;
-        let resp = http::send(&self.http, req, &format!("ClickHouse at {}", self.base)).await?;
+        let resp = http::send(&self.http, req, &format!("ClickHouse at {base}")).await?;
         let (status, body) = (resp.status, resp.body);
         if status.is_success() {
             return Ok(body);
@@ -76,6 +133,37 @@ impl Client {
             .split('.')
             .map(|p| p.parse::<u32>().unwrap_or(0));
         Ok((parts.next().unwrap_or(0), parts.next().unwrap_or(0)))
+    }
+}
+
+/// Moves the client to the next server when dropped armed.
+struct Failover<'a> {
+    client: &'a Client,
+    from: usize,
+    armed: bool,
+}
+
+impl Drop for Failover<'_> {
+    fn drop(&mut self) {
+        let n = self.client.bases.len();
+        if !self.armed || n < 2 {
+            return;
+        }
+        let to = (self.from + 1) % n;
+        // The requests in flight to a failing server all fail: the first moves the client on, and
+        // the others (which see it moved already) do not move it again, past a working server.
+        if self
+            .client
+            .current
+            .compare_exchange(self.from, to, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            tracing::warn!(
+                from = %self.client.bases[self.from],
+                to = %self.client.bases[to],
+                "ClickHouse server failed or did not answer; switching to the next one"
+            );
+        }
     }
 }
 
@@ -194,6 +282,58 @@ mod tests {
             &none[16..],
             &[0x02, 12, 0, 0, 0, 3, 0, 0, 0, b'a', b'b', b'c']
         );
+    }
+
+    #[tokio::test]
+    async fn a_hung_or_unreachable_server_moves_the_client_to_the_next_one() {
+        use weir_faults::{Fault, Proxy};
+        let nowhere = "127.0.0.1:9".parse().unwrap();
+        let hung = Proxy::start(nowhere, Fault::Hang);
+        let good = Proxy::start(nowhere, Fault::http(200, &[], b"1\n"));
+        let rejecting = Proxy::start(
+            nowhere,
+            Fault::http(
+                500,
+                &[],
+                b"Code: 60, e.displayText() = DB::Exception: Table x doesn't exist",
+            ),
+        );
+        let url = |p: &Proxy| format!("http://{}", p.addr());
+        let query = |c: &Client| {
+            let c = c.clone();
+            async move { c.post("SELECT 1", &[], Bytes::new()).await }
+        };
+
+        // A stopped server takes the request and never answers; the delivery loop's timeout drops
+        // the attempt, and the next one goes to the next server.
+        let c = Client::new(&[url(&hung), url(&good)], None, None, None).unwrap();
+        let attempt = tokio::time::timeout(Duration::from_millis(300), query(&c)).await;
+        assert!(attempt.is_err(), "the hung server answered?");
+        assert_eq!(c.current(), url(&good));
+        assert_eq!(query(&c).await.unwrap().as_ref(), b"1\n");
+        assert_eq!(c.current(), url(&good), "a working server is kept");
+
+        // A rejection is about the request and would be the same on every server: no switch.
+        let c = Client::new(&[url(&rejecting), url(&good)], None, None, None).unwrap();
+        assert_eq!(query(&c).await.unwrap_err().retry, Retry::Never);
+        assert_eq!(c.current(), url(&rejecting));
+
+        // A refused connection moves on too, wrapping from the last server to the first.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let refused = format!("http://{}", closed.local_addr().unwrap());
+        drop(closed);
+        let c = Client::new(&[url(&good), refused.clone()], None, None, None).unwrap();
+        c.current.store(1, Ordering::SeqCst);
+        assert_eq!(query(&c).await.unwrap_err().reason, "network");
+        assert_eq!(c.current(), url(&good));
+
+        // Requests in flight together to a failed server move the client once, not once each.
+        let c = Client::new(&[url(&hung), url(&good), url(&rejecting)], None, None, None).unwrap();
+        let attempts = (0..4).map(|_| tokio::time::timeout(Duration::from_millis(300), query(&c)));
+        for a in futures_util::future::join_all(attempts).await {
+            assert!(a.is_err());
+        }
+        assert_eq!(c.current(), url(&good));
     }
 
     #[test]

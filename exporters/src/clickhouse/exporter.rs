@@ -74,23 +74,50 @@ struct Tenancy {
     prepared: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<()>>>>,
 }
 
+/// The first server to tell its version, trying each once: start-up goes on while one is down. A
+/// stopped server never answers, so each gets a bounded wait (failing it moves the client on).
+async fn first_answer(client: &Client) -> Result<(u32, u32), ExportError> {
+    const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+    let mut last = None;
+    for _ in 0..client.servers() {
+        let server = client.current().to_string();
+        match tokio::time::timeout(WAIT, client.version()).await {
+            Ok(Ok(version)) => return Ok(version),
+            // Refused (say, bad credentials): every server of the cluster would say the same.
+            Ok(Err(e)) if e.retry == crate::exporter::Retry::Never => return Err(e),
+            Ok(Err(e)) => last = Some(e),
+            Err(_) => {
+                last = Some(ExportError::retryable(
+                    "timeout",
+                    format!("ClickHouse at {server} gave no answer within {WAIT:?}"),
+                ))
+            }
+        }
+    }
+    Err(last.expect("a client has at least one server"))
+}
+
 /// Databases a tenant may never write into, whatever its name maps to.
 const RESERVED: [&str; 3] = ["system", "default", "information_schema"];
 
 impl ClickHouse {
     /// Connects, picks the layout and creates (or checks) `signal`'s tables. Errors say what to fix.
     pub async fn connect(cfg: &Config, signal: Signal) -> Result<Self, ExportError> {
+        let endpoints: Vec<String> = std::iter::once(&cfg.endpoint)
+            .chain(&cfg.failover_endpoints)
+            .cloned()
+            .collect();
         let client = Client::new(
-            &cfg.endpoint,
+            &endpoints,
             cfg.username.as_deref(),
             cfg.password.as_deref(),
             cfg.tls.as_ref(),
         )
         .map_err(|e| ExportError::permanent("config", e))?;
-        let (major, minor) = client.version().await.map_err(|e| {
+        let (major, minor) = first_answer(&client).await.map_err(|e| {
             ExportError::permanent(
                 "startup",
-                format!("ClickHouse at {} is not usable: {e}", cfg.endpoint),
+                format!("ClickHouse at {} is not usable: {e}", endpoints.join(", ")),
             )
         })?;
         let modern_server = major >= 22;
@@ -172,7 +199,7 @@ impl ClickHouse {
         if cfg.compression != ClickHouseCompression::None {
             settings.push(("decompress", "1"));
         }
-        tracing::info!(endpoint = %cfg.endpoint, version = %format!("{major}.{minor}"), ?layout, table = %format!("{}.{}", opts.database, opts.table), "ClickHouse ready");
+        tracing::info!(endpoint = %client.current(), version = %format!("{major}.{minor}"), ?layout, table = %format!("{}.{}", opts.database, opts.table), "ClickHouse ready");
         Ok(ClickHouse {
             client,
             layout,

@@ -4,7 +4,8 @@
 //!
 //! With a cluster, every statement runs `ON CLUSTER`: the data lives in `<table>_local` tables on a
 //! replicated engine, and `<table>` is a `Distributed` table over them, so inserts and queries use the
-//! same names as on a single server (spans are sharded by trace id, so a trace stays on one shard).
+//! same names as on a single server. Rows are sharded by keys computed from the row alone (see
+//! [`logs_shard_key`]): spans by trace id, so a trace stays on one shard, with its logs.
 
 use super::columns::{
     ddl_lines, Column, Kind, LogField, MetricTable, SpanField, LOG_COLUMNS, SPAN_COLUMNS,
@@ -97,51 +98,76 @@ fn map_indexes<F>(columns: &[Column<F>]) -> Vec<String> {
         .collect()
 }
 
-/// The options for the tables that hold the data: `<table>_local` on a cluster.
-fn local(o: &TableOptions) -> TableOptions {
-    let mut l = o.clone();
+/// The table that holds the rows of table `name`: `<name>_local` on a cluster (behind the
+/// Distributed `<name>`), `name` itself on a single server. Every Distributed table `X` reads `X_local`,
+/// metrics and the trace-id lookup included, so operators can name the local table of any of them.
+fn data_table(o: &TableOptions, name: &str) -> String {
     if o.cluster.is_some() {
-        l.table = format!("{}_local", o.table);
+        format!("{name}_local")
+    } else {
+        name.to_string()
     }
-    l
 }
 
-/// `<name>` as a `Distributed` table over `<local>` on every shard of the cluster.
-fn distributed(o: &TableOptions, name: &str, local: &str, key: &str) -> String {
+/// `<name>` as a `Distributed` table over `<name>_local` on every shard of the cluster.
+fn distributed(o: &TableOptions, name: &str, key: &str) -> String {
     let cluster = o.cluster.as_deref().unwrap_or_default();
     let db = ident(&o.database);
+    let local = data_table(o, name);
     format!(
         "CREATE TABLE IF NOT EXISTS {db}.{}{} AS {db}.{} ENGINE = Distributed({}, {}, {}, {key})",
         ident(name),
         on_cluster(o),
-        ident(local),
+        ident(&local),
         ident(cluster),
         ident(&o.database),
-        ident(local),
+        ident(&local),
     )
+}
+
+// Sharding keys. Each is computed from the row alone, never `rand()`: an insert that is retried —
+// after a timeout, through the same or another server — then splits into the same per-shard blocks,
+// which ReplicatedMergeTree's block deduplication recognises and drops; a random key splits the retry
+// differently and stores its rows twice.
+
+/// Spans (and the trace-id lookup rows) by trace id: a trace is on one shard.
+pub const TRACES_SHARD_KEY: &str = "cityHash64(TraceId)";
+
+/// Logs by trace id when they have one, so a trace's logs are on its spans' shard (a join by trace id
+/// stays on one shard); logs outside a trace by service, time and body.
+pub fn logs_shard_key(layout: Layout) -> &'static str {
+    match layout {
+        Layout::Modern => "if(TraceId = '', cityHash64(ServiceName, toUnixTimestamp64Nano(Timestamp), Body), cityHash64(TraceId))",
+        Layout::Portable => "if(TraceId = '', cityHash64(ServiceName, TimestampNanos, Body), cityHash64(TraceId))",
+    }
+}
+
+/// Metric points by series (service, metric name, attributes): a series is on one shard.
+pub fn metrics_shard_key(layout: Layout) -> &'static str {
+    match layout {
+        Layout::Modern => "cityHash64(ServiceName, MetricName, Attributes)",
+        Layout::Portable => "cityHash64(ServiceName, MetricName, AttributesKeys, AttributesValues)",
+    }
 }
 
 /// Every statement for the logs table, in order.
 pub fn logs_statements(layout: Layout, o: &TableOptions) -> Vec<String> {
-    let l = local(o);
-    let mut out = vec![logs_table(layout, &l)];
+    let mut out = vec![logs_table(layout, o)];
     if o.cluster.is_some() {
-        out.push(distributed(o, &o.table, &l.table, "rand()"));
+        out.push(distributed(o, &o.table, logs_shard_key(layout)));
     }
     out
 }
 
 /// Every statement for the traces tables (with the trace-id lookup and its view), in order.
 pub fn traces_statements(layout: Layout, o: &TableOptions) -> Vec<String> {
-    let l = local(o);
-    let mut out = traces_tables(layout, &l);
+    let mut out = traces_tables(layout, o);
     if o.cluster.is_some() {
-        out.push(distributed(o, &o.table, &l.table, "cityHash64(TraceId)"));
+        out.push(distributed(o, &o.table, TRACES_SHARD_KEY));
         out.push(distributed(
             o,
             &format!("{}_trace_id_ts", o.table),
-            &format!("{}_trace_id_ts", l.table),
-            "cityHash64(TraceId)",
+            TRACES_SHARD_KEY,
         ));
     }
     out
@@ -149,14 +175,12 @@ pub fn traces_statements(layout: Layout, o: &TableOptions) -> Vec<String> {
 
 /// Every statement for the five metric tables, in order.
 pub fn metrics_statements(layout: Layout, o: &TableOptions) -> Vec<String> {
-    let l = local(o);
     let mut out = Vec::new();
     for kind in MetricTable::ALL {
-        out.push(metrics_table(kind, layout, &l));
+        out.push(metrics_table(kind, layout, o));
         if o.cluster.is_some() {
             let name = format!("{}_{}", o.table, kind.suffix());
-            let local = format!("{}_{}", l.table, kind.suffix());
-            out.push(distributed(o, &name, &local, "rand()"));
+            out.push(distributed(o, &name, metrics_shard_key(layout)));
         }
     }
     out
@@ -171,10 +195,10 @@ pub fn create_database(o: &TableOptions) -> String {
     )
 }
 
-/// The `otel_logs` table.
+/// The `otel_logs` table (`otel_logs_local` on a cluster).
 pub fn logs_table(layout: Layout, o: &TableOptions) -> String {
     let columns: &[Column<LogField>] = LOG_COLUMNS;
-    let name = format!("{}.{}", ident(&o.database), ident(&o.table));
+    let name = format!("{}.{}", ident(&o.database), ident(&data_table(o, &o.table)));
     match layout {
         Layout::Modern => {
             let mut lines = column_lines(
@@ -222,13 +246,14 @@ pub fn logs_table(layout: Layout, o: &TableOptions) -> String {
     }
 }
 
-/// The `otel_traces` table, then the trace-id lookup table and the materialized view that feeds it.
+/// The `otel_traces` table, then the trace-id lookup table and the materialized view that feeds it
+/// (on a cluster, each server's view feeds its own `_local` lookup table from its `_local` spans).
 pub fn traces_tables(layout: Layout, o: &TableOptions) -> Vec<String> {
-    let name = format!("{}.{}", ident(&o.database), ident(&o.table));
+    let name = format!("{}.{}", ident(&o.database), ident(&data_table(o, &o.table)));
     let lookup = format!(
         "{}.{}",
         ident(&o.database),
-        ident(&format!("{}_trace_id_ts", o.table))
+        ident(&data_table(o, &format!("{}_trace_id_ts", o.table)))
     );
     let view = format!(
         "{}.{}",
@@ -283,12 +308,13 @@ pub fn traces_tables(layout: Layout, o: &TableOptions) -> Vec<String> {
     ]
 }
 
-/// One `otel_metrics_<kind>` table; `o.table` is the prefix (default `otel_metrics`).
+/// One `otel_metrics_<kind>` table (`_local` on a cluster); `o.table` is the prefix (default
+/// `otel_metrics`).
 pub fn metrics_table(kind: MetricTable, layout: Layout, o: &TableOptions) -> String {
     let name = format!(
         "{}.{}",
         ident(&o.database),
-        ident(&format!("{}_{}", o.table, kind.suffix()))
+        ident(&data_table(o, &format!("{}_{}", o.table, kind.suffix())))
     );
     let mut lines = column_lines(kind.columns(), layout, &[]);
     match layout {
@@ -371,23 +397,49 @@ mod tests {
         assert!(logs[0].contains("ReplicatedMergeTree("));
         assert_eq!(
             logs[1],
-            "CREATE TABLE IF NOT EXISTS `otel`.`otel_logs` ON CLUSTER `main` AS `otel`.`otel_logs_local` \
-             ENGINE = Distributed(`main`, `otel`, `otel_logs_local`, rand())"
+            format!(
+                "CREATE TABLE IF NOT EXISTS `otel`.`otel_logs` ON CLUSTER `main` AS `otel`.`otel_logs_local` \
+                 ENGINE = Distributed(`main`, `otel`, `otel_logs_local`, {})",
+                logs_shard_key(Layout::Modern)
+            )
         );
         o.table = "otel_traces".into();
         let traces = traces_statements(Layout::Modern, &o);
         assert_eq!(traces.len(), 5);
-        assert!(traces[2].contains("TO `otel`.`otel_traces_local_trace_id_ts`"));
-        assert!(traces[2].contains("FROM `otel`.`otel_traces_local`"));
-        assert!(traces[3].ends_with("cityHash64(TraceId))"));
-        o.table = "otel_metrics".into();
-        let metrics = metrics_statements(Layout::Modern, &o);
-        assert_eq!(metrics.len(), 10);
-        assert!(metrics[9].contains(
-            "`otel_metrics_summary` ON CLUSTER `main` AS `otel`.`otel_metrics_local_summary`"
+        assert!(traces[1].contains("`otel`.`otel_traces_trace_id_ts_local` ON CLUSTER"));
+        assert!(traces[2].starts_with(
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS `otel`.`otel_traces_trace_id_ts_mv` ON CLUSTER"
         ));
+        assert!(traces[2].contains("TO `otel`.`otel_traces_trace_id_ts_local`"));
+        assert!(traces[2].contains("FROM `otel`.`otel_traces_local`"));
+        assert!(traces[3].ends_with("`otel_traces_local`, cityHash64(TraceId))"));
+        assert!(traces[4].ends_with("`otel_traces_trace_id_ts_local`, cityHash64(TraceId))"));
+        o.table = "otel_metrics".into();
+        let metrics = metrics_statements(Layout::Portable, &o);
+        assert_eq!(metrics.len(), 10);
+        assert!(metrics[8].contains("`otel`.`otel_metrics_summary_local` ON CLUSTER"));
+        assert!(metrics[9].contains(
+            "`otel_metrics_summary` ON CLUSTER `main` AS `otel`.`otel_metrics_summary_local`"
+        ));
+        assert!(metrics[9].ends_with(&format!("{})", metrics_shard_key(Layout::Portable))));
         o.cluster = None;
         assert_eq!(metrics_statements(Layout::Modern, &o).len(), 5);
+        assert!(metrics_statements(Layout::Modern, &o)[0].contains("`otel`.`otel_metrics_gauge` ("));
+    }
+
+    #[test]
+    fn no_sharding_key_is_random() {
+        // A random key would split a retried insert differently, so deduplication could not drop it.
+        for layout in [Layout::Modern, Layout::Portable] {
+            for key in [
+                TRACES_SHARD_KEY,
+                logs_shard_key(layout),
+                metrics_shard_key(layout),
+            ] {
+                assert!(!key.contains("rand"), "{key}");
+            }
+            assert!(logs_shard_key(layout).ends_with("cityHash64(TraceId))"));
+        }
     }
 
     #[test]
