@@ -194,6 +194,55 @@ fn a_retried_insert_with_the_same_token_is_stored_once() {
     assert_eq!(rows[0]["n"], json!(6));
 }
 
+/// Effectively once after a crash: a durable record replayed is decoded afresh from the request bytes
+/// the log kept, and must come out as the same rows — so the same token — as the first time, or the
+/// server stores it again.
+#[test]
+fn a_record_decoded_again_after_a_crash_is_the_same_insert_and_stored_once() {
+    use prost::Message;
+    let request = opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest {
+        resource_logs: corpus(),
+    }
+    .encode_to_vec();
+    let rows = |encoder: &mut Encoder| {
+        let decoded =
+            opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest::decode(
+                request.as_slice(),
+            )
+            .unwrap();
+        let mut out = Vec::new();
+        encoder.logs(&decoded.resource_logs, Layout::Modern, &mut out);
+        out
+    };
+    let first = rows(&mut Encoder::default());
+    // Another process, whose encoder has served other batches before.
+    let mut busy = Encoder::default();
+    let mut other = Vec::new();
+    busy.logs(&fixtures::resource_logs(3, 50), Layout::Modern, &mut other);
+    let replayed = rows(&mut busy);
+    assert_eq!(first, replayed, "same record, same rows, byte for byte");
+    let token = |rows: &[u8]| format!("{:032x}", cityhash_rs::cityhash_102_128(rows));
+    assert_eq!(token(&first), token(&replayed));
+
+    let Some(py) = python() else { return };
+    let o = opts("otel_logs");
+    let ddl = vec![create_database(&o), logs_table(Layout::Modern, &o)];
+    let rows = load_repeated(
+        &py,
+        ddl,
+        "otel_logs",
+        insert_columns(LOG_COLUMNS, Layout::Modern),
+        &replayed,
+        "SELECT count() AS n FROM otel.otel_logs",
+        &["2", &token(&first)],
+    );
+    assert_eq!(
+        rows[0]["n"],
+        json!(6),
+        "the replay is recognised and dropped"
+    );
+}
+
 /// Spans with events and links (one with attributes, one without), kinds and statuses.
 fn spans() -> Vec<ResourceSpans> {
     let mut rs = fixtures::resource_spans(1, 4);

@@ -50,6 +50,9 @@ pub struct ClickHouse {
     /// Settings sent with every insert.
     settings: Vec<(&'static str, &'static str)>,
     dedup_token: bool,
+    /// The tables drop a block they have stored before: Replicated tables (a cluster) by the block's
+    /// checksum, a plain MergeTree on a server with `insert_deduplication_token` by the token.
+    deduplicates: bool,
     /// Reused row buffers, so steady-state encoding does not allocate them afresh.
     encoder: Mutex<(Encoder, Vec<u8>)>,
     tenancy: Option<Tenancy>,
@@ -216,6 +219,7 @@ impl ClickHouse {
                 .collect(),
             settings,
             dedup_token: (major, minor) >= (22, 2),
+            deduplicates: cfg.cluster.is_some() || (major, minor) >= (22, 2),
             encoder: Mutex::new((Encoder::default(), Vec::new())),
             tenancy: cfg.database_attribute.clone().map(|attribute| Tenancy {
                 attribute,
@@ -453,6 +457,10 @@ macro_rules! clickhouse_exporter {
             async fn send(&self, insert: &Insert) -> Result<(), ExportError> {
                 self.send_insert(insert).await
             }
+
+            fn deduplicates(&self) -> bool {
+                self.deduplicates
+            }
         }
     };
 }
@@ -491,6 +499,10 @@ impl Exporter<Metrics> for ClickHouse {
 
     async fn send(&self, insert: &Insert) -> Result<(), ExportError> {
         self.send_insert(insert).await
+    }
+
+    fn deduplicates(&self) -> bool {
+        self.deduplicates
     }
 }
 

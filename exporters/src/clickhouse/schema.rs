@@ -37,13 +37,15 @@ fn engine(o: &TableOptions) -> String {
     }
 }
 
-/// Lets `insert_deduplication_token` work on a plain MergeTree, so a retried insert is stored once
-/// (replicated tables deduplicate by default).
+/// How many recent inserts a table remembers, so one sent again is stored once: a retry, or a
+/// durable record replayed after a crash. Plain MergeTree needs it for `insert_deduplication_token`
+/// at all; Replicated tables deduplicate by default but remember only 100 blocks on older servers,
+/// a few seconds at a high insert rate, which a restart can outlast.
 fn dedup_window(o: &TableOptions) -> &'static str {
     if o.cluster.is_none() {
         ", non_replicated_deduplication_window = 1000"
     } else {
-        ""
+        ", replicated_deduplication_window = 1000"
     }
 }
 
