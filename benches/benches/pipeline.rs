@@ -5,22 +5,22 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
-use weir_exporters::{Blackhole, Exporter, FileExporter};
+use weir_exporters::{Blackhole, Exporter, JsonLines};
 use weir_pipeline::{fixtures, Batch, Chain, Logs, Signal, Traces};
 
-fn file_exporter(signal: weir_config::Signal) -> (FileExporter, tempfile::TempDir) {
+fn file_exporter(signal: weir_config::SignalKind) -> (JsonLines, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = weir_config::FileExporter {
         path: dir.path().display().to_string(),
         rotate_bytes: weir_config::ByteSize::mib(64),
         max_files: 1,
     };
-    (FileExporter::new(&cfg, signal).unwrap(), dir)
+    (JsonLines::new(&cfg, signal).unwrap(), dir)
 }
 
 fn bench_signal<S: Signal>(c: &mut Criterion, name: &str, body: Vec<u8>, items: usize)
 where
-    FileExporter: Exporter<S>,
+    JsonLines: Exporter<S>,
     Blackhole: Exporter<S>,
 {
     let chain = Chain::<S>::pass();

@@ -9,7 +9,7 @@
 
 mod tap;
 
-use crate::app::ShutdownSignal;
+use crate::shutdown::ShutdownSignal;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;

@@ -6,6 +6,7 @@ use crate::admin::{self, AdminState};
 use crate::intake::{Intake, SignalIntake};
 use crate::pipeline::{self, Destinations, SignalPipeline};
 use crate::reload::Policies;
+use crate::shutdown::ShutdownSignal;
 use crate::{grpc, http};
 use std::future::Future;
 use std::sync::atomic::Ordering;
@@ -15,21 +16,6 @@ use tokio::task::JoinHandle;
 use weir_config::Config;
 use weir_pipeline::metrics::Registry;
 use weir_pipeline::{Logs, Metrics, Traces};
-
-/// Resolves when shutdown begins; cheap to clone into every server.
-#[derive(Clone)]
-pub struct ShutdownSignal(watch::Receiver<bool>);
-
-impl ShutdownSignal {
-    pub fn new() -> (watch::Sender<bool>, Self) {
-        let (tx, rx) = watch::channel(false);
-        (tx, ShutdownSignal(rx))
-    }
-
-    pub async fn wait(mut self) {
-        let _ = self.0.wait_for(|stop| *stop).await;
-    }
-}
 
 /// Runs Weir until `stop` resolves, then shuts down cleanly.
 pub async fn run(
@@ -97,10 +83,16 @@ pub async fn run(
     // The workers are now the tail queue's only senders, so it closes when they end.
     build.tail = None;
     let mut pipelines = build.pipelines;
-    // Span metrics count in the traces pipeline and flush into the metrics one, built last.
+    // Span metrics count in the traces pipeline and flush into the metrics one, built last. Its
+    // flusher is joined at shutdown like a pipeline's workers.
     let span_metrics = crate::span_metrics::start(&policies, &intake)?;
     let hold_metrics = span_metrics.is_some();
-    pipelines.extend(span_metrics);
+    pipelines.extend(span_metrics.map(|flusher| SignalPipeline {
+        workers: vec![flusher],
+        deliveries: Vec::new(),
+        queues: Vec::new(),
+        spills: Vec::new(),
+    }));
 
     let (stop_receivers, receivers_signal) = ShutdownSignal::new();
     let mut receivers: Vec<JoinHandle<()>> = Vec::new();

@@ -99,7 +99,7 @@ impl Auth {
     /// The tenant of a request's token, or `None` (counted) when it has no known one.
     pub fn check(
         &self,
-        transport: crate::intake::Transport,
+        transport: crate::receive::Transport,
         authorization: Option<&str>,
         api_key: Option<&str>,
     ) -> Option<Tenant> {

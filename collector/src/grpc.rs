@@ -4,11 +4,12 @@
 //! `INVALID_ARGUMENT` with prost's reason (tonic's default says `INTERNAL`), and so the encoded size of
 //! the request, its weight in the intake queue, comes for free from the frame length.
 
-use crate::app::ShutdownSignal;
 use crate::auth::Tenant;
 use crate::decode::Format;
 use crate::durable::record::{Encoding, Raw};
-use crate::intake::{Intake, IntakeFor, Refused, Transport, RETRY_AFTER};
+use crate::intake::{Intake, IntakeFor};
+use crate::receive::{Refused, Transport, RETRY_AFTER};
+use crate::shutdown::ShutdownSignal;
 use crate::wire::Wire;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -293,8 +294,18 @@ fn service<S: Wire>(
     OtlpService {
         intake: intake.clone(),
         max_message_bytes: cfg.max_request_bytes.as_usize(),
-        malformed: crate::http::refused_requests(registry, S::KIND.as_str(), "grpc", "malformed"),
-        too_large: crate::http::refused_requests(registry, S::KIND.as_str(), "grpc", "too_large"),
+        malformed: crate::receive::refused_requests(
+            registry,
+            S::KIND.as_str(),
+            "grpc",
+            "malformed",
+        ),
+        too_large: crate::receive::refused_requests(
+            registry,
+            S::KIND.as_str(),
+            "grpc",
+            "too_large",
+        ),
         _signal: PhantomData,
     }
 }

@@ -1,10 +1,11 @@
 //! OTLP/HTTP receiver: `POST /v1/traces|/v1/logs|/v1/metrics` with protobuf or JSON bodies, gzip or zstd.
 //! Responses use the request's content type; errors carry a `google.rpc.Status` body.
 
-use crate::app::ShutdownSignal;
 use crate::decode::{self, BodyError, Format};
 use crate::durable::record::{Encoding, Raw};
-use crate::intake::{Intake, IntakeFor, Refused, Transport, RETRY_AFTER};
+use crate::intake::{Intake, IntakeFor};
+use crate::receive::{Refused, Transport, RETRY_AFTER};
+use crate::shutdown::ShutdownSignal;
 use crate::wire::Wire;
 use axum::body::Body;
 use axum::extract::State;
@@ -17,7 +18,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use weir_config::HttpReceiver;
-use weir_pipeline::metrics::{Counter, Registry};
+use weir_pipeline::metrics::Registry;
 use weir_pipeline::{Logs, Metrics, Traces};
 
 /// Bodies larger than this (as sent) are decompressed and decoded off the async worker threads.
@@ -258,22 +259,8 @@ fn unavailable(format: Format, message: &str) -> Response {
     r
 }
 
-/// Counts requests refused before their items could be counted (bad content type, encoding, size, body).
-pub fn refused_requests(
-    registry: &Registry,
-    signal: &str,
-    transport: &str,
-    reason: &str,
-) -> Counter {
-    registry.counter(
-        "weir_receiver_refused_requests_total",
-        "Requests refused before decoding finished (bad content type, encoding, size or body), by reason.",
-        &[("signal", signal), ("transport", transport), ("reason", reason)],
-    )
-}
-
 fn refuse<S: Wire>(state: &HttpState, e: BodyError, format: Format) -> Response {
-    refused_requests(&state.registry, S::KIND.as_str(), "http", e.reason()).inc();
+    crate::receive::refused_requests(&state.registry, S::KIND.as_str(), "http", e.reason()).inc();
     let (status, code) = match e {
         BodyError::UnsupportedMediaType(_) | BodyError::UnsupportedEncoding(_) => {
             (StatusCode::UNSUPPORTED_MEDIA_TYPE, 3)

@@ -6,52 +6,13 @@
 use crate::budget::{Admission, MemoryBudget};
 use crate::durable::record::Raw;
 use crate::durable::Durable;
+use crate::receive::{Accepted, Refused, Transport};
 use crate::tenant::Stamp;
 use crate::wire::Wire;
 use std::sync::Arc;
 use std::time::Duration;
 use weir_pipeline::metrics::{Counter, Registry};
 use weir_pipeline::{Batch, SendError, Sender};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    Grpc,
-    Http,
-}
-
-impl Transport {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::Grpc => "grpc",
-            Transport::Http => "http",
-        }
-    }
-}
-
-/// What the client is told on success: how many items were refused, and why.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Accepted {
-    pub rejected: usize,
-    pub message: String,
-}
-
-/// Why nothing was accepted; both are retryable for the client.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Refused {
-    /// The intake queue stayed full for the whole enqueue timeout.
-    Full,
-    /// The pipeline is shutting down.
-    Closed,
-    /// No exporter takes this signal, so nothing would ever deliver it; not retryable.
-    NoPipeline,
-    /// The durable log could not write (a disk error); retryable.
-    Unavailable,
-    /// Larger than one durable log record may be; not retryable.
-    TooLarge,
-}
-
-/// How long a refused client should wait before retrying; sent as `RetryInfo` / `Retry-After`.
-pub const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 struct TransportCounters {
     accepted: Counter,

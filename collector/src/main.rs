@@ -1,11 +1,20 @@
 //! `weir`: the OTLP collector binary.
 //!
 //! # Layout
-//! - [`app`]: wiring, run, front-to-back shutdown.
+//! - [`app`]: wiring, run, front-to-back shutdown; [`shutdown`]: the signal every server waits on.
 //! - [`pipeline`] and [`workers`]: one pipeline per signal, stage worker threads, exporter routes.
-//! - [`intake`]: what both receivers share: validation, enqueue with bounded wait, acknowledgement.
-//! - [`grpc`], [`http`], [`decode`], [`wire`]: the OTLP receivers and their per-signal details.
-//! - [`admin`]: `/metrics`, `/healthz`, `/readyz`, `/admin/reload`; [`reload`]: live policy swaps.
+//! - [`tail`] and [`span_metrics`]: wiring for the tail sampler and span metrics between pipelines.
+//! - [`spill`]: an exporter's own log on disk for `overflow: spill`.
+//! - [`intake`]: what both receivers share: validation, enqueue with bounded wait, acknowledgement;
+//!   [`receive`]: the words receivers, intake, auth and the durable log share (transport, refusals).
+//! - [`durable`]: the write-ahead log in front of the intake queue (durable mode).
+//! - [`grpc`], [`http`], [`decode`], [`wire`], [`tls`]: the OTLP receivers and their per-signal details.
+//! - [`auth`] and [`tenant`]: ingest tokens, and the tenant stamped on every resource.
+//! - [`budget`]: `memory_limit`, enforced at the front door.
+//! - [`admin`]: `/metrics`, `/healthz`, `/readyz`, `/admin/reload`, `/admin/tap`; [`reload`]: live
+//!   policy swaps.
+//! - [`ops`]: `weir tap` and `weir top`; [`migrate`]: `weir migrate --from otelcol`.
+//! - `fuzz` (tests only): the intake's parsers under proptest.
 
 /// Batches are decoded on receiver threads and freed on worker and delivery threads; glibc's malloc
 /// spent a third of the profile on that (and its arena locks a quarter more). mimalloc frees to the
@@ -29,7 +38,9 @@ mod intake;
 mod migrate;
 mod ops;
 mod pipeline;
+mod receive;
 mod reload;
+mod shutdown;
 mod span_metrics;
 mod spill;
 mod tail;

@@ -1,12 +1,12 @@
 //! Assembles one signal's pipeline from config: intake queue → stage workers → one queue and delivery
 //! loop per exporter. Adding an exporter kind means one arm in [`spawn_exporter`].
 
-use crate::app::ShutdownSignal;
 use crate::reload::Policies;
+use crate::shutdown::ShutdownSignal;
 use crate::spill::{self, Spill};
 use crate::tail::TailLink;
 use crate::wire::Wire;
-use crate::workers::{self, Outlet, Route};
+use crate::workers::{self, register_queue, Outlet, Route};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use tokio::task::JoinHandle as TaskHandle;
@@ -14,15 +14,12 @@ use weir_config::{ClickHouseExporter as ClickHouseConfig, LokiExporter as LokiCo
 use weir_config::{Config, ExporterConfig, ExporterKind, Overflow};
 use weir_exporters::clickhouse::ClickHouse;
 use weir_exporters::loki::Loki;
-use weir_exporters::otlp::{route::Route as Routable, Otlp};
-use weir_exporters::{
-    deliver, Blackhole, DeliveryMetrics, DeliverySettings, Exporter, FileExporter,
-};
+use weir_exporters::otlp::{route::OtlpRoute, Otlp};
+use weir_exporters::{deliver, Blackhole, DeliveryMetrics, DeliverySettings, Exporter, JsonLines};
 use weir_pipeline::metrics::Registry;
 use weir_pipeline::queue::{Limits, QueueStats};
-use weir_pipeline::stages::{normalize::Normalize, redact::Redact, sample::Sample};
 use weir_pipeline::{bounded, Batch, Chain, Receiver, Sender};
-use weir_pipeline::{Logs, Metrics, Signal, Stage, Traces};
+use weir_pipeline::{Logs, Metrics, Traces};
 
 /// A running signal pipeline, for shutdown.
 pub struct SignalPipeline {
@@ -157,7 +154,7 @@ impl Stages for Logs {
         registry: &Arc<Registry>,
         policies: &Policies,
     ) -> anyhow::Result<Chain<Self>> {
-        standard_chain(config, registry, policies)
+        crate::reload::standard_chain(config, registry, policies)
     }
 
     /// With tail sampling, records that carry a trace id can be held with their trace
@@ -183,7 +180,7 @@ impl Stages for Traces {
         registry: &Arc<Registry>,
         policies: &Policies,
     ) -> anyhow::Result<Chain<Self>> {
-        let mut chain = standard_chain(config, registry, policies)?;
+        let mut chain = crate::reload::standard_chain(config, registry, policies)?;
         if let Some(stage) = crate::span_metrics::stage(config, registry, policies) {
             chain.insert_before("sample", Box::new(stage));
         }
@@ -205,34 +202,6 @@ impl Stages for Traces {
         let (outlet, thread) = link.traces_outlet(routes, registry)?;
         Ok((outlet, Some(thread)))
     }
-}
-
-/// Normalize, then Sample, then Redact: sampling decides on canonical trace context, and redaction
-/// only spends time on what is kept. All three are always in the chain (a disabled stage passes
-/// batches through), so a reload can change any of them.
-pub(crate) fn standard_chain<S: Signal>(
-    config: &Config,
-    registry: &Arc<Registry>,
-    policies: &Policies,
-) -> anyhow::Result<Chain<S>>
-where
-    Normalize: Stage<S>,
-    Sample: Stage<S>,
-    Redact: Stage<S>,
-{
-    let set = policies.set(config).map_err(anyhow::Error::msg)?;
-    Ok(Chain::with_policies(
-        vec![
-            Box::new(policies.normalize(config, registry)),
-            Box::new(policies.sample(config, registry)),
-            Box::new(
-                policies
-                    .redact(config, registry)
-                    .map_err(anyhow::Error::msg)?,
-            ),
-        ],
-        set,
-    ))
 }
 
 /// Everything a delivery loop needs besides the exporter itself.
@@ -258,7 +227,7 @@ impl<S: Wire> Delivery<S> {
 }
 
 /// Destinations that take only some signals: each signal says which it can build.
-pub trait Destinations: Stages + Routable {
+pub trait Destinations: Stages + OtlpRoute {
     fn clickhouse(
         cfg: &ClickHouseConfig,
         delivery: Delivery<Self>,
@@ -329,7 +298,7 @@ async fn spawn_exporter<S: Destinations>(
     };
     match cfg.kind() {
         Some(ExporterKind::File(f)) => {
-            let exporter = FileExporter::new(f, S::KIND)
+            let exporter = JsonLines::new(f, S::KIND)
                 .map_err(|e| anyhow::anyhow!("exporters.{name}.file: {e}"))?;
             Ok(delivery.spawn(exporter))
         }
@@ -344,35 +313,4 @@ async fn spawn_exporter<S: Destinations>(
         }
         None => anyhow::bail!("exporters.{name}: no destination configured"),
     }
-}
-
-pub(crate) fn register_queue(registry: &Registry, queue: &str, signal: &str, stats: QueueStats) {
-    let labels: &[(&'static str, &str)] = &[("queue", queue), ("signal", signal)];
-    let limits = stats.limits();
-    let s = stats.clone();
-    registry.gauge_fn(
-        "weir_queue_items",
-        "Items waiting in a queue.",
-        labels,
-        move || s.items() as f64,
-    );
-    let s = stats;
-    registry.gauge_fn(
-        "weir_queue_bytes",
-        "Encoded bytes waiting in a queue.",
-        labels,
-        move || s.bytes() as f64,
-    );
-    registry.gauge_fn(
-        "weir_queue_capacity_items",
-        "Most items a queue holds.",
-        labels,
-        move || limits.max_items as f64,
-    );
-    registry.gauge_fn(
-        "weir_queue_capacity_bytes",
-        "Most encoded bytes a queue holds.",
-        labels,
-        move || limits.max_bytes as f64,
-    );
 }

@@ -13,12 +13,13 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use weir_config::Config;
+use weir_pipeline::metrics::Registry;
 use weir_pipeline::policy::PolicySet;
 use weir_pipeline::stages::normalize::{Normalize, NormalizePolicy};
 use weir_pipeline::stages::redact::{Redact, RedactPolicy};
 use weir_pipeline::stages::sample::{Sample, SamplePolicy};
 use weir_pipeline::tail::{policy::TailPolicy, TailSampler};
-use weir_pipeline::HotSwap;
+use weir_pipeline::{Chain, HotSwap, Signal, Stage};
 
 #[derive(Default)]
 pub struct Policies {
@@ -200,6 +201,34 @@ impl Policies {
     }
 }
 
+/// Normalize, then Sample, then Redact: sampling decides on canonical trace context, and redaction
+/// only spends time on what is kept. All three are always in the chain (a disabled stage passes
+/// batches through), so a reload can change any of them.
+pub fn standard_chain<S: Signal>(
+    config: &Config,
+    registry: &Arc<Registry>,
+    policies: &Policies,
+) -> anyhow::Result<Chain<S>>
+where
+    Normalize: Stage<S>,
+    Sample: Stage<S>,
+    Redact: Stage<S>,
+{
+    let set = policies.set(config).map_err(anyhow::Error::msg)?;
+    Ok(Chain::with_policies(
+        vec![
+            Box::new(policies.normalize(config, registry)),
+            Box::new(policies.sample(config, registry)),
+            Box::new(
+                policies
+                    .redact(config, registry)
+                    .map_err(anyhow::Error::msg)?,
+            ),
+        ],
+        set,
+    ))
+}
+
 /// Every stage policy of `config`, as version `version`.
 /// `tail_running`: whether a tail sampler was started; without one, records with a trace id cannot
 /// be held with their trace, so `logs: with_trace` must not let them skip the log rules.
@@ -277,7 +306,7 @@ mod tests {
         let policies = Arc::new(Policies::new(Some(path)));
         let registry = weir_pipeline::metrics::Registry::new();
         let first = weir_config::parse(&config(0), "t", |_| None).unwrap();
-        let chain = crate::pipeline::standard_chain::<Logs>(&first, &registry, &policies).unwrap();
+        let chain = standard_chain::<Logs>(&first, &registry, &policies).unwrap();
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let storm = {
             let (policies, stop) = (policies.clone(), stop.clone());

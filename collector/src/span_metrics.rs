@@ -7,7 +7,6 @@
 //! final totals; then the flusher closes it. So a clean shutdown loses no counted span.
 
 use crate::intake::Intake;
-use crate::pipeline::SignalPipeline;
 use crate::reload::Policies;
 use std::sync::Arc;
 use weir_config::Config;
@@ -32,9 +31,12 @@ pub fn stage(
     Some(metrics.stage())
 }
 
-/// Starts the flusher once the metrics pipeline exists; `None` without span metrics. Returned as a
-/// pipeline so shutdown joins it with the others.
-pub fn start(policies: &Policies, intake: &Arc<Intake>) -> anyhow::Result<Option<SignalPipeline>> {
+/// Starts the flusher once the metrics pipeline exists; `None` without span metrics. The caller joins
+/// its thread at shutdown with the pipelines' workers.
+pub fn start(
+    policies: &Policies,
+    intake: &Arc<Intake>,
+) -> anyhow::Result<Option<std::thread::JoinHandle<()>>> {
     let Some(metrics) = policies.span_metrics.get() else {
         return Ok(None);
     };
@@ -48,10 +50,5 @@ pub fn start(policies: &Policies, intake: &Arc<Intake>) -> anyhow::Result<Option
         interval = ?metrics.interval(),
         "span metrics: counting every span before sampling"
     );
-    Ok(Some(SignalPipeline {
-        workers: vec![flusher],
-        deliveries: Vec::new(),
-        queues: Vec::new(),
-        spills: Vec::new(),
-    }))
+    Ok(Some(flusher))
 }

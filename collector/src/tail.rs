@@ -3,9 +3,8 @@
 //! which hands kept items to each signal's exporters. The logs pipeline is built first, so its
 //! exporters' routes are here when the traces pipeline starts the thread.
 
-use crate::pipeline::register_queue;
 use crate::reload::Policies;
-use crate::workers::{fan_out, Outlet, Route};
+use crate::workers::{fan_out, register_queue, Outlet, Route};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use weir_config::Config;
@@ -31,7 +30,7 @@ impl TailLink {
         let traced = config.exporters.values();
         if !traced
             .into_iter()
-            .any(|e| e.receives(weir_config::Signal::Traces))
+            .any(|e| e.receives(weir_config::SignalKind::Traces))
         {
             return None;
         }

@@ -5,6 +5,7 @@ use crate::spill::Spill;
 use std::sync::Arc;
 use weir_config::Overflow;
 use weir_pipeline::metrics::{Counter, Registry};
+use weir_pipeline::queue::QueueStats;
 use weir_pipeline::{Batch, Chain, Receiver, SendError, Sender, Signal, TrySendError};
 
 /// The way from the stage workers into one exporter's queue.
@@ -166,6 +167,38 @@ pub fn fan_out<S: Signal>(routes: &[Route<S>], batch: Batch<S>) {
         }
         last.push(batch);
     }
+}
+
+/// Gauges for one queue (intake, tail sampler or exporter): items and bytes waiting, and its limits.
+pub fn register_queue(registry: &Registry, queue: &str, signal: &str, stats: QueueStats) {
+    let labels: &[(&'static str, &str)] = &[("queue", queue), ("signal", signal)];
+    let limits = stats.limits();
+    let s = stats.clone();
+    registry.gauge_fn(
+        "weir_queue_items",
+        "Items waiting in a queue.",
+        labels,
+        move || s.items() as f64,
+    );
+    let s = stats;
+    registry.gauge_fn(
+        "weir_queue_bytes",
+        "Encoded bytes waiting in a queue.",
+        labels,
+        move || s.bytes() as f64,
+    );
+    registry.gauge_fn(
+        "weir_queue_capacity_items",
+        "Most items a queue holds.",
+        labels,
+        move || limits.max_items as f64,
+    );
+    registry.gauge_fn(
+        "weir_queue_capacity_bytes",
+        "Most encoded bytes a queue holds.",
+        labels,
+        move || limits.max_bytes as f64,
+    );
 }
 
 #[cfg(test)]

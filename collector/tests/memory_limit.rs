@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use weir_faults::{Fault, Proxy};
 use weir_loadtest::transport::{Client, Outcome, Protocol, Target};
-use weir_loadtest::workload::{Signal, Workload};
+use weir_loadtest::workload::{LoadSignal, Workload};
 
 const LIMIT_MIB: u64 = 128;
 /// One flood at a time: two would share the two cores and neither would reach the limit.
@@ -34,7 +34,7 @@ struct Flood {
 fn flood(
     weir: &Weir,
     protocol: Protocol,
-    signal: Signal,
+    signal: LoadSignal,
     connections: usize,
     duration: Duration,
 ) -> Flood {
@@ -189,7 +189,7 @@ fn a_hung_upstream_fills_memory_to_the_limit_and_no_further_and_loses_nothing() 
     let f = flood(
         &edge,
         Protocol::Grpc,
-        Signal::Logs,
+        LoadSignal::Logs,
         8,
         Duration::from_secs(10),
     );
@@ -228,7 +228,7 @@ fn tail_sampling_holding_spans_stays_within_the_limit_and_keeps_ingesting() {
     let f = flood(
         &weir,
         Protocol::Http,
-        Signal::Traces,
+        LoadSignal::Traces,
         8,
         Duration::from_secs(10),
     );

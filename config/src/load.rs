@@ -236,7 +236,7 @@ fn validate(c: &Config) -> Result<(), Invalid> {
         if limit.max_keys == 0 {
             return Err(invalid(format!("{path}.max_keys"), "must be at least 1"));
         }
-        if limit.signal == crate::Signal::Metrics {
+        if limit.signal == crate::SignalKind::Metrics {
             return Err(invalid(
                 format!("{path}.signal"),
                 "rate limits apply to traces and logs",
@@ -289,7 +289,7 @@ fn validate(c: &Config) -> Result<(), Invalid> {
         && !c
             .exporters
             .values()
-            .any(|e| e.receives(crate::Signal::Traces))
+            .any(|e| e.receives(crate::SignalKind::Traces))
     {
         return Err(invalid(
             "pipeline.sample.tail.logs",
@@ -750,7 +750,7 @@ fn exporter(path: &str, e: &ExporterConfig) -> Result<(), Invalid> {
             ));
         }
         if let Some(s) = &e.signals {
-            if s.iter().any(|s| *s != crate::Signal::Logs) {
+            if s.iter().any(|s| *s != crate::SignalKind::Logs) {
                 return Err(invalid(
                     format!("{path}.signals"),
                     "the loki exporter takes only logs",
@@ -1001,7 +1001,7 @@ mod tests {
         assert_eq!(f.queue.overflow, Overflow::DropNewest);
         assert_eq!(f.batch().max_age.0, std::time::Duration::from_millis(50));
         assert_eq!(f.batch().max_bytes, crate::ByteSize(100));
-        assert!(f.receives(crate::Signal::Logs) && !f.receives(crate::Signal::Traces));
+        assert!(f.receives(crate::SignalKind::Logs) && !f.receives(crate::SignalKind::Traces));
     }
 
     #[test]

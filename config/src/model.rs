@@ -37,7 +37,7 @@ impl Config {
     /// being read and batches being sent: the memory this config asks for.
     pub fn derived_memory_limit(&self) -> u64 {
         const WORKING_SET: u64 = 64 << 20;
-        let signals = [Signal::Traces, Signal::Logs, Signal::Metrics];
+        let signals = [SignalKind::Traces, SignalKind::Logs, SignalKind::Metrics];
         let queues: u64 = signals
             .iter()
             .map(|&s| {
@@ -421,7 +421,7 @@ impl StatusCodeName {
 #[serde(deny_unknown_fields)]
 pub struct RateLimitConfig {
     pub name: String,
-    pub signal: Signal,
+    pub signal: SignalKind,
     #[serde(default = "defaults::rate_limit_key")]
     pub key: String,
     pub items_per_second: f64,
@@ -563,19 +563,19 @@ pub struct QueueLimits {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Signal {
+pub enum SignalKind {
     Traces,
     Logs,
     Metrics,
 }
 
-impl Signal {
-    pub const ALL: [Signal; 3] = [Signal::Traces, Signal::Logs, Signal::Metrics];
+impl SignalKind {
+    pub const ALL: [SignalKind; 3] = [SignalKind::Traces, SignalKind::Logs, SignalKind::Metrics];
     pub fn as_str(self) -> &'static str {
         match self {
-            Signal::Traces => "traces",
-            Signal::Logs => "logs",
-            Signal::Metrics => "metrics",
+            SignalKind::Traces => "traces",
+            SignalKind::Logs => "logs",
+            SignalKind::Metrics => "metrics",
         }
     }
 }
@@ -590,7 +590,7 @@ pub struct ExporterConfig {
     pub loki: Option<LokiExporter>,
     pub otlp: Option<OtlpExporter>,
     /// Signals this exporter receives; default: all it supports.
-    pub signals: Option<Vec<Signal>>,
+    pub signals: Option<Vec<SignalKind>>,
     #[serde(default)]
     pub queue: ExporterQueue,
     #[serde(default)]
@@ -674,14 +674,14 @@ impl ExporterConfig {
     }
 
     /// Signals the destination can take.
-    pub fn supports(&self, signal: Signal) -> bool {
+    pub fn supports(&self, signal: SignalKind) -> bool {
         match self.kind() {
-            Some(ExporterKind::Loki(_)) => signal == Signal::Logs,
+            Some(ExporterKind::Loki(_)) => signal == SignalKind::Logs,
             _ => true,
         }
     }
 
-    pub fn receives(&self, signal: Signal) -> bool {
+    pub fn receives(&self, signal: SignalKind) -> bool {
         self.supports(signal) && self.signals.as_ref().is_none_or(|s| s.contains(&signal))
     }
 }

@@ -4,7 +4,7 @@
 //! Kept in its own file because it is checked against the whole config (it needs an exporter that
 //! takes traces and one that takes metrics), not just its own keys.
 
-use crate::model::{Config, Signal};
+use crate::model::{Config, SignalKind};
 use crate::units::Duration;
 use serde::Deserialize;
 
@@ -114,13 +114,13 @@ pub fn check(c: &Config) -> Result<(), (String, String)> {
         }
     }
     let takes = |signal| c.exporters.values().any(|e| e.receives(signal));
-    if !takes(Signal::Traces) {
+    if !takes(SignalKind::Traces) {
         return invalid(
             PATH.into(),
             "counts spans on their way to an exporter, so an exporter must take traces",
         );
     }
-    if !takes(Signal::Metrics) {
+    if !takes(SignalKind::Metrics) {
         return invalid(
             PATH.into(),
             "emits metrics into the metrics pipeline, so an exporter must take metrics",

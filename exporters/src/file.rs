@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use weir_pipeline::{Batch, Signal};
 
-pub struct FileExporter {
+/// The `file` destination (configured by [`weir_config::FileExporter`]): OTLP/JSON lines, rotated.
+pub struct JsonLines {
     state: Arc<Mutex<FileState>>,
 }
 
@@ -28,11 +29,11 @@ struct FileState {
     written: u64,
 }
 
-impl FileExporter {
+impl JsonLines {
     /// Creates the directory if needed; the file itself is opened on first write.
     pub fn new(
         cfg: &weir_config::FileExporter,
-        signal: weir_config::Signal,
+        signal: weir_config::SignalKind,
     ) -> Result<Self, ExportError> {
         let dir = PathBuf::from(&cfg.path);
         fs::create_dir_all(&dir).map_err(|e| {
@@ -41,7 +42,7 @@ impl FileExporter {
                 format!("cannot create directory {}: {e}", dir.display()),
             )
         })?;
-        Ok(FileExporter {
+        Ok(JsonLines {
             state: Arc::new(Mutex::new(FileState {
                 dir,
                 signal: signal.as_str(),
@@ -54,7 +55,7 @@ impl FileExporter {
     }
 
     /// The path of the live file for `signal` under `dir`.
-    pub fn live_path(dir: &Path, signal: weir_config::Signal) -> PathBuf {
+    pub fn live_path(dir: &Path, signal: weir_config::SignalKind) -> PathBuf {
         dir.join(format!("{}.jsonl", signal.as_str()))
     }
 }
@@ -132,7 +133,7 @@ impl FileState {
     }
 }
 
-impl<S: Signal> Exporter<S> for FileExporter {
+impl<S: Signal> Exporter<S> for JsonLines {
     type Request = Bytes;
 
     fn kind(&self) -> &'static str {
@@ -170,7 +171,7 @@ impl<S: Signal> Exporter<S> for FileExporter {
 mod tests {
     use super::*;
     use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-    use weir_config::{ByteSize, Signal as Kind};
+    use weir_config::{ByteSize, SignalKind};
     use weir_pipeline::{fixtures, Logs, Traces};
 
     fn cfg(dir: &Path, rotate: u64, max_files: usize) -> weir_config::FileExporter {
@@ -181,7 +182,7 @@ mod tests {
         }
     }
 
-    async fn write(e: &FileExporter, batch: Batch<Logs>) {
+    async fn write(e: &JsonLines, batch: Batch<Logs>) {
         for r in Exporter::<Logs>::encode(e, batch).unwrap() {
             Exporter::<Logs>::send(e, &r.request).await.unwrap();
         }
@@ -191,7 +192,7 @@ mod tests {
     async fn a_torn_last_line_from_a_crash_is_ended_before_writing_on() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("logs.jsonl"), "{\"resourceLogs\":[{\"torn").unwrap();
-        let e = FileExporter::new(&cfg(dir.path(), 1 << 30, 2), Kind::Logs).unwrap();
+        let e = JsonLines::new(&cfg(dir.path(), 1 << 30, 2), SignalKind::Logs).unwrap();
         write(&e, Batch::measured(fixtures::resource_logs(1, 2))).await;
         let text = fs::read_to_string(dir.path().join("logs.jsonl")).unwrap();
         let lines: Vec<&str> = text.lines().collect();
@@ -202,7 +203,7 @@ mod tests {
     #[tokio::test]
     async fn writes_otlp_json_lines_that_round_trip() {
         let dir = tempfile::tempdir().unwrap();
-        let e = FileExporter::new(&cfg(dir.path(), 1 << 30, 2), Kind::Logs).unwrap();
+        let e = JsonLines::new(&cfg(dir.path(), 1 << 30, 2), SignalKind::Logs).unwrap();
         let resources = fixtures::resource_logs(2, 3);
         write(&e, Batch::measured(resources.clone())).await;
         let text = fs::read_to_string(dir.path().join("logs.jsonl")).unwrap();
@@ -223,13 +224,13 @@ mod tests {
     async fn rotates_by_size_and_keeps_max_files() {
         let dir = tempfile::tempdir().unwrap();
         let one = Exporter::<Logs>::encode(
-            &FileExporter::new(&cfg(dir.path(), 1, 1), Kind::Logs).unwrap(),
+            &JsonLines::new(&cfg(dir.path(), 1, 1), SignalKind::Logs).unwrap(),
             Batch::measured(fixtures::resource_logs(1, 1)),
         )
         .unwrap()[0]
             .request
             .len() as u64;
-        let e = FileExporter::new(&cfg(dir.path(), one * 2, 2), Kind::Logs).unwrap();
+        let e = JsonLines::new(&cfg(dir.path(), one * 2, 2), SignalKind::Logs).unwrap();
         for _ in 0..7 {
             write(&e, Batch::measured(fixtures::resource_logs(1, 1))).await;
         }
@@ -258,11 +259,11 @@ mod tests {
     #[tokio::test]
     async fn one_file_per_signal() {
         let dir = tempfile::tempdir().unwrap();
-        let t = FileExporter::new(&cfg(dir.path(), 1 << 30, 2), Kind::Traces).unwrap();
+        let t = JsonLines::new(&cfg(dir.path(), 1 << 30, 2), SignalKind::Traces).unwrap();
         let r = Exporter::<Traces>::encode(&t, Batch::measured(fixtures::resource_spans(1, 2)))
             .unwrap();
         Exporter::<Traces>::send(&t, &r[0].request).await.unwrap();
-        assert!(FileExporter::live_path(dir.path(), Kind::Traces).exists());
+        assert!(JsonLines::live_path(dir.path(), SignalKind::Traces).exists());
         assert!(!dir.path().join("logs.jsonl").exists());
     }
 }

@@ -26,4 +26,4 @@ pub mod text;
 pub use blackhole::Blackhole;
 pub use delivery::{deliver, DeliveryMetrics, DeliverySettings};
 pub use exporter::{Encoded, ExportError, Exporter, Retry};
-pub use file::FileExporter;
+pub use file::JsonLines;

@@ -122,7 +122,7 @@ async fn missing_tables_and_schema_errors_are_reported_not_retried() {
     post(&url, &format!("CREATE DATABASE IF NOT EXISTS {db}"), b"").unwrap();
     let cfg = exporter_config(&url, &db);
 
-    let Err(e) = ClickHouse::connect(&cfg, weir_config::Signal::Logs).await else {
+    let Err(e) = ClickHouse::connect(&cfg, weir_config::SignalKind::Logs).await else {
         panic!("a missing table must stop start-up");
     };
     assert!(
@@ -138,7 +138,7 @@ async fn missing_tables_and_schema_errors_are_reported_not_retried() {
         b"",
     )
     .unwrap();
-    let ch = ClickHouse::connect(&cfg, weir_config::Signal::Logs)
+    let ch = ClickHouse::connect(&cfg, weir_config::SignalKind::Logs)
         .await
         .unwrap();
     let batch =
@@ -171,7 +171,7 @@ async fn tenant_databases_are_created_and_filled_on_a_real_server() {
     );
     let cfg = weir_config::parse(&yaml, "t.yaml", |_| None).unwrap();
     let ch_cfg = cfg.exporters["ch"].clickhouse.clone().unwrap();
-    let ch = ClickHouse::connect(&ch_cfg, weir_config::Signal::Logs)
+    let ch = ClickHouse::connect(&ch_cfg, weir_config::SignalKind::Logs)
         .await
         .unwrap();
     let mut logs = fixtures::resource_logs(3, 10);
@@ -232,7 +232,7 @@ async fn a_tenant_whose_ddl_hangs_does_not_stall_the_others() {
     let cfg = weir_config::parse(&yaml, "t.yaml", |_| None).unwrap();
     let ch_cfg = cfg.exporters["ch"].clickhouse.clone().unwrap();
     let ch = std::sync::Arc::new(
-        ClickHouse::connect(&ch_cfg, weir_config::Signal::Logs)
+        ClickHouse::connect(&ch_cfg, weir_config::SignalKind::Logs)
             .await
             .unwrap(),
     );

@@ -2,7 +2,7 @@
 //! (minus any items its `partial_success` rejected), refused (a retryable status: the target pushed
 //! back), or failed.
 
-use crate::workload::{Payload, Signal};
+use crate::workload::{LoadSignal, Payload};
 use bytes::{Buf, BufMut, Bytes};
 use http_body_util::{BodyExt, Full};
 use prost::Message;
@@ -134,7 +134,7 @@ pub enum Client {
 }
 
 impl Client {
-    pub async fn connect(target: &Target, signal: Signal) -> anyhow::Result<Client> {
+    pub async fn connect(target: &Target, signal: LoadSignal) -> anyhow::Result<Client> {
         let timeout = std::time::Duration::from_secs_f64(target.timeout);
         match target.protocol {
             Protocol::Grpc => {
@@ -150,8 +150,10 @@ impl Client {
                     Compression::None => {}
                 }
                 let path = match signal {
-                    Signal::Logs => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
-                    Signal::Traces => "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                    LoadSignal::Logs => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+                    LoadSignal::Traces => {
+                        "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+                    }
                 };
                 Ok(Client::Grpc {
                     grpc,
@@ -167,8 +169,8 @@ impl Client {
                 )
                 .build(connector);
                 let path = match signal {
-                    Signal::Logs => "/v1/logs",
-                    Signal::Traces => "/v1/traces",
+                    LoadSignal::Logs => "/v1/logs",
+                    LoadSignal::Traces => "/v1/traces",
                 };
                 let uri = format!("{}{path}", target.endpoint.trim_end_matches('/')).parse()?;
                 Ok(Client::Http {

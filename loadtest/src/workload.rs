@@ -18,7 +18,7 @@ use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
-pub enum Signal {
+pub enum LoadSignal {
     Logs,
     Traces,
 }
@@ -41,7 +41,7 @@ pub enum Profile {
 pub struct Workload {
     /// What to send.
     #[arg(long, value_enum, default_value = "logs")]
-    pub signal: Signal,
+    pub signal: LoadSignal,
     #[arg(long, value_enum, default_value = "synthetic")]
     pub profile: Profile,
     /// Items (log records or spans) per request.
@@ -87,7 +87,7 @@ pub struct Workload {
 impl Default for Workload {
     fn default() -> Self {
         Workload {
-            signal: Signal::Logs,
+            signal: LoadSignal::Logs,
             profile: Profile::Synthetic,
             batch: 500,
             services: 5,
@@ -424,8 +424,8 @@ impl Workload {
         (0..self.distinct_requests.max(1))
             .map(|_| {
                 let body = match self.signal {
-                    Signal::Logs => g.logs().encode_to_vec(),
-                    Signal::Traces => g.traces().encode_to_vec(),
+                    LoadSignal::Logs => g.logs().encode_to_vec(),
+                    LoadSignal::Traces => g.traces().encode_to_vec(),
                 };
                 Payload {
                     body: Bytes::from(body),

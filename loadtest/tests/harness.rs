@@ -9,7 +9,7 @@ use prost::Message;
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
 use std::time::Duration;
-use weir_loadtest::workload::{Signal, Workload};
+use weir_loadtest::workload::{LoadSignal, Workload};
 
 fn logs(w: &Workload) -> Vec<ExportLogsServiceRequest> {
     w.payloads()
@@ -136,7 +136,7 @@ fn log_payloads_have_the_configured_shape() {
 #[test]
 fn span_payloads_form_traces_with_roots_and_errors() {
     let w = Workload {
-        signal: Signal::Traces,
+        signal: LoadSignal::Traces,
         batch: 800,
         spans_per_trace: 8,
         error_share: 0.25,

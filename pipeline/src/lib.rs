@@ -5,7 +5,11 @@
 //! - [`batch`]: [`Batch`], OTLP resources plus their item and byte counts.
 //! - [`queue`]: bounded lock-free MPMC queues with capacity in items and bytes.
 //! - [`stage`]: the [`Stage`] trait and the [`Chain`] that worker threads run.
-//! - [`stages`]: the stages themselves: normalize, sample (head, log rules, rate limits).
+//! - [`stages`]: the stages themselves: normalize, sample (head, log rules, rate limits), redact, and
+//!   what they are built from (trace-context parsers, `tracestate`, the OTEP 235 threshold codec).
+//! - [`attrs`]: attribute lookups and updates every part of Weir shares.
+//! - [`tap`]: live taps (`weir tap`): follow sampled items through the chain and out to exporters.
+//! - `split`: cutting a batch so every request made from it fits the destination's limits.
 //! - [`spanmetrics`]: request, error and duration metrics from every span, counted before sampling.
 //! - [`tail`]: tail sampling, a thread of its own between the stage workers and the exporters.
 //! - [`ticket`]: delivery tickets that tell a durable source when a record is fully dealt with.

@@ -11,7 +11,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
-use weir_config::Signal as SignalKind;
+use weir_config::SignalKind;
 
 /// A telemetry signal and its OTLP types.
 pub trait Signal: Send + Sync + Sized + 'static {

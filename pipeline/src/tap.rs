@@ -28,7 +28,7 @@ const PER_BATCH: usize = 64;
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
     /// `traces`, `logs` or `metrics`; all when `None`.
-    pub signal: Option<weir_config::Signal>,
+    pub signal: Option<weir_config::SignalKind>,
     /// `service.name` of the item's resource.
     pub service: Option<String>,
     pub trace_id: Option<Vec<u8>>,

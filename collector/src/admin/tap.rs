@@ -27,7 +27,7 @@ pub fn parse(query: Option<&str>) -> Result<(Filter, u64), String> {
         match key {
             "signal" => {
                 filter.signal = Some(
-                    weir_config::Signal::ALL
+                    weir_config::SignalKind::ALL
                         .into_iter()
                         .find(|s| s.as_str() == value)
                         .ok_or_else(|| {
@@ -126,7 +126,7 @@ mod tests {
             "signal=logs&service=check%20out&attribute=http.route%3D%2Fpay&point=receive,redact&rate=50",
         ))
         .unwrap();
-        assert_eq!(f.signal, Some(weir_config::Signal::Logs));
+        assert_eq!(f.signal, Some(weir_config::SignalKind::Logs));
         assert_eq!(f.service.as_deref(), Some("check out"));
         assert_eq!(f.attribute, Some(("http.route".into(), "/pay".into())));
         assert_eq!(f.points, ["receive", "redact"]);

@@ -23,7 +23,7 @@ pub mod record;
 mod tests;
 mod writer;
 
-use crate::intake::Refused;
+use crate::receive::Refused;
 use crate::wire::Wire;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -74,7 +74,7 @@ struct Append<S: Wire> {
 }
 
 /// State the writer, the reader and the receivers share.
-struct Shared {
+struct DurableState {
     progress: Arc<Progress>,
     /// Every sequence number below this is committed.
     committed: AtomicU64,
@@ -96,7 +96,7 @@ pub struct Durable<S: Wire> {
     /// wait for room, and the wait ends with them if the client goes away.
     inbox: Arc<tokio::sync::Semaphore>,
     inbox_bytes: u32,
-    shared: Arc<Shared>,
+    shared: Arc<DurableState>,
     compress: bool,
     closed: AtomicBool,
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -123,7 +123,7 @@ impl<S: Wire> Durable<S> {
         let (log, recovered) = Wal::open(&dir, opts).map_err(|e| {
             anyhow::anyhow!("durable.dir: cannot open the log in {}: {e}", dir.display())
         })?;
-        let metrics = writer::Metrics::new(registry, signal);
+        let metrics = writer::WalMetrics::new(registry, signal);
         metrics.recovered(&recovered);
         if recovered.records > 0 || recovered.invalid_bytes > 0 || recovered.checkpoint_lost {
             tracing::warn!(
@@ -137,7 +137,7 @@ impl<S: Wire> Durable<S> {
             );
         }
         let progress = Arc::new(Progress::new(recovered.checkpoint.w));
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(DurableState {
             progress: progress.clone(),
             committed: AtomicU64::new(recovered.next_seq),
             reader_ts_ms: AtomicU64::new(0),
@@ -301,7 +301,12 @@ type GaugeDef = (
     f64,
 );
 
-fn register_gauges(registry: &Registry, signal: &str, shared: &Arc<Shared>, m: &writer::Metrics) {
+fn register_gauges(
+    registry: &Registry,
+    signal: &str,
+    shared: &Arc<DurableState>,
+    m: &writer::WalMetrics,
+) {
     let labels = [("signal", signal)];
     let s = shared.clone();
     registry.gauge_fn(

@@ -3,7 +3,7 @@
 //! hand-over queue was full, or the process restarted) it reads back from disk. Blocking on a full
 //! intake queue is how a slow destination turns into disk usage instead of memory.
 
-use super::{Hot, Shared};
+use super::{DurableState, Hot};
 use crate::wire::Wire;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -22,7 +22,7 @@ pub struct Reader<S: Wire> {
     next: u64,
     /// Ranges above the checkpoint the last run delivered: passed over, never sent again.
     delivered: Passing,
-    shared: Arc<Shared>,
+    shared: Arc<DurableState>,
     hot: Receiver<Hot<S>>,
     intake: Sender<Batch<S>>,
     max_request_bytes: usize,
@@ -35,7 +35,7 @@ impl<S: Wire> Reader<S> {
     pub fn new(
         dir: PathBuf,
         resume: Checkpoint,
-        shared: Arc<Shared>,
+        shared: Arc<DurableState>,
         hot: Receiver<Hot<S>>,
         intake: Sender<Batch<S>>,
         max_request_bytes: usize,

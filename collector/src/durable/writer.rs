@@ -3,8 +3,8 @@
 //! reader in memory and only then acknowledges. Between groups it folds completions into the
 //! checkpoint and deletes delivered segments; when the disk budget is spent it applies `when_full`.
 
-use super::{now_ms, Append, Hot, Msg, Shared};
-use crate::intake::Refused;
+use super::{now_ms, Append, DurableState, Hot, Msg};
+use crate::receive::Refused;
 use crate::wire::Wire;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
@@ -24,7 +24,7 @@ pub struct Gauges {
 }
 
 #[derive(Clone)]
-pub struct Metrics {
+pub struct WalMetrics {
     pub gauges: Arc<Gauges>,
     committed_records: Counter,
     committed_bytes: Counter,
@@ -39,7 +39,7 @@ pub struct Metrics {
     errors_checkpoint: Counter,
 }
 
-impl Metrics {
+impl WalMetrics {
     pub fn new(registry: &Registry, signal: &str) -> Self {
         let l = [("signal", signal)];
         let error = |op| {
@@ -49,7 +49,7 @@ impl Metrics {
                 &[("signal", signal), ("op", op)],
             )
         };
-        Metrics {
+        WalMetrics {
             gauges: Arc::default(),
             committed_records: registry.counter(
                 "weir_wal_committed_records_total",
@@ -110,9 +110,9 @@ const COMPLETION_CHECKPOINT: Duration = Duration::from_millis(5);
 
 pub struct Writer<S: Wire> {
     log: Wal,
-    shared: Arc<Shared>,
+    shared: Arc<DurableState>,
     hot: Sender<Hot<S>>,
-    metrics: Metrics,
+    metrics: WalMetrics,
     watermark: Watermark,
     /// `W` at the last checkpoint.
     watermark_w: u64,
@@ -131,9 +131,9 @@ impl<S: Wire> Writer<S> {
         log: Wal,
         resume: &Checkpoint,
         cfg: &DurableConfig,
-        shared: Arc<Shared>,
+        shared: Arc<DurableState>,
         hot: Sender<Hot<S>>,
-        metrics: Metrics,
+        metrics: WalMetrics,
     ) -> Self {
         Writer {
             log,

@@ -1,7 +1,7 @@
 //! `loadbalancing` → Weir's `otlp` exporter with several backends: static hostnames become
 //! `endpoints`, a DNS (or Kubernetes Service) name `resolve`, the routing key `routing`.
 
-use super::exporters::scheme_of;
+use super::endpoint::scheme_of;
 use super::report::Obj;
 use super::yaml::{Map, Node};
 use super::{delivery, env, otlp, units, Ctx};

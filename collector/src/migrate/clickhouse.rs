@@ -1,7 +1,7 @@
 //! `clickhouse` → Weir's ClickHouse exporter, which writes the Collector's table schema over
 //! ClickHouse's HTTP interface (not the native protocol the Collector's DSNs usually name).
 
-use super::exporters::{host_of, loopback};
+use super::endpoint::{host_of, loopback};
 use super::report::Obj;
 use super::yaml::{Map, Node};
 use super::{delivery, env, stores, units, Ctx};

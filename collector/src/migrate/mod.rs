@@ -9,7 +9,8 @@
 //! settings of that chain, and the pipelines decide only which exporter takes which signals.
 //!
 //! # Layout
-//! - [`env`]: `${env:VAR}` references rewritten to Weir's `${VAR}`.
+//! - [`env`]: `${env:VAR}` references rewritten to Weir's `${VAR}`; [`endpoint`]: the scheme and
+//!   host of an endpoint string.
 //! - [`pipelines`]: which components run, and which signals each exporter takes.
 //! - [`service`]: telemetry, extensions, connectors, unknown sections.
 //! - [`receivers`] and [`auth`]: the OTLP receiver, TLS, bearer-token authentication.
@@ -24,6 +25,7 @@ mod auth;
 mod balance;
 mod clickhouse;
 mod delivery;
+mod endpoint;
 mod env;
 mod exporters;
 mod otlp;

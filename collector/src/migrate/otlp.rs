@@ -1,7 +1,7 @@
 //! `otlp` (gRPC) and `otlphttp` exporters → Weir's `otlp` exporter, and the settings all OTLP
 //! exporters share (compression, headers, authenticator, TLS), load balancing included.
 
-use super::exporters::{host_of, loopback, scheme_of, Scheme};
+use super::endpoint::{host_of, loopback, scheme_of, Scheme};
 use super::report::Obj;
 use super::yaml::{Map, Node};
 use super::{auth, delivery, env, Ctx};

@@ -1,6 +1,6 @@
 //! The other storing exporters: `loki`, `file`, and `debug` (a blackhole stands in).
 
-use super::exporters::{host_of, loopback};
+use super::endpoint::{host_of, loopback};
 use super::pipelines::Role;
 use super::report::{text, Obj};
 use super::yaml::{Map, Node};

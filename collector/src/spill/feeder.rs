@@ -2,7 +2,7 @@
 //! ticket that completes its record once delivered. It blocks while the queue is full — that is the
 //! exporter's pace — and checks for shutdown while it waits.
 
-use super::Shared;
+use super::SpillState;
 use std::marker::PhantomData;
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -18,7 +18,7 @@ pub const IDLE: Duration = Duration::from_millis(50);
 const MAX_BATCH_BYTES: usize = 1 << 30;
 
 pub struct Feeder<S: Signal> {
-    shared: Arc<Shared>,
+    shared: Arc<SpillState>,
     cursor: Cursor,
     next: u64,
     /// Ranges above the checkpoint delivered before the last stop: passed over, not fed again.
@@ -28,7 +28,7 @@ pub struct Feeder<S: Signal> {
 }
 
 impl<S: Signal> Feeder<S> {
-    pub fn new(shared: Arc<Shared>, dir: &Path, resume: Checkpoint, exporter: &str) -> Self {
+    pub fn new(shared: Arc<SpillState>, dir: &Path, resume: Checkpoint, exporter: &str) -> Self {
         Feeder {
             shared,
             cursor: Cursor::new(dir.to_path_buf()),
@@ -101,7 +101,7 @@ impl<S: Signal> Feeder<S> {
 }
 
 /// Waits for room in the queue; false if the queue closed or the shutdown deadline passed first.
-fn feed<S: Signal>(queue: &Sender<Batch<S>>, mut batch: Batch<S>, shared: &Shared) -> bool {
+fn feed<S: Signal>(queue: &Sender<Batch<S>>, mut batch: Batch<S>, shared: &SpillState) -> bool {
     loop {
         match queue.send_blocking_until(batch, Instant::now() + IDLE) {
             Ok(()) => return true,

@@ -32,7 +32,7 @@ pub struct Spill<S: Signal> {
     dir: PathBuf,
     writer: mpsc::SyncSender<writer::Msg<S>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
-    shared: Arc<Shared>,
+    shared: Arc<SpillState>,
     compress: bool,
     /// Where the feeder starts: the stored checkpoint, taken when it starts.
     resume: Mutex<Option<Checkpoint>>,
@@ -40,7 +40,7 @@ pub struct Spill<S: Signal> {
 }
 
 /// What the writer, the feeder and the workers share.
-struct Shared {
+struct SpillState {
     progress: Arc<Progress>,
     /// Every record below it is committed: the feeder reads up to here.
     committed: AtomicU64,
@@ -62,7 +62,7 @@ struct Shared {
     errors: Counter,
 }
 
-impl Shared {
+impl SpillState {
     /// Called after `committed` or `closing` changed. Under the lock, so a feeder between its check
     /// and its wait cannot miss it.
     fn wake_feeder(&self) {
@@ -114,7 +114,7 @@ impl<S: Signal> Spill<S> {
         }
         let labels = [("exporter", exporter), ("signal", signal)];
         let counter = |name, help| registry.counter(name, help, &labels);
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(SpillState {
             progress: Arc::new(Progress::new(recovered.checkpoint.w)),
             committed: AtomicU64::new(log.next_seq()),
             fed: AtomicU64::new(recovered.checkpoint.w),

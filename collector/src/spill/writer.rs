@@ -5,7 +5,7 @@
 //! log cannot take (full, or the disk failing) goes to the exporter's queue, waiting for room as
 //! `overflow: block` would.
 
-use super::Shared;
+use super::SpillState;
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -39,7 +39,7 @@ pub struct Write<S: Signal> {
 pub struct Writer<S: Signal> {
     log: Wal,
     watermark: Watermark,
-    shared: Arc<Shared>,
+    shared: Arc<SpillState>,
     /// Until [`Msg::Close`]: where batches the log cannot take go.
     queue: Option<Sender<Batch<S>>>,
     max_bytes: u64,
@@ -54,7 +54,7 @@ impl<S: Signal> Writer<S> {
         resume: &Checkpoint,
         cfg: &DurableConfig,
         max_bytes: u64,
-        shared: Arc<Shared>,
+        shared: Arc<SpillState>,
         queue: Sender<Batch<S>>,
         exporter: &str,
     ) -> Self {

@@ -13,7 +13,9 @@ use crate::exporter::{Encoded, ExportError, Exporter};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use weir_config::{ClickHouseCompression, ClickHouseExporter as Config, ClickHouseLayout, Signal};
+use weir_config::{
+    ClickHouseCompression, ClickHouseExporter as Config, ClickHouseLayout, SignalKind,
+};
 use weir_pipeline::{Batch, Logs, Metrics, Traces};
 
 /// One `INSERT`, ready to send (and to send again, unchanged, on retry).
@@ -64,7 +66,7 @@ struct Tenancy {
     /// `(table, columns)` per insert statement.
     tables: Vec<(String, String)>,
     /// The DDL for one database (with `{db}` standing for its name); empty without `create_schema`.
-    ddl: Vec<(TableOptions, Signal)>,
+    ddl: Vec<(TableOptions, SignalKind)>,
     layout: Layout,
     modern_server: bool,
     /// Tenant values that may have a database.
@@ -105,7 +107,7 @@ const RESERVED: [&str; 3] = ["system", "default", "information_schema"];
 
 impl ClickHouse {
     /// Connects, picks the layout and creates (or checks) `signal`'s tables. Errors say what to fix.
-    pub async fn connect(cfg: &Config, signal: Signal) -> Result<Self, ExportError> {
+    pub async fn connect(cfg: &Config, signal: SignalKind) -> Result<Self, ExportError> {
         let endpoints: Vec<String> = std::iter::once(&cfg.endpoint)
             .chain(&cfg.failover_endpoints)
             .cloned()
@@ -131,18 +133,18 @@ impl ClickHouse {
             ClickHouseLayout::Auto => Layout::Portable,
         };
         let (table, tables): (&String, Vec<(String, String)>) = match signal {
-            Signal::Logs => (
+            SignalKind::Logs => (
                 &cfg.logs_table,
                 vec![(cfg.logs_table.clone(), insert_columns(LOG_COLUMNS, layout))],
             ),
-            Signal::Traces => (
+            SignalKind::Traces => (
                 &cfg.traces_table,
                 vec![(
                     cfg.traces_table.clone(),
                     insert_columns(SPAN_COLUMNS, layout),
                 )],
             ),
-            Signal::Metrics => (
+            SignalKind::Metrics => (
                 &cfg.metrics_table,
                 MetricTable::ALL
                     .iter()
@@ -162,9 +164,9 @@ impl ClickHouse {
         if cfg.create_schema {
             let mut statements = vec![create_database(&opts)];
             statements.extend(match signal {
-                Signal::Logs => logs_statements(layout, &opts),
-                Signal::Traces => traces_statements(layout, &opts),
-                Signal::Metrics => metrics_statements(layout, &opts),
+                SignalKind::Logs => logs_statements(layout, &opts),
+                SignalKind::Traces => traces_statements(layout, &opts),
+                SignalKind::Metrics => metrics_statements(layout, &opts),
             });
             for ddl in statements {
                 // 18.x needs this to create LowCardinality columns; newer servers ignore it.
@@ -325,9 +327,9 @@ impl ClickHouse {
                 };
                 let mut statements = vec![create_database(&opts)];
                 statements.extend(match signal {
-                    Signal::Logs => logs_statements(t.layout, &opts),
-                    Signal::Traces => traces_statements(t.layout, &opts),
-                    Signal::Metrics => metrics_statements(t.layout, &opts),
+                    SignalKind::Logs => logs_statements(t.layout, &opts),
+                    SignalKind::Traces => traces_statements(t.layout, &opts),
+                    SignalKind::Metrics => metrics_statements(t.layout, &opts),
                 });
                 let params: &[(&str, &str)] = if t.modern_server {
                     &[]

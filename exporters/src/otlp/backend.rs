@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::http::uri::PathAndQuery;
 use tonic_types::StatusExt;
-use weir_config::{OtlpCompression, OtlpExporter, OtlpProtocol, Signal as Kind};
+use weir_config::{OtlpCompression, OtlpExporter, OtlpProtocol, SignalKind};
 
 /// Sends bytes encoded by the exporter; reads only `partial_success.rejected_*` of the answer.
 #[derive(Clone, Copy)]
@@ -102,7 +102,7 @@ impl Backend {
     pub fn new(
         addr: &str,
         cfg: &OtlpExporter,
-        signal: Kind,
+        signal: SignalKind,
         exporter: &str,
         timeout: Duration,
     ) -> Result<Self, String> {
@@ -148,9 +148,11 @@ impl Backend {
                     metadata.insert(key, value);
                 }
                 let path = match signal {
-                    Kind::Traces => "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
-                    Kind::Logs => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
-                    Kind::Metrics => {
+                    SignalKind::Traces => {
+                        "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+                    }
+                    SignalKind::Logs => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+                    SignalKind::Metrics => {
                         "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
                     }
                 };

@@ -13,7 +13,7 @@ use crate::exporter::{Encoded, ExportError, Exporter, Retry};
 use backend::Backend;
 use bytes::Bytes;
 use prost::Message;
-use route::Route;
+use route::OtlpRoute;
 use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
 use weir_config::{OtlpExporter, Routing};
@@ -21,7 +21,7 @@ use weir_pipeline::Batch;
 
 type Members = RwLock<Arc<Vec<Arc<Backend>>>>;
 
-pub struct Otlp<S: Route> {
+pub struct Otlp<S: OtlpRoute> {
     name: String,
     routing: Routing,
     timeout: Duration,
@@ -30,19 +30,19 @@ pub struct Otlp<S: Route> {
 }
 
 /// One request: what each backend still owes.
-pub struct Forward<S: Route> {
+pub struct Forward<S: OtlpRoute> {
     state: tokio::sync::Mutex<Progress<S>>,
 }
 
 /// What a request still owes, and what it gave up on.
-struct Progress<S: Route> {
+struct Progress<S: OtlpRoute> {
     parts: Vec<Part<S>>,
     /// Items of parts a backend refused for good.
     refused_items: usize,
     refused: Option<ExportError>,
 }
 
-struct Part<S: Route> {
+struct Part<S: OtlpRoute> {
     /// `None` until split (no backend was known when the batch was encoded).
     backend: Option<Arc<Backend>>,
     resources: Vec<S::Resource>,
@@ -54,7 +54,7 @@ struct Part<S: Route> {
     delivered: bool,
 }
 
-impl<S: Route> Otlp<S> {
+impl<S: OtlpRoute> Otlp<S> {
     /// Builds the exporter; with `resolve` set, starts the task that keeps the backend set current.
     pub async fn new(cfg: &OtlpExporter, name: &str, timeout: Duration) -> Result<Self, String> {
         let build = |addr: &str| Backend::new(addr, cfg, S::KIND, name, timeout).map(Arc::new);
@@ -147,7 +147,7 @@ impl<S: Route> Otlp<S> {
     }
 }
 
-impl<S: Route> Exporter<S> for Otlp<S> {
+impl<S: OtlpRoute> Exporter<S> for Otlp<S> {
     type Request = Forward<S>;
 
     fn kind(&self) -> &'static str {
@@ -289,7 +289,7 @@ async fn keep_resolving(
     members: Weak<Members>,
     name_port: String,
     cfg: OtlpExporter,
-    signal: weir_config::Signal,
+    signal: weir_config::SignalKind,
     exporter: String,
     timeout: Duration,
 ) {
@@ -370,7 +370,13 @@ mod tests {
         drop(dead);
         let cfg: OtlpExporter =
             serde_yaml_ng::from_str(&format!("endpoints: [\"{addr}\"]")).unwrap();
-        let backend = Backend::new(&addr, &cfg, weir_config::Signal::Logs, "gw", otlp.timeout);
+        let backend = Backend::new(
+            &addr,
+            &cfg,
+            weir_config::SignalKind::Logs,
+            "gw",
+            otlp.timeout,
+        );
         *otlp.members.write().unwrap() = Arc::new(vec![Arc::new(backend.unwrap())]);
         let e = otlp.send(&request).await.unwrap_err();
         assert_ne!(e.retry, Retry::Never);
@@ -387,7 +393,7 @@ mod tests {
         let backend = Backend::new(
             &addr,
             &cfg,
-            weir_config::Signal::Logs,
+            weir_config::SignalKind::Logs,
             "gw",
             Duration::from_secs(30),
         );

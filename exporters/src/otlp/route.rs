@@ -56,7 +56,7 @@ fn resource_key(resource: Option<&Resource>, routing: Routing) -> u64 {
 }
 
 /// Splits a batch's resources among `n` backends; `choose` maps a key to a backend index.
-pub trait Route: Signal {
+pub trait OtlpRoute: Signal {
     fn split(
         resources: Vec<Self::Resource>,
         routing: Routing,
@@ -113,7 +113,7 @@ macro_rules! split_items {
     }};
 }
 
-impl Route for Traces {
+impl OtlpRoute for Traces {
     fn split(
         resources: Vec<ResourceSpans>,
         routing: Routing,
@@ -132,7 +132,7 @@ impl Route for Traces {
     }
 }
 
-impl Route for Logs {
+impl OtlpRoute for Logs {
     fn split(
         resources: Vec<ResourceLogs>,
         routing: Routing,
@@ -151,7 +151,7 @@ impl Route for Logs {
     }
 }
 
-impl Route for Metrics {
+impl OtlpRoute for Metrics {
     /// Data points carry no trace: metrics always go by resource.
     fn split(
         resources: Vec<ResourceMetrics>,

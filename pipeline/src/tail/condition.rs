@@ -2,7 +2,7 @@
 //! size, and, with `logs: with_trace`, its log records. Conditions are compiled once per reload, so a
 //! regex is built when the config is loaded, never per trace.
 
-use crate::stages::sample::{trace_randomness, Threshold};
+use crate::stages::threshold::{trace_randomness, Threshold};
 use opentelemetry_proto::tonic::common::v1::{any_value::Value, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::resource::v1::Resource;

@@ -8,7 +8,7 @@
 //! reload that keeps a rule's name keeps its bucket.
 
 pub use super::condition::{AttrMatch, Condition, Pattern, TraceView};
-use crate::stages::sample::Threshold;
+use crate::stages::threshold::Threshold;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -232,7 +232,7 @@ fn a_trace_id_filter_follows_one_trace_and_a_signal_filter_excludes_the_others()
     );
     let (logs_only, mut none) = attach(
         Filter {
-            signal: Some(weir_config::Signal::Logs),
+            signal: Some(weir_config::SignalKind::Logs),
             trace_id: Some(wanted.clone()),
             ..Filter::default()
         },

@@ -73,7 +73,8 @@ impl std::fmt::Debug for Fault {
     }
 }
 
-struct Shared {
+/// What the proxy's acceptor and connection threads share.
+struct ProxyState {
     upstream: SocketAddr,
     fault: Mutex<Fault>,
     stop: AtomicBool,
@@ -86,7 +87,7 @@ struct Shared {
 /// The proxy; stops (and closes every connection) when dropped.
 pub struct Proxy {
     addr: SocketAddr,
-    shared: Arc<Shared>,
+    shared: Arc<ProxyState>,
     acceptor: Option<thread::JoinHandle<()>>,
 }
 
@@ -106,7 +107,7 @@ impl Proxy {
     pub fn start_on(listener: TcpListener, upstream: SocketAddr, fault: Fault) -> Proxy {
         let addr = listener.local_addr().expect("local addr");
         listener.set_nonblocking(true).expect("nonblocking");
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(ProxyState {
             upstream,
             fault: Mutex::new(fault),
             stop: AtomicBool::new(false),
@@ -157,7 +158,7 @@ impl Drop for Proxy {
     }
 }
 
-fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
+fn accept_loop(listener: &TcpListener, shared: &Arc<ProxyState>) {
     while !shared.stop.load(Ordering::SeqCst) {
         match listener.accept() {
             Ok((client, _)) => {
@@ -181,7 +182,7 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
 }
 
 /// Whether a connection accepted in `generation` should go on.
-fn alive(shared: &Shared, generation: u64) -> bool {
+fn alive(shared: &ProxyState, generation: u64) -> bool {
     !shared.stop.load(Ordering::SeqCst) && shared.generation.load(Ordering::SeqCst) == generation
 }
 
@@ -189,7 +190,7 @@ fn reset(stream: &TcpStream) {
     let _ = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO));
 }
 
-fn serve(client: TcpStream, fault: Fault, shared: &Arc<Shared>) {
+fn serve(client: TcpStream, fault: Fault, shared: &Arc<ProxyState>) {
     let generation = shared.generation.load(Ordering::SeqCst);
     let _ = client.set_read_timeout(Some(POLL));
     match fault {
@@ -213,7 +214,7 @@ fn serve(client: TcpStream, fault: Fault, shared: &Arc<Shared>) {
 }
 
 /// Reads and discards until `limit` bytes, EOF, or the proxy lets go.
-fn drain(mut s: &TcpStream, limit: usize, shared: &Shared, generation: u64) {
+fn drain(mut s: &TcpStream, limit: usize, shared: &ProxyState, generation: u64) {
     let (mut buf, mut seen) = ([0u8; 16 << 10], 0usize);
     while seen < limit && alive(shared, generation) {
         match s.read(&mut buf[..(limit - seen).min(16 << 10)]) {
@@ -227,7 +228,7 @@ fn drain(mut s: &TcpStream, limit: usize, shared: &Shared, generation: u64) {
 
 /// Forwards both ways; the answer stops after `answer_limit` bytes (the connection then stays open
 /// and silent).
-fn pass(client: TcpStream, answer_limit: usize, shared: &Arc<Shared>, generation: u64) {
+fn pass(client: TcpStream, answer_limit: usize, shared: &Arc<ProxyState>, generation: u64) {
     let Ok(upstream) = TcpStream::connect_timeout(&shared.upstream, Duration::from_secs(2)) else {
         reset(&client);
         return;
@@ -250,7 +251,13 @@ fn pass(client: TcpStream, answer_limit: usize, shared: &Arc<Shared>, generation
     let _ = upstream.shutdown(Shutdown::Both);
 }
 
-fn copy(mut from: &TcpStream, mut to: &TcpStream, limit: usize, shared: &Shared, generation: u64) {
+fn copy(
+    mut from: &TcpStream,
+    mut to: &TcpStream,
+    limit: usize,
+    shared: &ProxyState,
+    generation: u64,
+) {
     let (mut buf, mut done) = ([0u8; 32 << 10], 0usize);
     while done < limit && alive(shared, generation) {
         match from.read(&mut buf[..(limit - done).min(32 << 10)]) {
@@ -271,7 +278,7 @@ fn copy(mut from: &TcpStream, mut to: &TcpStream, limit: usize, shared: &Shared,
 }
 
 /// Reads HTTP/1.1 requests (headers and a `content-length` body) and answers each with `bytes`.
-fn answer(mut client: TcpStream, bytes: &[u8], shared: &Shared, generation: u64) {
+fn answer(mut client: TcpStream, bytes: &[u8], shared: &ProxyState, generation: u64) {
     let mut buf: Vec<u8> = Vec::new();
     let mut chunk = [0u8; 32 << 10];
     while alive(shared, generation) {

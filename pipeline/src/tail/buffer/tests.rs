@@ -490,7 +490,7 @@ proptest::proptest! {
         let policies = [
             errors_and_slow(),
             policy(vec![("error-logs", Condition::LogSeverity(ERROR))]),
-            policy(vec![("half", Condition::Probability(crate::stages::sample::Threshold::from_probability(0.5)))]),
+            policy(vec![("half", Condition::Probability(crate::stages::threshold::Threshold::from_probability(0.5)))]),
         ];
         let mut buf = TailBuffer::default();
         let t0 = Instant::now();
