@@ -3,6 +3,7 @@
 //! costs one DFA scan and no allocation. A candidate is then checked where a regex cannot (Luhn for
 //! cards, mod-97 for IBANs, octet ranges for IPs, SSN area rules) before it counts.
 
+use super::prefilter::Prefilter;
 use regex::Regex;
 use regex_automata::meta::Cache;
 use regex_automata::util::iter::Searcher;
@@ -11,7 +12,7 @@ use std::cell::RefCell;
 use weir_config::redact::{Action, RedactConfig, Switch};
 
 /// A detector's regex; `(?P<v>…)` marks the part to redact when it is not the whole match.
-fn builtin(name: &str) -> &'static str {
+pub(super) fn builtin(name: &str) -> &'static str {
     match name {
         "jwt" => r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}",
         "secret_token" => concat!(
@@ -129,6 +130,8 @@ pub struct Scanner {
     /// Tells this compilation's DFA cache from another's (clones share the regex, hence the cache).
     id: u64,
     pub detectors: Vec<Detector>,
+    /// Says when no detector can match a string, so the DFA need not read it.
+    prefilter: Prefilter,
 }
 
 static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -168,7 +171,7 @@ impl Scanner {
             )
             .build_many(&patterns)
             .map_err(|e| format!("pipeline.redact.patterns: {e}"))?;
-        let detectors = detectors
+        let detectors: Vec<Detector> = detectors
             .into_iter()
             .zip(&patterns)
             .map(|((name, action, builtin), pattern)| {
@@ -188,8 +191,10 @@ impl Scanner {
                 })
             })
             .collect::<Result<_, String>>()?;
+        let prefilter = Prefilter::new(detectors.iter().map(|d| (d.name.as_str(), d.builtin)));
         Ok(Some(Scanner {
             all,
+            prefilter,
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             detectors,
         }))
@@ -199,6 +204,9 @@ impl Scanner {
     /// is already a redaction (so a second pass leaves it alone). Allocates only when something
     /// matched.
     pub fn scan(&self, text: &str, skip: impl Fn(&str, usize, usize) -> bool) -> Vec<Found> {
+        if !self.prefilter.might_match(text) {
+            return Vec::new();
+        }
         CACHE.with(|slot| match slot.try_borrow_mut() {
             Ok(mut slot) => {
                 if slot.as_ref().is_none_or(|(id, _)| *id != self.id) {
@@ -210,6 +218,18 @@ impl Scanner {
             // Only if `skip` itself scanned; a cold cache is merely slower.
             Err(_) => self.scan_with(&mut self.all.create_cache(), text, &skip),
         })
+    }
+
+    /// Whether any detector's regex matches anywhere in `text`, before validation: what the
+    /// prefilter must never deny.
+    #[cfg(test)]
+    pub(super) fn any_regex_matches(&self, text: &str) -> bool {
+        self.all.is_match(text)
+    }
+
+    #[cfg(test)]
+    pub(super) fn prefilter(&self) -> &Prefilter {
+        &self.prefilter
     }
 
     fn scan_with(
