@@ -16,7 +16,7 @@
 //! - `pass.rs`: one batch's pass over attributes, values and string fields, and its counts.
 //! - `shapes.rs`: each signal's resource → scope → record shape, and the walk over it.
 //! - [`rules`]: key globs, the mask, the keyed hash; [`scanner`]: every detector in one regex pass.
-//! - `prefilter.rs`: the byte census that tells, soundly, when no detector can match a string.
+//! - `prefilter.rs`: the byte-class pass that tells, soundly, when no detector can match a string.
 //! - this file: the [`Redact`] stage, which runs the pass under the batch's policy and reports it.
 
 mod pass;

@@ -157,10 +157,10 @@ fn probe_runs(
 
 /// Whether `text` has `len` digits in a row, single spaces or dashes allowed between them: what
 /// every card-number match is.
-fn has_digit_run(text: &[u8], len: u32) -> bool {
+fn has_digit_run(text: &[u8], len: usize) -> bool {
     probe_runs(
         text,
-        len as usize,
+        len,
         |b| b.is_ascii_digit() || b == b' ' || b == b'-',
         |run| {
             let (mut digits, mut after_separator) = (0, false);
