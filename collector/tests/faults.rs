@@ -179,23 +179,23 @@ fn send_logs_with_sdk(weir: &Weir, n: usize) {
 
 /// Which client sends the records to the edge.
 #[derive(Clone, Copy, PartialEq)]
-enum Client {
+enum EdgeClient {
     Http,
     RustSdk,
 }
 
 /// Edge weir → fault proxy → gateway weir over OTLP (`protocol` grpc or http).
 fn otlp_case(protocol: &str, fault: Fault, durable: bool) {
-    otlp_case_from(Client::Http, protocol, fault, durable);
+    otlp_case_from(EdgeClient::Http, protocol, fault, durable);
 }
 
-fn otlp_case_from(client: Client, protocol: &str, fault: Fault, durable: bool) {
+fn otlp_case_from(client: EdgeClient, protocol: &str, fault: Fault, durable: bool) {
     otlp_case_healing(client, protocol, fault, durable, true);
 }
 
 /// With `cut` false, healing leaves the connections opened under the fault as they are: a hung
 /// peer's socket stays open and silent, and only the client can notice and let go of it.
-fn otlp_case_healing(client: Client, protocol: &str, fault: Fault, durable: bool, cut: bool) {
+fn otlp_case_healing(client: EdgeClient, protocol: &str, fault: Fault, durable: bool, cut: bool) {
     let gateway = Weir::start();
     let target = if protocol == "grpc" {
         gateway.grpc
@@ -214,8 +214,8 @@ fn otlp_case_healing(client: Client, protocol: &str, fault: Fault, durable: bool
         ..Options::default()
     });
     match client {
-        Client::Http => send_logs(&edge, 0, RECORDS),
-        Client::RustSdk => send_logs_with_sdk(&edge, RECORDS),
+        EdgeClient::Http => send_logs(&edge, 0, RECORDS),
+        EdgeClient::RustSdk => send_logs_with_sdk(&edge, RECORDS),
     }
     std::thread::sleep(Duration::from_millis(2500));
     let stored = stored_bodies(&gateway).len();
@@ -260,9 +260,9 @@ fn otlp_grpc_upstream_that_hangs_durable() {
 
 #[test]
 fn otlp_grpc_upstream_that_hangs_with_the_rust_sdk_as_client() {
-    otlp_case_from(Client::RustSdk, "grpc", Fault::Hang, true);
+    otlp_case_from(EdgeClient::RustSdk, "grpc", Fault::Hang, true);
     otlp_case_from(
-        Client::RustSdk,
+        EdgeClient::RustSdk,
         "http",
         Fault::ResetAfter { request_bytes: 100 },
         false,
@@ -273,7 +273,7 @@ fn otlp_grpc_upstream_that_hangs_with_the_rust_sdk_as_client() {
 /// reconnect, or every retry times out on it for ever.
 #[test]
 fn otlp_grpc_upstream_whose_hung_connection_stays_open() {
-    otlp_case_healing(Client::Http, "grpc", Fault::Hang, false, false);
+    otlp_case_healing(EdgeClient::Http, "grpc", Fault::Hang, false, false);
 }
 
 #[test]

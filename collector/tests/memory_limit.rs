@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use weir_faults::{Fault, Proxy};
-use weir_loadtest::transport::{Client, Outcome, Protocol, Target};
+use weir_loadtest::transport::{Connection, Outcome, Protocol, Target};
 use weir_loadtest::workload::{LoadSignal, Workload};
 
 const LIMIT_MIB: u64 = 128;
@@ -96,7 +96,7 @@ fn flood(
         let start = Instant::now();
         let mut tasks = Vec::new();
         for c in 0..connections {
-            let mut client = Client::connect(&target, signal).await.unwrap();
+            let mut client = Connection::connect(&target, signal).await.unwrap();
             let payloads = client.prepare(payloads.clone()).unwrap();
             let counts = counts.clone();
             tasks.push(tokio::spawn(async move {

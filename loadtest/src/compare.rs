@@ -3,7 +3,7 @@
 //! table and chart of the medians: throughput, items per CPU-second of the target, RSS, p50/p99 —
 //! the capacity-planning report a team would publish.
 
-use crate::report::Report;
+use crate::report::RunReport;
 use crate::{Mode, Options};
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -82,7 +82,7 @@ pub struct Row {
     pub p99_ms: f64,
     /// Requests refused or failed over all rounds: a comparison only means something at zero.
     pub refused_or_failed_items: u64,
-    pub rounds: Vec<Report>,
+    pub rounds: Vec<RunReport>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -116,7 +116,7 @@ pub async fn run(o: &CompareOptions) -> anyhow::Result<Comparison> {
         .iter()
         .map(|t| t.parse().map_err(anyhow::Error::msg))
         .collect::<anyhow::Result<_>>()?;
-    let mut reports: Vec<Vec<Report>> = vec![Vec::new(); targets.len()];
+    let mut reports: Vec<Vec<RunReport>> = vec![Vec::new(); targets.len()];
     for round in 0..o.rounds.max(1) {
         for (i, t) in targets.iter().enumerate() {
             let mut run = o.run.clone();
@@ -159,7 +159,7 @@ pub async fn run(o: &CompareOptions) -> anyhow::Result<Comparison> {
     Ok(comparison)
 }
 
-fn row(target: Target, rounds: Vec<Report>) -> Row {
+fn row(target: Target, rounds: Vec<RunReport>) -> Row {
     let steps: Vec<_> = rounds.iter().flat_map(|r| r.steps.first()).collect();
     let of = |f: &dyn Fn(&crate::engine::StepReport) -> Option<f64>| {
         median(steps.iter().filter_map(|s| f(s)).collect())

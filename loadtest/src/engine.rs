@@ -10,7 +10,7 @@
 //!   the highest sustainable rate.
 
 use crate::observe::{Observer, Sample};
-use crate::transport::{Client, Outcome};
+use crate::transport::{Connection, Outcome};
 use crate::workload::Payload;
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -100,13 +100,13 @@ fn histogram() -> Histogram<u64> {
 
 /// How the run reports progress: a line per `every` to stderr.
 #[derive(Clone)]
-pub struct Progress {
+pub struct ProgressLine {
     pub label: String,
     pub every: Duration,
     pub quiet: bool,
 }
 
-impl Progress {
+impl ProgressLine {
     fn spawn(
         &self,
         counts: Arc<Counts>,
@@ -166,11 +166,11 @@ fn report(
 /// `connections` clients, each with `in_flight` requests outstanding (HTTP/2 streams on one gRPC
 /// connection, as SDKs and collectors send; for OTLP/HTTP, pooled HTTP/1.1 connections), for `length`.
 pub async fn closed_loop(
-    clients: &[Client],
+    clients: &[Connection],
     in_flight: usize,
     payloads: Arc<Vec<Payload>>,
     length: Duration,
-    progress: &Progress,
+    progress: &ProgressLine,
     observer: &mut Observer,
 ) -> StepReport {
     let counts = Arc::new(Counts::default());
@@ -217,12 +217,12 @@ pub async fn closed_loop(
 /// Requests at `rate` items/s for `length`, at most `max_in_flight` at once, latency from each
 /// request's intended start.
 pub async fn open_loop(
-    clients: &[Client],
+    clients: &[Connection],
     payloads: Arc<Vec<Payload>>,
     rate: f64,
     length: Duration,
     max_in_flight: usize,
-    progress: &Progress,
+    progress: &ProgressLine,
     observer: &mut Observer,
 ) -> StepReport {
     let counts = Arc::new(Counts::default());
@@ -320,18 +320,18 @@ pub struct Ramp {
 
 /// Runs steps until one fails or `max_steps`; returns every step.
 pub async fn sweep(
-    clients: &[Client],
+    clients: &[Connection],
     payloads: Arc<Vec<Payload>>,
     ramp: &Ramp,
     slo: &Slo,
     max_in_flight: usize,
-    progress: &Progress,
+    progress: &ProgressLine,
     observer: &mut Observer,
 ) -> Vec<StepReport> {
     let mut steps = Vec::new();
     let mut rate = ramp.start;
     for n in 0..ramp.max_steps {
-        let p = Progress {
+        let p = ProgressLine {
             label: format!("[step {}/{} {:.0}/s]", n + 1, ramp.max_steps, rate),
             ..progress.clone()
         };

@@ -16,12 +16,12 @@ pub mod report;
 pub mod transport;
 pub mod workload;
 
-use engine::{Progress, Ramp, Slo};
+use engine::{ProgressLine, Ramp, Slo};
 use observe::{Observer, Watch};
-use report::Report;
+use report::RunReport;
 use std::sync::Arc;
 use std::time::Duration;
-use transport::{Client, Target};
+use transport::{Connection, Target};
 use workload::Workload;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
@@ -95,13 +95,13 @@ pub struct Options {
 }
 
 /// Runs the load and returns the report (and writes its files when `out` is set).
-pub async fn run(o: &Options) -> anyhow::Result<Report> {
+pub async fn run(o: &Options) -> anyhow::Result<RunReport> {
     if o.connections == 0 || o.workload.batch == 0 {
         anyhow::bail!("--connections and --batch must be at least 1");
     }
     let mut clients = Vec::new();
     for _ in 0..o.connections {
-        clients.push(Client::connect(&o.target, o.workload.signal).await?);
+        clients.push(Connection::connect(&o.target, o.workload.signal).await?);
     }
     let payloads = Arc::new(clients[0].prepare(o.workload.payloads())?);
     let request_bytes =
@@ -110,7 +110,7 @@ pub async fn run(o: &Options) -> anyhow::Result<Report> {
         (o.watch.pid.is_some() || o.watch.metrics_url.is_some()).then(|| o.watch.clone()),
     );
     let idle_rss_mb = observer.rss_mb();
-    let progress = Progress {
+    let progress = ProgressLine {
         label: format!("[{:?}]", o.mode).to_lowercase(),
         every: Duration::from_secs(1),
         quiet: o.quiet,
@@ -166,7 +166,7 @@ pub async fn run(o: &Options) -> anyhow::Result<Report> {
             .await
         }
     };
-    let report = Report {
+    let report = RunReport {
         mode: match o.mode {
             Mode::Closed => "closed",
             Mode::Open => "open",

@@ -6,7 +6,7 @@ use serde::Serialize;
 use std::fmt::Write as _;
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Report {
+pub struct RunReport {
     pub mode: &'static str,
     pub endpoint: String,
     pub protocol: crate::transport::Protocol,
@@ -26,7 +26,7 @@ pub struct Report {
     pub saturation: Option<String>,
 }
 
-impl Report {
+impl RunReport {
     pub fn summary(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(

@@ -119,7 +119,7 @@ type HttpClient = hyper_util::client::legacy::Client<
 
 /// A connection to the target; cheap to clone (gRPC multiplexes over HTTP/2, HTTP pools).
 #[derive(Clone)]
-pub enum Client {
+pub enum Connection {
     Grpc {
         grpc: tonic::client::Grpc<tonic::transport::Channel>,
         path: PathAndQuery,
@@ -133,8 +133,8 @@ pub enum Client {
     },
 }
 
-impl Client {
-    pub async fn connect(target: &Target, signal: LoadSignal) -> anyhow::Result<Client> {
+impl Connection {
+    pub async fn connect(target: &Target, signal: LoadSignal) -> anyhow::Result<Connection> {
         let timeout = std::time::Duration::from_secs_f64(target.timeout);
         match target.protocol {
             Protocol::Grpc => {
@@ -155,7 +155,7 @@ impl Client {
                         "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
                     }
                 };
-                Ok(Client::Grpc {
+                Ok(Connection::Grpc {
                     grpc,
                     path: PathAndQuery::from_static(path),
                     timeout,
@@ -173,7 +173,7 @@ impl Client {
                     LoadSignal::Traces => "/v1/traces",
                 };
                 let uri = format!("{}{path}", target.endpoint.trim_end_matches('/')).parse()?;
-                Ok(Client::Http {
+                Ok(Connection::Http {
                     client,
                     uri,
                     encoding: match target.compression {
@@ -190,7 +190,7 @@ impl Client {
     /// HTTP bodies are compressed here, once, before the clock starts; gRPC compresses per message
     /// inside tonic.
     pub fn prepare(&self, payloads: Vec<Payload>) -> anyhow::Result<Vec<Payload>> {
-        let Client::Http {
+        let Connection::Http {
             encoding: Some(encoding),
             ..
         } = self
@@ -219,7 +219,7 @@ impl Client {
 
     pub async fn send(&mut self, payload: &Payload) -> Outcome {
         match self {
-            Client::Grpc {
+            Connection::Grpc {
                 grpc,
                 path,
                 timeout,
@@ -248,7 +248,7 @@ impl Client {
                     Err(_) => Outcome::Failed,
                 }
             }
-            Client::Http {
+            Connection::Http {
                 client,
                 uri,
                 encoding,

@@ -42,6 +42,6 @@ pub use batch::Batch;
 pub use hotswap::HotSwap;
 pub use queue::{bounded, Receiver, RecvError, SendError, Sender, TrySendError};
 pub use signal::{Logs, Metrics, Signal, Traces};
-pub use stage::{Chain, Pass, Stage};
+pub use stage::{Chain, PassThrough, Stage};
 /// The counting allocator's measurements, where the data path reads them.
 pub use weir_alloc as memory;

@@ -29,9 +29,9 @@ impl<S: Signal, T: Stage<S> + ?Sized> Stage<S> for std::sync::Arc<T> {
 
 /// Leaves batches unchanged; the chain of a pipeline that has no stages configured.
 #[derive(Debug, Default)]
-pub struct Pass;
+pub struct PassThrough;
 
-impl<S: Signal> Stage<S> for Pass {
+impl<S: Signal> Stage<S> for PassThrough {
     fn name(&self) -> &'static str {
         "pass"
     }
@@ -67,7 +67,7 @@ impl<S: Signal> Chain<S> {
     }
 
     pub fn pass() -> Self {
-        Chain::new(vec![Box::new(Pass)])
+        Chain::new(vec![Box::new(PassThrough)])
     }
 
     /// Puts `stage` just before the stage called `before` (last when there is none): for a stage
@@ -125,7 +125,7 @@ mod tests {
 
     #[test]
     fn chain_runs_stages_in_order_and_recounts() {
-        let chain = Chain::<Logs>::new(vec![Box::new(Pass), Box::new(DropFirstResource)]);
+        let chain = Chain::<Logs>::new(vec![Box::new(PassThrough), Box::new(DropFirstResource)]);
         assert_eq!(chain.names(), ["pass", "drop_first"]);
         let mut b: Batch<Logs> = Batch::measured(fixtures::resource_logs(2, 4));
         let before = b.resources[1].clone();

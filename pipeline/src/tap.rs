@@ -106,13 +106,13 @@ impl Subscriber {
     }
 }
 
-struct Registry {
+struct Taps {
     subscribers: ArcSwap<Vec<Arc<Subscriber>>>,
     count: AtomicUsize,
     next_mark: AtomicU64,
 }
 
-static TAPS: LazyLock<Registry> = LazyLock::new(|| Registry {
+static TAPS: LazyLock<Taps> = LazyLock::new(|| Taps {
     subscribers: ArcSwap::from_pointee(Vec::new()),
     count: AtomicUsize::new(0),
     next_mark: AtomicU64::new(1),

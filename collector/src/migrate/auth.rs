@@ -179,7 +179,7 @@ fn var_name(tenant: &str) -> String {
 }
 
 /// What an exporter's authenticator sends.
-pub enum Client {
+pub enum ExporterAuth {
     /// The header value, e.g. `Bearer ${TOKEN}`.
     Bearer(String),
     Basic {
@@ -189,14 +189,14 @@ pub enum Client {
     None,
 }
 
-pub fn client(cx: &mut Ctx, path: &str, id: &str) -> Client {
+pub fn client(cx: &mut Ctx, path: &str, id: &str) -> ExporterAuth {
     let ext_path = format!("extensions.{id}");
     let Some(ext) = cx.extension(id) else {
         cx.report.unsupported(
             path,
             format!("extensions.{id} is not defined: nothing is sent"),
         );
-        return Client::None;
+        return ExporterAuth::None;
     };
     let mut o = Obj::new(ext_path.clone(), Some(ext));
     let out = match kind(id) {
@@ -206,11 +206,11 @@ pub fn client(cx: &mut Ctx, path: &str, id: &str) -> Client {
                 Some(t) => {
                     cx.report
                         .translated(&o.at("token"), "the exporter's authorization header", "");
-                    Client::Bearer(format!("{scheme} {t}"))
+                    ExporterAuth::Bearer(format!("{scheme} {t}"))
                 }
                 None => {
                     cx.report.unsupported(&ext_path, "Weir sends a token written in the config (or a variable): set the exporter's headers.authorization");
-                    Client::None
+                    ExporterAuth::None
                 }
             }
         }
@@ -221,18 +221,18 @@ pub fn client(cx: &mut Ctx, path: &str, id: &str) -> Client {
                     cx.report.translated(&c.path, "username / password", "");
                     cx.report
                         .rest(&c, "Weir's basic auth has username and password only");
-                    Client::Basic { username, password }
+                    ExporterAuth::Basic { username, password }
                 }
                 _ => {
                     cx.report
                         .unsupported(&c.path, "needs username and password");
-                    Client::None
+                    ExporterAuth::None
                 }
             }
         }
         other => {
             cx.report.unsupported(&ext_path, format!("Weir has no `{other}` authenticator: set the headers it would add (exporters.NAME.otlp.headers / loki.headers)"));
-            return Client::None;
+            return ExporterAuth::None;
         }
     };
     cx.report

@@ -40,7 +40,7 @@ mod tail;
 mod units;
 mod yaml;
 
-use report::{Report, Status};
+use report::{MigrationReport, Status};
 use serde_yaml_ng::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -50,7 +50,7 @@ use yaml::{Map, Node};
 /// The translated config (header comments included) and the report.
 pub struct Migration {
     pub config: String,
-    pub report: Report,
+    pub report: MigrationReport,
 }
 
 /// What `weir migrate` runs: 0 on success (whatever had no equivalent), 1 when the input cannot be
@@ -110,7 +110,7 @@ pub fn translate(text: &str, origin: &str) -> Result<Migration, String> {
                 .into(),
         );
     }
-    let mut report = Report::default();
+    let mut report = MigrationReport::default();
     rewrite_references(&mut root, "", &mut report);
     let pipes = pipelines::Pipelines::parse(&root)?;
     let mut cx = Ctx::new(&root, pipes, report);
@@ -138,7 +138,7 @@ pub fn translate(text: &str, origin: &str) -> Result<Migration, String> {
     })
 }
 
-fn header(origin: &str, report: &Report) -> String {
+fn header(origin: &str, report: &MigrationReport) -> String {
     let mut h = format!(
         "# Weir config translated from the OpenTelemetry Collector config {origin}\n\
          # by `weir migrate --from otelcol`. Check it with `weir check --config <this file>`.\n\
@@ -164,7 +164,7 @@ fn header(origin: &str, report: &Report) -> String {
 }
 
 /// Rewrites every string in the tree and reports references that no longer read a variable.
-fn rewrite_references(v: &mut Value, path: &str, report: &mut Report) {
+fn rewrite_references(v: &mut Value, path: &str, report: &mut MigrationReport) {
     match v {
         Value::String(s) => {
             let r = env::rewrite(s);
@@ -202,7 +202,7 @@ fn rewrite_references(v: &mut Value, path: &str, report: &mut Report) {
 /// Everything the translators share while they fill in the Weir config.
 pub(crate) struct Ctx<'a> {
     pub root: &'a Value,
-    pub report: Report,
+    pub report: MigrationReport,
     pub out: Map,
     pub pipes: pipelines::Pipelines,
     /// The Weir exporter name of each Collector exporter id (`otlp/gw` → `otlp_gw`).
@@ -219,7 +219,7 @@ pub(crate) struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    fn new(root: &'a Value, pipes: pipelines::Pipelines, report: Report) -> Self {
+    fn new(root: &'a Value, pipes: pipelines::Pipelines, report: MigrationReport) -> Self {
         let mut names = BTreeMap::new();
         let mut taken = BTreeSet::new();
         if let Some(m) = root.get("exporters").and_then(Value::as_mapping) {

@@ -173,12 +173,12 @@ pub fn settings(
     let mut a = o.child("auth");
     if let Some(id) = a.str("authenticator") {
         match auth::client(cx, &a.at("authenticator"), &id) {
-            auth::Client::Bearer(v) => {
+            auth::ExporterAuth::Bearer(v) => {
                 headers.set("authorization", Node::str(v));
                 cx.report.translated(&a.path, &format!("{wpath}.otlp.headers.authorization"), "");
             }
-            auth::Client::Basic { .. } => cx.report.unsupported(&a.path, "Weir's otlp exporter sends fixed headers: write `authorization: Basic <base64 of user:password>` under headers"),
-            auth::Client::None => {}
+            auth::ExporterAuth::Basic { .. } => cx.report.unsupported(&a.path, "Weir's otlp exporter sends fixed headers: write `authorization: Basic <base64 of user:password>` under headers"),
+            auth::ExporterAuth::None => {}
         }
     }
     cx.report.rest(&a, "");

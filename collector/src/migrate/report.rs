@@ -49,11 +49,11 @@ impl Entry {
 }
 
 #[derive(Debug, Default)]
-pub struct Report {
+pub struct MigrationReport {
     pub entries: Vec<Entry>,
 }
 
-impl Report {
+impl MigrationReport {
     pub fn add(&mut self, status: Status, path: &str, weir: Option<&str>, note: impl Into<String>) {
         self.entries.push(Entry {
             status,
@@ -223,7 +223,7 @@ mod tests {
         let v: Value = serde_yaml_ng::from_str("endpoint: a:1\nfancy: 3\nother: {x: 1}\n").unwrap();
         let mut o = Obj::new("exporters.otlp", Some(&v));
         assert_eq!(o.str("endpoint").as_deref(), Some("a:1"));
-        let mut r = Report::default();
+        let mut r = MigrationReport::default();
         r.rest(&o, "ignored");
         let lines: Vec<String> = r.entries.iter().map(Entry::line).collect();
         assert_eq!(lines.len(), 2);

@@ -118,17 +118,17 @@ pub fn loki(cx: &mut Ctx, id: &str, o: &mut Obj, wpath: &str) -> Option<Map> {
     let mut creds = !headers.is_empty();
     if let Some(ext) = a.str("authenticator") {
         match auth::client(cx, &a.at("authenticator"), &ext) {
-            auth::Client::Bearer(v) => {
+            auth::ExporterAuth::Bearer(v) => {
                 let token = v.split_once(' ').map_or(v.clone(), |(_, t)| t.to_string());
                 l.set("bearer_token", Node::str(token));
                 creds = true;
             }
-            auth::Client::Basic { username, password } => {
+            auth::ExporterAuth::Basic { username, password } => {
                 l.set("username", Node::str(username));
                 l.set("password", Node::str(password));
                 creds = true;
             }
-            auth::Client::None => {}
+            auth::ExporterAuth::None => {}
         }
     }
     cx.report.rest(&a, "");

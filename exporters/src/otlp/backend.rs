@@ -72,7 +72,7 @@ fn rejected(body: &[u8]) -> Option<u64> {
     Some(r.partial_success.map_or(0, |p| p.rejected.max(0) as u64))
 }
 
-enum Client {
+enum Transport {
     Grpc {
         grpc: tonic::client::Grpc<tonic::transport::Channel>,
         path: PathAndQuery,
@@ -90,7 +90,7 @@ pub struct Backend {
     pub addr: String,
     /// The rendezvous identity: a hash of `addr`.
     pub hash: u64,
-    client: Client,
+    client: Transport,
     failures: AtomicU32,
     ejected_until: Mutex<Option<Instant>>,
     eject_after: u32,
@@ -156,7 +156,7 @@ impl Backend {
                         "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
                     }
                 };
-                Client::Grpc {
+                Transport::Grpc {
                     grpc,
                     path: PathAndQuery::from_static(path),
                     metadata,
@@ -175,7 +175,7 @@ impl Backend {
                         ))
                     })
                     .collect::<Result<_, String>>()?;
-                Client::Http {
+                Transport::Http {
                     client: crate::http::client(cfg.tls.as_ref())?,
                     uri: format!("{}/v1/{}", base.trim_end_matches('/'), signal.as_str()),
                     headers,
@@ -202,7 +202,7 @@ impl Backend {
     /// Compresses a protobuf body for the wire when this backend speaks HTTP (gRPC compresses inside
     /// tonic).
     pub fn wire_body(&self, body: Vec<u8>) -> Result<Bytes, ExportError> {
-        let Client::Http {
+        let Transport::Http {
             encoding: Some(encoding),
             ..
         } = &self.client
@@ -293,7 +293,7 @@ impl Backend {
 
     async fn attempt(&self, body: Bytes) -> Result<(), ExportError> {
         let rejected = match &self.client {
-            Client::Grpc {
+            Transport::Grpc {
                 grpc,
                 path,
                 metadata,
@@ -309,7 +309,7 @@ impl Backend {
                     .map_err(|s| status_error(&self.addr, &s))?
                     .into_inner()
             }
-            Client::Http {
+            Transport::Http {
                 client,
                 uri,
                 headers,

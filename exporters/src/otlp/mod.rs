@@ -31,11 +31,11 @@ pub struct Otlp<S: OtlpRoute> {
 
 /// One request: what each backend still owes.
 pub struct Forward<S: OtlpRoute> {
-    state: tokio::sync::Mutex<Progress<S>>,
+    state: tokio::sync::Mutex<Owed<S>>,
 }
 
 /// What a request still owes, and what it gave up on.
-struct Progress<S: OtlpRoute> {
+struct Owed<S: OtlpRoute> {
     parts: Vec<Part<S>>,
     /// Items of parts a backend refused for good.
     refused_items: usize,
@@ -171,7 +171,7 @@ impl<S: OtlpRoute> Exporter<S> for Otlp<S> {
         };
         Ok(vec![Encoded {
             request: Forward {
-                state: tokio::sync::Mutex::new(Progress {
+                state: tokio::sync::Mutex::new(Owed {
                     parts,
                     refused_items: 0,
                     refused: None,

@@ -125,7 +125,7 @@ pub struct Late {
 
 /// Counts of what a call did, for metrics; the caller drains it.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Report {
+pub struct Tally {
     pub decided: Vec<Decided>,
     pub late_spans: Late,
     pub late_logs: Late,
@@ -135,7 +135,7 @@ pub struct Report {
 pub trait Tailed: Holdable {
     fn held(p: &mut Pending) -> &mut Vec<Held<<Self as crate::signal::Signal>::Unit>>;
     fn out(b: &mut TailBuffer) -> &mut Output<Self>;
-    fn late(r: &mut Report) -> &mut Late;
+    fn late(r: &mut Tally) -> &mut Late;
     fn trace_id(unit: &<Self as crate::signal::Signal>::Unit) -> &[u8];
     /// Whether the item can start the root timer.
     fn is_root(unit: &<Self as crate::signal::Signal>::Unit) -> bool;
@@ -149,7 +149,7 @@ impl Tailed for Traces {
     fn out(b: &mut TailBuffer) -> &mut Output<Self> {
         &mut b.spans_out
     }
-    fn late(r: &mut Report) -> &mut Late {
+    fn late(r: &mut Tally) -> &mut Late {
         &mut r.late_spans
     }
     fn trace_id(span: &Span) -> &[u8] {
@@ -168,7 +168,7 @@ impl Tailed for Logs {
     fn out(b: &mut TailBuffer) -> &mut Output<Self> {
         &mut b.logs_out
     }
-    fn late(r: &mut Report) -> &mut Late {
+    fn late(r: &mut Tally) -> &mut Late {
         &mut r.late_logs
     }
     fn trace_id(record: &LogRecord) -> &[u8] {
@@ -193,7 +193,7 @@ pub struct TailBuffer {
     budgets: Budgets,
     spans_out: Output<Traces>,
     logs_out: Output<Logs>,
-    pub report: Report,
+    pub report: Tally,
 }
 
 impl TailBuffer {

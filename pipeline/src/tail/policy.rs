@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 /// What a policy does with a trace its condition holds for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
+pub enum Effect {
     Keep,
     /// Drop the trace outright: the first matching policy decides, later ones are not asked.
     Drop,
@@ -25,7 +25,7 @@ pub enum Action {
 pub struct TailRule {
     pub name: Arc<str>,
     pub condition: Condition,
-    pub action: Action,
+    pub action: Effect,
     /// Traces per second this rule may keep.
     pub budget: Option<f64>,
 }
@@ -88,9 +88,9 @@ impl From<&weir_config::TailPolicyConfig> for TailRule {
             name: p.name.as_str().into(),
             condition: condition(p),
             action: if p.drop == Some(true) {
-                Action::Drop
+                Effect::Drop
             } else {
-                Action::Keep
+                Effect::Keep
             },
             budget: p.rate.or(p.traces_per_second),
         }
@@ -191,7 +191,7 @@ impl TailPolicy {
             if !rule.condition.holds(trace) {
                 continue;
             }
-            if rule.action == Action::Drop {
+            if rule.action == Effect::Drop {
                 return Verdict::Dropped(rule.name.clone());
             }
             match rule.budget {

@@ -14,7 +14,7 @@ fn policy(rules: Vec<(&str, Condition)>) -> TailPolicy {
             .map(|(name, condition)| TailRule {
                 name: name.into(),
                 condition,
-                action: crate::tail::policy::Action::Keep,
+                action: crate::tail::policy::Effect::Keep,
                 budget: None,
             })
             .collect(),

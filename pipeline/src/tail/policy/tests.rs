@@ -5,7 +5,7 @@ fn rule(name: &str, condition: Condition, budget: Option<f64>) -> TailRule {
     TailRule {
         name: name.into(),
         condition,
-        action: Action::Keep,
+        action: Effect::Keep,
         budget,
     }
 }
@@ -65,7 +65,7 @@ fn a_drop_rule_decides_before_later_rules_and_spends_no_budget() {
     let policy = TailPolicy {
         rules: vec![
             TailRule {
-                action: Action::Drop,
+                action: Effect::Drop,
                 ..rule("tiny", Condition::SpanCount { min: 0, max: 1 }, None)
             },
             rule("all", Condition::Any, Some(1.0)),
@@ -121,7 +121,7 @@ pipeline:
         (
             "health",
             Condition::Attribute(AttrMatch { regex: Some(_), .. }),
-            Action::Drop
+            Effect::Drop
         )
     ));
     assert_eq!(conditions[1].1, &Condition::Status(vec![2, 1]));
@@ -145,5 +145,5 @@ pipeline:
         Condition::LogAttribute(AttrMatch { invert: true, .. })
     ));
     assert!(matches!(conditions[7].1, Condition::And(all) if all.len() == 2));
-    assert!(conditions[1..].iter().all(|c| c.2 == Action::Keep));
+    assert!(conditions[1..].iter().all(|c| c.2 == Effect::Keep));
 }
