@@ -57,7 +57,8 @@ pub async fn run(
         workers,
         abort: &abort,
         policies: &policies,
-        tail: crate::tail::TailLink::new(&config, &registry, &policies),
+        tail: crate::tail::TailLink::new(&config, &registry, &policies)
+            .map_err(anyhow::Error::msg)?,
         pipelines: Vec::new(),
     };
     let auth = match &config.receivers.auth {

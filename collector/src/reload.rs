@@ -1,7 +1,8 @@
 //! Live policy reload: the config file is read, validated and compiled off the hot path into one
-//! [`PolicySet`] (normalize + sample + redact), published in one store; each chain loads it once per
-//! batch and the batch carries it through every stage, so each batch runs under exactly one version. An invalid file is
-//! refused with the reason and the running policies stay. Triggered by SIGHUP, `POST /admin/reload`, and
+//! [`PolicySet`] (normalize + sample + redact + tail), published in one store; each chain loads it
+//! once per batch and the batch carries it through every stage, so each batch runs under exactly one
+//! version, and the tail sampler decides under the same set. An invalid file is refused with the
+//! reason and the running policies stay. Triggered by SIGHUP, `POST /admin/reload`, and
 //! changes to the config file (`reload.watch`).
 //!
 //! What reloads: the stage policies (`pipeline.normalize`, `pipeline.redact`, `pipeline.sample`, including the tail
@@ -10,7 +11,7 @@
 //! the reload answer says so when they differ.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use weir_config::Config;
 use weir_pipeline::metrics::Registry;
@@ -27,7 +28,8 @@ pub struct Policies {
     set: std::sync::OnceLock<Arc<HotSwap<PolicySet>>>,
     /// Kept to forget the rate-limit buckets of rules a reload removed.
     sample: Mutex<Vec<Arc<Sample>>>,
-    tail: Mutex<Vec<Arc<TailSampler>>>,
+    /// A tail sampler was started: only then may `logs: with_trace` send records to it.
+    tail_running: AtomicBool,
     /// Made with the traces chain, whose stage counts into it; its flusher starts once the metrics
     /// pipeline exists (`crate::span_metrics`). Not reloaded: its settings apply at start.
     pub span_metrics: std::sync::OnceLock<Arc<weir_pipeline::spanmetrics::SpanMetrics>>,
@@ -58,7 +60,7 @@ impl Policies {
         if let Some(set) = self.set.get() {
             return Ok(set.clone());
         }
-        let running = !lock(&self.tail).is_empty();
+        let running = self.tail_running.load(Ordering::Acquire);
         let first = Arc::new(HotSwap::new(compile(config, self.version(), running)?));
         Ok(self.set.get_or_init(|| first).clone())
     }
@@ -98,10 +100,11 @@ impl Policies {
         )))
     }
 
-    pub fn tail(&self, config: &Config) -> Arc<TailSampler> {
-        let t = TailSampler::new(TailPolicy::from_config(&config.pipeline.sample));
-        lock(&self.tail).push(t.clone());
-        t
+    /// The tail sampler, deciding under the same set as the chains. Call it before the chains are
+    /// built, so the first set already lets logs be held with their trace.
+    pub fn tail(&self, config: &Config) -> Result<Arc<TailSampler>, String> {
+        self.tail_running.store(true, Ordering::Release);
+        Ok(TailSampler::new(self.set(config)?))
     }
 
     pub fn version(&self) -> u64 {
@@ -167,8 +170,11 @@ impl Policies {
         })
         .map_err(|e| e.to_string())?;
         let version = self.version() + 1;
-        let set = compile(&config, version, !lock(&self.tail).is_empty())?;
-        let tail = TailPolicy::from_config(&config.pipeline.sample);
+        let tail_running = self.tail_running.load(Ordering::Acquire);
+        let set = compile(&config, version, tail_running)?;
+        // Tail sampling runs in its own thread, started with the pipeline: a reload can change or
+        // switch off its policies, not start it.
+        let tail_needs_restart = !tail_running && set.tail.enabled;
         // Before the new set is live: buckets of removed rules are forgotten, kept ones stay.
         for s in lock(&self.sample).iter() {
             s.reload((*set.sample).clone());
@@ -176,14 +182,6 @@ impl Policies {
         if let Some(live) = self.set.get() {
             live.store(set);
         }
-        let tails = lock(&self.tail);
-        for t in tails.iter() {
-            t.policy().store(tail.clone());
-        }
-        // Tail sampling runs in its own thread, started with the pipeline: a reload can change or
-        // switch off its policies, not start it.
-        let tail_needs_restart = tails.is_empty() && tail.enabled;
-        drop(tails);
         self.version.store(version, Ordering::Release);
         let before = applied
             .as_deref()
@@ -242,6 +240,7 @@ fn compile(config: &Config, version: u64, tail_running: bool) -> Result<PolicySe
         redact: Arc::new(RedactPolicy::compile(&config.pipeline.redact, |k| {
             std::env::var(k).ok()
         })?),
+        tail: Arc::new(TailPolicy::from_config(&config.pipeline.sample)),
     })
 }
 
@@ -294,8 +293,54 @@ mod tests {
         idle.reload().unwrap();
         assert!(!idle.set(&config).unwrap().load().sample.logs_with_trace);
         let running = Policies::new(Some(path));
-        running.tail(&config);
+        running.tail(&config).unwrap();
         assert!(running.set(&config).unwrap().load().sample.logs_with_trace);
+    }
+
+    /// Keeps every trace under a policy named after the version of the file.
+    fn tail_config(v: usize) -> String {
+        format!("pipeline:\n  sample:\n    tail:\n      decision_wait: 1h\n      policies: [{{name: keep-v{v}, span_count: {{min: 1}}}}]\nexporters: {{b: {{blackhole: {{}}}}}}\n")
+    }
+
+    struct Discard;
+    impl weir_pipeline::tail::Outlets for Discard {
+        fn spans(&mut self, _: Batch<weir_pipeline::Traces>) {}
+        fn logs(&mut self, _: Batch<Logs>) {}
+    }
+
+    #[test]
+    fn the_tail_sampler_decides_under_the_set_a_reload_stored_and_counts_its_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("weir.yaml");
+        std::fs::write(&path, tail_config(0)).unwrap();
+        let policies = Policies::new(Some(path.clone()));
+        let config = weir_config::parse(&tail_config(0), "t", |_| None).unwrap();
+        let sampler = policies.tail(&config).unwrap();
+        let registry = weir_pipeline::metrics::Registry::new();
+        let (tx, rx) = weir_pipeline::bounded(weir_pipeline::queue::Limits {
+            max_items: 1000,
+            max_bytes: 1 << 20,
+        });
+        let thread = sampler.spawn(rx, &registry, Discard).unwrap();
+        std::fs::write(&path, tail_config(1)).unwrap();
+        let (version, _) = policies.reload().unwrap();
+        assert_eq!(sampler.policy().rules[0].name.as_ref(), "keep-v1");
+        let spans = Batch::measured(fixtures::resource_spans(1, 3));
+        assert!(tx
+            .send_blocking(weir_pipeline::tail::TailInput::Spans(spans))
+            .is_ok());
+        drop(tx);
+        thread.join().unwrap();
+        let text = registry.render();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("weir_tail_traces_total{"))
+            .unwrap_or_else(|| panic!("no tail decision counted:\n{text}"));
+        assert!(
+            line.contains(r#"policy="keep-v1""#)
+                && line.contains(&format!(r#"version="{version}""#)),
+            "{line}"
+        );
     }
 
     #[test]

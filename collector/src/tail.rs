@@ -22,26 +22,30 @@ pub struct TailLink {
 }
 
 impl TailLink {
-    /// `None` unless tail sampling is configured and some exporter takes traces. Dropping the link
-    /// once the pipelines are built leaves the workers as the queue's only senders, so the thread
-    /// ends when they do.
-    pub fn new(config: &Config, registry: &Registry, policies: &Policies) -> Option<Self> {
-        config.pipeline.sample.tail.as_ref()?;
-        let traced = config.exporters.values();
-        if !traced
-            .into_iter()
-            .any(|e| e.receives(weir_config::SignalKind::Traces))
+    /// `None` unless tail sampling is configured and some exporter takes traces; an error when the
+    /// policies do not compile. Dropping the link once the pipelines are built leaves the workers as
+    /// the queue's only senders, so the thread ends when they do.
+    pub fn new(
+        config: &Config,
+        registry: &Registry,
+        policies: &Policies,
+    ) -> Result<Option<Self>, String> {
+        if config.pipeline.sample.tail.is_none()
+            || !config
+                .exporters
+                .values()
+                .any(|e| e.receives(weir_config::SignalKind::Traces))
         {
-            return None;
+            return Ok(None);
         }
         let (tx, rx) = bounded::<TailInput>(config.pipeline.intake_queue.into());
         register_queue(registry, "tail", "traces", tx.stats());
-        Some(TailLink {
-            sampler: policies.tail(config),
+        Ok(Some(TailLink {
+            sampler: policies.tail(config)?,
             tx,
             rx,
             logs: Mutex::new(None),
-        })
+        }))
     }
 
     pub fn stats(&self) -> QueueStats {
@@ -58,7 +62,7 @@ impl TailLink {
         Outlet::shared(routes).with_divert(move |mut batch: Batch<Logs>| {
             let with_trace = match batch.policies() {
                 Some(set) => set.sample.logs_with_trace,
-                None => sampler.policy().load().logs_with_trace,
+                None => sampler.policy().logs_with_trace,
             };
             if with_trace {
                 if let Some(held) = divert::take_traced(&mut batch) {

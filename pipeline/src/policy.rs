@@ -1,10 +1,13 @@
-//! [`PolicySet`]: every stage policy of one version, published as one value. The chain loads it once
-//! per batch and the batch carries it through the stages, so a reload that lands mid-batch cannot
-//! give one batch normalize v2 and sample v1: a reload is one store of a whole set.
+//! [`PolicySet`]: every policy of one version, published as one value. The chain loads it once per
+//! batch and the batch carries it through the stages, so a reload that lands mid-batch cannot give
+//! one batch normalize v2 and sample v1; the tail sampler loads the same set for every decision, so
+//! the sample stage's `logs: with_trace` and the tail rules that hold those logs come from one version
+//! too. A reload is one store of a whole set.
 
 use crate::stages::normalize::NormalizePolicy;
 use crate::stages::redact::RedactPolicy;
 use crate::stages::sample::SamplePolicy;
+use crate::tail::policy::TailPolicy;
 use std::sync::Arc;
 
 #[derive(Debug, Clone)]
@@ -14,4 +17,5 @@ pub struct PolicySet {
     pub normalize: Arc<NormalizePolicy>,
     pub sample: Arc<SamplePolicy>,
     pub redact: Arc<RedactPolicy>,
+    pub tail: Arc<TailPolicy>,
 }

@@ -122,7 +122,8 @@ pub struct Sample {
     /// Outside the policy, so buckets survive a reload.
     buckets: Buckets,
     registry: std::sync::Arc<Registry>,
-    spans_out: Counter,
+    /// Head-sampled spans of the version seen last: looked up again only when the version changes.
+    spans_out: arc_swap::ArcSwap<(u64, Counter)>,
 }
 
 impl Sample {
@@ -130,11 +131,10 @@ impl Sample {
         Sample {
             policy: HotSwap::new(policy),
             buckets: Buckets::default(),
-            spans_out: registry.counter(
-                "weir_sampled_out_items_total",
-                "Items sampling decided not to keep, by signal and rule.",
-                &[("signal", "traces"), ("rule", "head")],
-            ),
+            spans_out: arc_swap::ArcSwap::from_pointee((
+                0,
+                sampled_out(registry, "traces", "head", 0),
+            )),
             registry: registry.clone(),
         }
     }
@@ -162,12 +162,19 @@ impl Sample {
         self.buckets.retain_rules(names.iter().map(String::as_str));
     }
 
-    fn out(&self, signal: &str, rule: &str) -> Counter {
-        self.registry.counter(
-            "weir_sampled_out_items_total",
-            "Items sampling decided not to keep, by signal and rule.",
-            &[("signal", signal), ("rule", rule)],
-        )
+    fn out(&self, signal: &str, rule: &str, version: u64) -> Counter {
+        sampled_out(&self.registry, signal, rule, version)
+    }
+
+    fn head_out(&self, version: u64) -> Counter {
+        let cached = self.spans_out.load();
+        if cached.0 == version {
+            return cached.1.clone();
+        }
+        let counter = self.out("traces", "head", version);
+        self.spans_out
+            .store(std::sync::Arc::new((version, counter.clone())));
+        counter
     }
 
     /// Applies the rate limits to the items `for_each_kept` walks, resource by resource: `keys` are the
@@ -209,7 +216,7 @@ impl Sample {
         drop(taking);
         for (l, n) in limits.iter().zip(refused) {
             if n > 0 {
-                self.out(signal, &l.name).add(n);
+                self.out(signal, &l.name, batch.policy_version()).add(n);
             }
         }
     }
@@ -256,7 +263,9 @@ impl Stage<Traces> for Sample {
                 true
             });
         }
-        self.spans_out.add(dropped);
+        if dropped > 0 {
+            self.head_out(batch.policy_version()).add(dropped);
+        }
         let limits = &policy.span_limits;
         self.limit(batch, limits, "traces", |rs, admit| {
             let keys = limit_keys(limits, rs.resource.as_ref());
@@ -271,6 +280,19 @@ impl Stage<Traces> for Sample {
             }
         });
     }
+}
+
+/// `version`: the policy version that decided (0 outside a chain that carries a set).
+pub(crate) fn sampled_out(registry: &Registry, signal: &str, rule: &str, version: u64) -> Counter {
+    registry.counter(
+        "weir_sampled_out_items_total",
+        "Items sampling decided not to keep, by signal, rule and the policy version that decided.",
+        &[
+            ("signal", signal),
+            ("rule", rule),
+            ("version", &version.to_string()),
+        ],
+    )
 }
 
 /// What a tap is told about an item a rate limit refused.
@@ -379,7 +401,7 @@ impl Stage<Logs> for Sample {
             }
         }
         for (name, n) in dropped {
-            self.out("logs", &name).add(n);
+            self.out("logs", &name, batch.policy_version()).add(n);
         }
         let limits = &policy.log_limits;
         self.limit(batch, limits, "logs", |rl, admit| {

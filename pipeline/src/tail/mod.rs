@@ -2,10 +2,13 @@
 //! component of its own, not a stage, because it holds items across batches. Stage workers of both
 //! signals hand their batches to one thread through one bounded queue; that thread owns the
 //! [`buffer::TailBuffer`] (no locks on the data path), decides traces when they fall due and hands kept
-//! spans and logs on as batches. The policy is a [`HotSwap`]: a reload changes the rules and bounds,
-//! while the held items, the decision cache and the budget buckets stay.
+//! spans and logs on as batches. Its policy is the `tail` of the [`PolicySet`] every chain runs under
+//! (one [`HotSwap`]), loaded once per turn of its loop: a reload changes the rules and bounds with
+//! the stage policies in one store, while the held items, the decision cache and the budget buckets
+//! stay.
 //!
-//! Metrics: `weir_tail_traces_total{decision, policy, trigger}` per decided trace (decision `keep`,
+//! Metrics: `weir_tail_traces_total{decision, policy, trigger, version}` per decided trace (`version`:
+//! the policy version that decided; decision `keep`,
 //! `drop` when no policy matched or a `drop` policy did (then named), `over_budget` when only spent
 //! policies matched), `weir_sampled_out_items_total{signal, rule="tail"}` per dropped span or log
 //! record (late ones included), `weir_tail_late_spans_total{decision}` and
@@ -26,8 +29,10 @@ pub mod policy;
 use crate::batch::Batch;
 use crate::hotswap::HotSwap;
 use crate::metrics::{Counter, Registry};
+use crate::policy::PolicySet;
 use crate::queue::{Receiver, RecvError, Weighted};
 use crate::signal::{Logs, Traces};
+use crate::stages::sample::sampled_out;
 use buffer::{Late, TailBuffer, Trigger};
 use policy::{TailPolicy, Verdict};
 use std::collections::HashMap;
@@ -36,18 +41,18 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub struct TailSampler {
-    policy: HotSwap<TailPolicy>,
+    policies: Arc<HotSwap<PolicySet>>,
 }
 
 impl TailSampler {
-    pub fn new(policy: TailPolicy) -> Arc<Self> {
-        Arc::new(TailSampler {
-            policy: HotSwap::new(policy),
-        })
+    /// A sampler that decides under the `tail` of whatever set `policies` holds at the time.
+    pub fn new(policies: Arc<HotSwap<PolicySet>>) -> Arc<Self> {
+        Arc::new(TailSampler { policies })
     }
 
-    pub fn policy(&self) -> &HotSwap<TailPolicy> {
-        &self.policy
+    /// The tail policy live now.
+    pub fn policy(&self) -> Arc<TailPolicy> {
+        self.policies.load().tail.clone()
     }
 
     /// Starts the sampler thread. It ends when `input` is closed and drained, after deciding every
@@ -64,29 +69,30 @@ impl TailSampler {
             .name("weir-tail".into())
             .spawn(move || {
                 let mut buffer = TailBuffer::default();
-                let mut seen = sampler.policy.version();
+                let mut seen = sampler.policies.load().version;
                 loop {
-                    let policy = sampler.policy.load_full();
-                    if sampler.policy.version() != seen {
-                        seen = sampler.policy.version();
-                        buffer.retain_budgets(&policy);
+                    let set = sampler.policies.load_full();
+                    let policy = &*set.tail;
+                    if set.version != seen {
+                        seen = set.version;
+                        buffer.retain_budgets(policy);
                     }
-                    let closed = match input.recv_blocking_until(buffer.next_deadline(&policy)) {
+                    let closed = match input.recv_blocking_until(buffer.next_deadline(policy)) {
                         Ok(TailInput::Spans(batch)) => {
-                            buffer.push(batch, &policy, Instant::now());
+                            buffer.push(batch, policy, Instant::now());
                             false
                         }
                         Ok(TailInput::Logs(batch)) => {
-                            buffer.push(batch, &policy, Instant::now());
+                            buffer.push(batch, policy, Instant::now());
                             false
                         }
                         Err(RecvError::Timeout) => false,
                         Err(RecvError::Closed) => true,
                     };
                     if closed {
-                        buffer.flush(&policy, Instant::now());
+                        buffer.flush(policy, Instant::now());
                     } else {
-                        buffer.due(&policy, Instant::now());
+                        buffer.due(policy, Instant::now());
                     }
                     if let Some(batch) = buffer.take_output() {
                         out.spans(batch);
@@ -94,7 +100,7 @@ impl TailSampler {
                     if let Some(batch) = buffer.take_logs() {
                         out.logs(batch);
                     }
-                    metrics.record(&mut buffer);
+                    metrics.record(&mut buffer, set.version);
                     if closed {
                         return;
                     }
@@ -133,7 +139,9 @@ pub trait Outlets {
 
 /// Counters for one signal's side of the tail sampler.
 struct SignalCounters {
-    sampled_out: Counter,
+    signal: &'static str,
+    /// Of the policy version seen last.
+    sampled_out: (u64, Counter),
     late_kept: Counter,
     late_dropped: Counter,
 }
@@ -152,18 +160,20 @@ impl SignalCounters {
         };
         let late = |decision| registry.counter(name, help, &[("decision", decision)]);
         SignalCounters {
-            sampled_out: registry.counter(
-                "weir_sampled_out_items_total",
-                "Items sampling decided not to keep, by signal and rule.",
-                &[("signal", signal), ("rule", "tail")],
-            ),
+            signal,
+            sampled_out: (0, sampled_out(registry, signal, "tail", 0)),
             late_kept: late("keep"),
             late_dropped: late("drop"),
         }
     }
 
-    fn record(&self, dropped_in_decisions: u64, late: Late) {
-        self.sampled_out.add(dropped_in_decisions + late.dropped);
+    /// Late records follow their trace's earlier decision but are counted under `version`, the one
+    /// live when they were dropped.
+    fn record(&mut self, registry: &Registry, version: u64, dropped_in_decisions: u64, late: Late) {
+        if self.sampled_out.0 != version {
+            self.sampled_out = (version, sampled_out(registry, self.signal, "tail", version));
+        }
+        self.sampled_out.1.add(dropped_in_decisions + late.dropped);
         self.late_kept.add(late.kept);
         self.late_dropped.add(late.dropped);
     }
@@ -171,7 +181,7 @@ impl SignalCounters {
 
 struct TailMetrics {
     registry: Arc<Registry>,
-    decisions: HashMap<(&'static str, Arc<str>, Trigger), Counter>,
+    decisions: HashMap<(&'static str, Arc<str>, Trigger, u64), Counter>,
     spans: SignalCounters,
     logs: SignalCounters,
     traces: Arc<AtomicU64>,
@@ -204,7 +214,8 @@ impl TailMetrics {
         }
     }
 
-    fn record(&mut self, buffer: &mut TailBuffer) {
+    /// `version`: the policy version the decisions in `buffer`'s report were made under.
+    fn record(&mut self, buffer: &mut TailBuffer, version: u64) {
         let report = std::mem::take(&mut buffer.report);
         let (mut spans_out, mut logs_out) = (0, 0);
         for d in report.decided {
@@ -220,22 +231,25 @@ impl TailMetrics {
             }
             let registry = &self.registry;
             self.decisions
-                .entry((decision, policy.clone(), d.trigger))
+                .entry((decision, policy.clone(), d.trigger, version))
                 .or_insert_with(|| {
                     registry.counter(
                         "weir_tail_traces_total",
-                        "Traces the tail sampler decided, by decision, policy and what triggered it.",
+                        "Traces the tail sampler decided, by decision, policy, what triggered it and the policy version that decided.",
                         &[
                             ("decision", decision),
                             ("policy", &policy),
                             ("trigger", d.trigger.as_str()),
+                            ("version", &version.to_string()),
                         ],
                     )
                 })
                 .inc();
         }
-        self.spans.record(spans_out, report.late_spans);
-        self.logs.record(logs_out, report.late_logs);
+        self.spans
+            .record(&self.registry, version, spans_out, report.late_spans);
+        self.logs
+            .record(&self.registry, version, logs_out, report.late_logs);
         self.traces.store(buffer.traces() as u64, Ordering::Relaxed);
         self.bytes.store(buffer.bytes() as u64, Ordering::Relaxed);
         self.cached.store(buffer.cached() as u64, Ordering::Relaxed);

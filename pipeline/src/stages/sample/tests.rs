@@ -137,7 +137,7 @@ fn log_rules_keep_warnings_sample_info_and_follow_traces() {
     }
     assert!(r
         .render()
-        .contains("weir_sampled_out_items_total{signal=\"logs\",rule=\"info\"}"));
+        .contains("weir_sampled_out_items_total{signal=\"logs\",rule=\"info\",version=\"0\"}"));
 }
 
 #[test]
@@ -185,11 +185,13 @@ fn with_trace_records_skip_the_log_rules_and_follow_their_traces_head_decision()
     );
     let text = r.render();
     assert!(
-        text.contains("weir_sampled_out_items_total{signal=\"logs\",rule=\"head\"}"),
+        text.contains("weir_sampled_out_items_total{signal=\"logs\",rule=\"head\",version=\"0\"}"),
         "{text}"
     );
     assert!(
-        text.contains("weir_sampled_out_items_total{signal=\"logs\",rule=\"no-info\"} 1000"),
+        text.contains(
+            "weir_sampled_out_items_total{signal=\"logs\",rule=\"no-info\",version=\"0\"} 1000"
+        ),
         "{text}"
     );
 }
@@ -218,9 +220,9 @@ fn rate_limits_per_service_and_buckets_survive_a_reload() {
         .map(|r| r.scope_logs[0].log_records.len())
         .collect();
     assert_eq!(kept, [100, 100, 100]);
-    assert!(r
-        .render()
-        .contains("weir_sampled_out_items_total{signal=\"logs\",rule=\"per-service\"} 1200"));
+    assert!(r.render().contains(
+        "weir_sampled_out_items_total{signal=\"logs\",rule=\"per-service\",version=\"0\"} 1200"
+    ));
     // A reload with the same rule name keeps the (empty) buckets: no fresh burst.
     s.policy().store(policy);
     let mut again = Batch::<Logs>::measured(fixtures::resource_logs(3, 50));
