@@ -62,10 +62,10 @@ pub async fn run(
         pipelines: Vec::new(),
     };
     let auth = match &config.receivers.auth {
-        Some(a) => Some(
+        Some(a) => Some(Arc::new(
             crate::auth::Auth::load(a, |k| std::env::var(k).ok(), &registry)
                 .map_err(anyhow::Error::msg)?,
-        ),
+        )),
         None => None,
     };
     // Logs before traces: the tail sampler, started with the traces pipeline, sends kept logs to
@@ -74,7 +74,6 @@ pub async fn run(
     let traces = build.intake::<Traces>().await?;
     let metrics = build.intake::<Metrics>().await?;
     let intake = Arc::new(Intake {
-        auth,
         request_slots: tokio::sync::Semaphore::new(config.receivers.max_concurrent_requests),
         memory,
         traces,
@@ -101,6 +100,7 @@ pub async fn run(
         let (addr, server) = grpc::bind(
             &config.receivers.grpc,
             intake.clone(),
+            auth.clone(),
             &registry,
             receivers_signal.clone(),
         )
@@ -112,6 +112,7 @@ pub async fn run(
         let (addr, server) = http::bind(
             &config.receivers.http,
             intake.clone(),
+            auth,
             registry.clone(),
             receivers_signal,
         )

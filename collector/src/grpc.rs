@@ -4,7 +4,7 @@
 //! `INVALID_ARGUMENT` with prost's reason (tonic's default says `INTERNAL`), and so the encoded size of
 //! the request, its weight in the intake queue, comes for free from the frame length.
 
-use crate::auth::Tenant;
+use crate::auth::{Auth, Tenant};
 use crate::decode::Format;
 use crate::durable::record::{Encoding, Raw};
 use crate::intake::{Intake, IntakeFor};
@@ -99,6 +99,8 @@ impl<S: Wire> Codec for OtlpCodec<S> {
 /// The gRPC service for signal `S`.
 pub struct OtlpService<S> {
     intake: Arc<Intake>,
+    /// Token → tenant, when ingest requires authentication.
+    auth: Option<Arc<Auth>>,
     max_message_bytes: usize,
     malformed: Counter,
     too_large: Counter,
@@ -109,6 +111,7 @@ impl<S> Clone for OtlpService<S> {
     fn clone(&self) -> Self {
         OtlpService {
             intake: self.intake.clone(),
+            auth: self.auth.clone(),
             max_message_bytes: self.max_message_bytes,
             malformed: self.malformed.clone(),
             too_large: self.too_large.clone(),
@@ -117,7 +120,7 @@ impl<S> Clone for OtlpService<S> {
     }
 }
 
-struct Export<S>(Arc<Intake>, PhantomData<S>);
+struct Export<S>(Arc<Intake>, Option<Arc<Auth>>, PhantomData<S>);
 
 impl<S: Wire> UnaryService<Received<S>> for Export<S>
 where
@@ -127,10 +130,10 @@ where
     type Future = BoxFuture<Response<S::Response>, Status>;
 
     fn call(&mut self, request: Request<Received<S>>) -> Self::Future {
-        let intake = self.0.clone();
+        let (intake, auth) = (self.0.clone(), self.1.clone());
         Box::pin(async move {
             let tenant = request.extensions().get::<Tenant>().cloned();
-            let stamp = crate::tenant::Stamp::for_request(intake.auth.as_ref(), tenant.as_ref());
+            let stamp = crate::tenant::Stamp::for_request(auth.as_deref(), tenant.as_ref());
             let Received {
                 request,
                 bytes,
@@ -190,7 +193,7 @@ where
             return Box::pin(async { Ok(Status::unimplemented("unknown method").into_http()) });
         }
         // Checked before the message is read: an unauthenticated client costs no decoding.
-        if let Some(auth) = &self.intake.auth {
+        if let Some(auth) = &self.auth {
             let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
             match auth.check(
                 Transport::Grpc,
@@ -210,7 +213,7 @@ where
                 }
             }
         }
-        let svc = Export::<S>(self.intake.clone(), PhantomData);
+        let svc = Export::<S>(self.intake.clone(), self.auth.clone(), PhantomData);
         let intake = self.intake.clone();
         let too_large = self.too_large.clone();
         let max = self.max_message_bytes;
@@ -288,11 +291,13 @@ impl NamedService for OtlpService<Metrics> {
 
 fn service<S: Wire>(
     intake: &Arc<Intake>,
+    auth: &Option<Arc<Auth>>,
     cfg: &GrpcReceiver,
     registry: &Registry,
 ) -> OtlpService<S> {
     OtlpService {
         intake: intake.clone(),
+        auth: auth.clone(),
         max_message_bytes: cfg.max_request_bytes.as_usize(),
         malformed: crate::receive::refused_requests(
             registry,
@@ -315,6 +320,7 @@ fn service<S: Wire>(
 pub async fn bind(
     cfg: &GrpcReceiver,
     intake: Arc<Intake>,
+    auth: Option<Arc<Auth>>,
     registry: &Registry,
     shutdown: ShutdownSignal,
 ) -> anyhow::Result<(SocketAddr, impl Future<Output = ()> + Send + 'static)> {
@@ -325,9 +331,9 @@ pub async fn bind(
     let local = listener.local_addr()?;
     let router = tonic::transport::Server::builder()
         .max_concurrent_streams(cfg.max_concurrent_streams)
-        .add_service(service::<Traces>(&intake, cfg, registry))
-        .add_service(service::<Logs>(&intake, cfg, registry))
-        .add_service(service::<Metrics>(&intake, cfg, registry));
+        .add_service(service::<Traces>(&intake, &auth, cfg, registry))
+        .add_service(service::<Logs>(&intake, &auth, cfg, registry))
+        .add_service(service::<Metrics>(&intake, &auth, cfg, registry));
     let server: std::pin::Pin<Box<dyn Future<Output = ()> + Send>> = match &cfg.tls {
         None => {
             let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));

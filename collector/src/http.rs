@@ -26,6 +26,8 @@ const BLOCKING_DECODE_BYTES: usize = 256 * 1024;
 
 struct HttpState {
     intake: Arc<Intake>,
+    /// Token → tenant, when ingest requires authentication.
+    auth: Option<Arc<crate::auth::Auth>>,
     max_request: usize,
     max_decompressed: usize,
     registry: Arc<Registry>,
@@ -35,6 +37,7 @@ struct HttpState {
 pub async fn bind(
     cfg: &HttpReceiver,
     intake: Arc<Intake>,
+    auth: Option<Arc<crate::auth::Auth>>,
     registry: Arc<Registry>,
     shutdown: ShutdownSignal,
 ) -> anyhow::Result<(SocketAddr, impl Future<Output = ()> + Send + 'static)> {
@@ -45,6 +48,7 @@ pub async fn bind(
     let local = listener.local_addr()?;
     let state = Arc::new(HttpState {
         intake,
+        auth,
         max_request: cfg.max_request_bytes.as_usize(),
         max_decompressed: cfg.max_decompressed_bytes.as_usize(),
         registry,
@@ -104,7 +108,7 @@ where
             .and_then(|v: &HeaderValue| v.to_str().ok())
     };
     // Before the body is read: an unauthenticated client costs no reading or decoding.
-    let tenant = match &state.intake.auth {
+    let tenant = match &state.auth {
         Some(auth) => match auth.check(
             Transport::Http,
             header(header::AUTHORIZATION),
@@ -186,7 +190,7 @@ where
         Err(e) => return refuse::<S>(&state, e, format),
     };
     state.intake.memory.observe(bytes);
-    let stamp = crate::tenant::Stamp::for_request(state.intake.auth.as_ref(), tenant.as_ref());
+    let stamp = crate::tenant::Stamp::for_request(state.auth.as_deref(), tenant.as_ref());
     match IntakeFor::<S>::get(&*state.intake)
         .accept(request, bytes, encoded, Transport::Http, stamp, raw)
         .await

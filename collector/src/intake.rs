@@ -209,8 +209,6 @@ impl<S: Wire> SignalIntake<S> {
 
 /// One intake per signal.
 pub struct Intake {
-    /// Token → tenant, when ingest requires authentication.
-    pub auth: Option<crate::auth::Auth>,
     /// Requests being read or decoded at once, across both receivers; bounds request memory.
     pub request_slots: tokio::sync::Semaphore,
     /// `memory_limit`: requests are admitted only while the process is under it.
