@@ -1,6 +1,12 @@
 //! The ClickHouse exporter: checks the server at start (version → layout, schema created or verified),
 //! then turns each batch into one compressed RowBinary `INSERT` per table, carrying a deduplication
 //! token where the server supports one, so a retried insert is stored once.
+//!
+//! Routing rows to per-tenant databases (naming, refusing, creating them) is in `tenancy`.
+
+mod tenancy;
+#[cfg(test)]
+mod tests;
 
 use super::client::{compress, Client};
 use super::columns::{insert_columns, MetricTable, LOG_COLUMNS, SPAN_COLUMNS};
@@ -11,12 +17,14 @@ use super::schema::{
 use super::Layout;
 use crate::exporter::{Encoded, ExportError, Exporter};
 use bytes::Bytes;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
+use tenancy::{Target, Tenancy};
 use weir_config::{
     ClickHouseCompression, ClickHouseExporter as Config, ClickHouseLayout, SignalKind,
 };
 use weir_pipeline::{Batch, Logs, Metrics, Traces};
+
+pub use tenancy::database_name;
 
 /// One `INSERT`, ready to send (and to send again, unchanged, on retry).
 pub struct Insert {
@@ -60,25 +68,6 @@ pub struct ClickHouse {
     tenancy: Option<Tenancy>,
 }
 
-/// Per-tenant databases: which attribute names them, how to create one, and which exist.
-struct Tenancy {
-    attribute: String,
-    /// `(table, columns)` per insert statement.
-    tables: Vec<(String, String)>,
-    /// The DDL for one database (with `{db}` standing for its name); empty without `create_schema`.
-    ddl: Vec<(TableOptions, SignalKind)>,
-    layout: Layout,
-    modern_server: bool,
-    /// Tenant values that may have a database.
-    pattern: regex::Regex,
-    max: usize,
-    /// The configured database: a tenant may not write into it under its own name.
-    shared: String,
-    /// Each tenant database ever routed to, and whether its schema is ready: one cell per database,
-    /// so creating one tenant's tables holds up only that tenant's inserts.
-    prepared: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<()>>>>,
-}
-
 /// The first server to tell its version, trying each once: start-up goes on while one is down. A
 /// stopped server never answers, so each gets a bounded wait (failing it moves the client on).
 async fn first_answer(client: &Client) -> Result<(u32, u32), ExportError> {
@@ -101,9 +90,6 @@ async fn first_answer(client: &Client) -> Result<(u32, u32), ExportError> {
     }
     Err(last.expect("a client has at least one server"))
 }
-
-/// Databases a tenant may never write into, whatever its name maps to.
-const RESERVED: [&str; 3] = ["system", "default", "information_schema"];
 
 impl ClickHouse {
     /// Connects, picks the layout and creates (or checks) `signal`'s tables. Errors say what to fix.
@@ -308,128 +294,6 @@ impl ClickHouse {
             .await
             .map(|_| ())
     }
-
-    /// Creates a tenant's database and tables the first time it is seen (with `create_schema`). Only
-    /// inserts into that database wait for it; a failure is retried by the next insert.
-    async fn prepare(&self, db: &str, t: &Tenancy) -> Result<(), ExportError> {
-        let cell = t
-            .prepared
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(db.to_string())
-            .or_default()
-            .clone();
-        cell.get_or_try_init(|| async {
-            for (template, signal) in &t.ddl {
-                let opts = TableOptions {
-                    database: db.to_string(),
-                    ..template.clone()
-                };
-                let mut statements = vec![create_database(&opts)];
-                statements.extend(match signal {
-                    SignalKind::Logs => logs_statements(t.layout, &opts),
-                    SignalKind::Traces => traces_statements(t.layout, &opts),
-                    SignalKind::Metrics => metrics_statements(t.layout, &opts),
-                });
-                let params: &[(&str, &str)] = if t.modern_server {
-                    &[]
-                } else {
-                    &[("allow_experimental_low_cardinality_type", "1")]
-                };
-                for ddl in statements {
-                    self.client.post(&ddl, params, Bytes::new()).await?;
-                }
-                tracing::info!(database = db, "ClickHouse tenant database ready");
-            }
-            Ok::<(), ExportError>(())
-        })
-        .await
-        .map(|_| ())
-    }
-
-    /// Splits resources by the database their attribute names (`None`: the configured one), in
-    /// first-seen order; a tenant that may not have a database gets `Err(why)`.
-    fn by_database<R>(
-        &self,
-        resources: Vec<R>,
-        resource: impl Fn(&R) -> Option<&opentelemetry_proto::tonic::resource::v1::Resource>,
-    ) -> Vec<(Target, Vec<R>)> {
-        let Some(t) = &self.tenancy else {
-            return vec![(None, resources)];
-        };
-        let mut groups: Vec<(Target, Vec<R>)> = Vec::new();
-        for r in resources {
-            let db = resource(&r)
-                .into_iter()
-                .flat_map(|res| &res.attributes)
-                .find(|kv| kv.key == t.attribute)
-                .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
-                    opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(s) => {
-                        Some(t.database_for(s))
-                    }
-                    _ => None,
-                });
-            match groups.iter_mut().find(|(d, _)| *d == db) {
-                Some((_, rs)) => rs.push(r),
-                None => groups.push((db, vec![r])),
-            }
-        }
-        groups
-    }
-}
-
-/// Where a group of rows goes: the configured database (`None`), a tenant's, or nowhere (why).
-type Target = Option<Result<String, String>>;
-
-impl Tenancy {
-    /// The database for tenant value `tenant`, or why it may not have one.
-    fn database_for(&self, tenant: &str) -> Result<String, String> {
-        if !self.pattern.is_match(tenant) {
-            return Err(format!(
-                "tenant {tenant:?} does not match database_pattern; its rows are not written"
-            ));
-        }
-        let db = database_name(tenant);
-        if RESERVED
-            .iter()
-            .any(|r| r.eq_ignore_ascii_case(tenant) || r.eq_ignore_ascii_case(&db))
-            || db == self.shared
-        {
-            return Err(format!(
-                "tenant {tenant:?} names a database no tenant may write to"
-            ));
-        }
-        if db.len() > 200 {
-            return Err(format!("tenant {tenant:?} is too long for a database name"));
-        }
-        let mut prepared = self.prepared.lock().unwrap_or_else(|e| e.into_inner());
-        if !prepared.contains_key(&db) {
-            if prepared.len() >= self.max {
-                return Err(format!(
-                    "max_databases ({}) reached; tenant {tenant:?} gets no database",
-                    self.max
-                ));
-            }
-            prepared.insert(db.clone(), Arc::default());
-        }
-        Ok(db)
-    }
-}
-
-/// A tenant value as a database name, one to one: ASCII letters and digits stay, every other byte
-/// becomes `_` and two hex digits (`team-a` → `team_2da`, `team_a` → `team_5fa`), so two tenants never
-/// share a database.
-pub fn database_name(tenant: &str) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::with_capacity(tenant.len() + 8);
-    for b in tenant.bytes() {
-        if b.is_ascii_alphanumeric() {
-            out.push(char::from(b));
-        } else {
-            let _ = write!(out, "_{b:02x}");
-        }
-    }
-    out
 }
 
 /// Logs and traces share everything but the rows they write (one table each).
@@ -505,63 +369,5 @@ impl Exporter<Metrics> for ClickHouse {
 
     fn deduplicates(&self) -> bool {
         self.deduplicates
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn tenancy(max: usize) -> Tenancy {
-        Tenancy {
-            attribute: "weir.tenant".into(),
-            tables: Vec::new(),
-            ddl: Vec::new(),
-            layout: Layout::Modern,
-            modern_server: true,
-            pattern: regex::Regex::new(&format!(
-                "^(?:{})$",
-                weir_config::defaults::tenant_database_pattern()
-            ))
-            .unwrap(),
-            max,
-            shared: "otel".into(),
-            prepared: Mutex::default(),
-        }
-    }
-
-    #[test]
-    fn different_tenants_never_share_a_database() {
-        let t = tenancy(100);
-        let names: Vec<String> = ["team-a", "team_a", "team.a", "Team-A", "teama"]
-            .iter()
-            .map(|v| t.database_for(v).unwrap())
-            .collect();
-        let distinct: std::collections::HashSet<&String> = names.iter().collect();
-        assert_eq!(distinct.len(), names.len(), "{names:?}");
-        assert_eq!(names[0], "team_2da");
-        assert!(names
-            .iter()
-            .all(|n| n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')));
-    }
-
-    #[test]
-    fn reserved_unmatched_and_surplus_tenants_get_no_database() {
-        let t = tenancy(2);
-        for bad in [
-            "system", "SYSTEM", "default", "otel", "", "-x", "a b", "../etc",
-        ] {
-            assert!(t.database_for(bad).is_err(), "{bad:?}");
-        }
-        assert!(t.database_for("information_schema").is_err());
-        assert!(t.database_for("INFORMATION_SCHEMA").is_err());
-        assert!(t.database_for("one").is_ok());
-        assert!(t.database_for("two").is_ok());
-        assert!(
-            t.database_for("one").is_ok(),
-            "a known tenant is not a new one"
-        );
-        let e = t.database_for("three").unwrap_err();
-        assert!(e.contains("max_databases"), "{e}");
     }
 }

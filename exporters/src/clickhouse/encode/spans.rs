@@ -1,0 +1,89 @@
+//! Spans → `otel_traces` rows: one row per span, with the collector's names for kinds and status codes.
+
+use super::{service_name, Cell, Encoder};
+use crate::clickhouse::columns::{Column, SpanField, SPAN_COLUMNS};
+use crate::clickhouse::Layout;
+use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span};
+
+impl Encoder {
+    /// Appends one row per span to `out`; returns the number of rows.
+    pub fn spans(
+        &mut self,
+        resources: &[ResourceSpans],
+        layout: Layout,
+        out: &mut Vec<u8>,
+    ) -> usize {
+        let mut rows = 0;
+        for rs in resources {
+            let resource = rs.resource.as_ref();
+            let service = service_name(resource);
+            for ss in &rs.scope_spans {
+                for span in &ss.spans {
+                    for c in SPAN_COLUMNS {
+                        let cell = span_cell(c, resource, service, ss.scope.as_ref(), span);
+                        self.write(c, cell, layout, out);
+                    }
+                    rows += 1;
+                }
+            }
+        }
+        rows
+    }
+}
+
+fn span_cell<'a>(
+    c: &Column<SpanField>,
+    resource: Option<&'a Resource>,
+    service: &'a [u8],
+    scope: Option<&'a InstrumentationScope>,
+    s: &'a Span,
+) -> Cell<'a> {
+    const NONE: &[KeyValue] = &[];
+    match c.field {
+        SpanField::Timestamp => Cell::Time(s.start_time_unix_nano),
+        SpanField::TraceId => Cell::Id(&s.trace_id),
+        SpanField::SpanId => Cell::Id(&s.span_id),
+        SpanField::ParentSpanId => Cell::Id(&s.parent_span_id),
+        SpanField::TraceState => Cell::Bytes(s.trace_state.as_bytes()),
+        SpanField::SpanName => Cell::Bytes(s.name.as_bytes()),
+        SpanField::SpanKind => Cell::Bytes(span_kind(s.kind).as_bytes()),
+        SpanField::ServiceName => Cell::Bytes(service),
+        SpanField::ResourceAttributes => Cell::Attrs(resource.map_or(NONE, |r| &r.attributes)),
+        SpanField::ScopeName => Cell::Bytes(scope.map_or(&[][..], |s| s.name.as_bytes())),
+        SpanField::ScopeVersion => Cell::Bytes(scope.map_or(&[][..], |s| s.version.as_bytes())),
+        SpanField::SpanAttributes => Cell::Attrs(&s.attributes),
+        SpanField::Duration => {
+            Cell::U64(s.end_time_unix_nano.saturating_sub(s.start_time_unix_nano))
+        }
+        SpanField::StatusCode => Cell::Bytes(status_code(s).as_bytes()),
+        SpanField::StatusMessage => Cell::Bytes(
+            s.status
+                .as_ref()
+                .map_or(&[][..], |st| st.message.as_bytes()),
+        ),
+        SpanField::Events => Cell::Events(&s.events),
+        SpanField::Links => Cell::Links(&s.links),
+    }
+}
+
+/// The collector's names for span kinds.
+fn span_kind(kind: i32) -> &'static str {
+    match kind {
+        1 => "Internal",
+        2 => "Server",
+        3 => "Client",
+        4 => "Producer",
+        5 => "Consumer",
+        _ => "Unspecified",
+    }
+}
+
+fn status_code(s: &Span) -> &'static str {
+    match s.status.as_ref().map_or(0, |st| st.code) {
+        1 => "Ok",
+        2 => "Error",
+        _ => "Unset",
+    }
+}
