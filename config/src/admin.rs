@@ -3,7 +3,7 @@
 use crate::check::{invalid, is_sha256_hex, socket_addr, Invalid};
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
     #[serde(default = "crate::model::yes")]

@@ -8,7 +8,7 @@ use serde::Deserialize;
 /// client is acknowledged only once its request is committed there. The stage workers read from the
 /// log, so an outage of a destination fills the disk, not memory; after a crash, committed requests
 /// not yet delivered are replayed (at least once).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DurableConfig {
     pub dir: String,

@@ -14,7 +14,7 @@ use crate::units::{ByteSize, Duration};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -93,7 +93,7 @@ impl Config {
 }
 
 /// Capacity of a bounded queue, in telemetry items (spans, log records, data points) and in encoded bytes.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QueueLimits {
     pub max_items: usize,
@@ -121,7 +121,7 @@ impl SignalKind {
 
 /// Stage policies reload on SIGHUP, `POST /admin/reload`, and — with `watch` — when the config file
 /// changes (polled, so editors that replace the file and Kubernetes ConfigMap symlink swaps are seen).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReloadConfig {
     #[serde(default = "crate::model::yes")]
@@ -151,7 +151,7 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
     /// A `tracing` filter such as `info` or `weir=debug,tonic=warn`; `RUST_LOG` overrides it.

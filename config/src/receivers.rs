@@ -6,7 +6,7 @@ use crate::check::{invalid, is_sha256_hex, positive, socket_addr, Invalid};
 use crate::units::{ByteSize, Duration};
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Receivers {
     #[serde(default)]
@@ -41,7 +41,7 @@ impl Default for Receivers {
 /// HTTP header), compared by SHA-256 in constant time, names the tenant. The tenant is stamped on every
 /// resource as `tenant_attribute`, where exporters (Loki's `tenant_attribute`) and rate limits
 /// (`key: weir.tenant`) pick it up.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     #[serde(default)]
@@ -63,7 +63,7 @@ fn tenant_attribute() -> String {
 }
 
 /// One token; the secret comes from the environment or as its SHA-256, never in clear in the config.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenConfig {
     pub tenant: String,
@@ -74,7 +74,7 @@ pub struct TokenConfig {
     pub token_sha256: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GrpcReceiver {
     #[serde(default = "crate::model::yes")]
@@ -117,7 +117,7 @@ impl Default for GrpcReceiver {
 
 /// TLS on a receiver (rustls). The files are re-read when they change, so a rotated certificate is
 /// served to new connections without a restart.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsServer {
     /// PEM certificate chain, leaf first.
@@ -136,7 +136,7 @@ fn tls_reload_interval() -> Duration {
     Duration::secs(5)
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpReceiver {
     #[serde(default = "crate::model::yes")]

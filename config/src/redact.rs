@@ -5,7 +5,7 @@ use crate::check::{invalid, Invalid};
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedactConfig {
     #[serde(default)]
@@ -80,7 +80,7 @@ fn mask() -> Switch {
 }
 
 /// The built-in detectors; each defaults to `mask`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Detectors {
     /// Payment card numbers (13–19 digits, spaces or dashes allowed) passing the Luhn check.
@@ -152,7 +152,7 @@ impl Detectors {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyRule {
     /// An exact key or a `*` glob, case-insensitive: `authorization`, `*password*`, `x-api-*`.
@@ -160,7 +160,7 @@ pub struct KeyRule {
     pub action: Action,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PatternRule {
     /// Used in metrics.
@@ -175,7 +175,7 @@ fn default_action() -> Action {
     Action::Mask
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MaskConfig {
     #[serde(default = "default_replacement")]
@@ -208,7 +208,7 @@ pub enum HashAlgorithm {
     Blake3,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HashConfig {
     /// The environment variable holding the secret key (never the key itself, so configs can be

@@ -29,7 +29,7 @@ pub enum ClickHouseCompression {
     None,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClickHouseExporter {
     /// HTTP interface, e.g. `http://127.0.0.1:8123`.

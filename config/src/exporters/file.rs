@@ -4,7 +4,7 @@ use crate::check::{invalid, positive, Invalid};
 use crate::units::ByteSize;
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileExporter {
     /// Directory for `traces.jsonl`, `logs.jsonl`, `metrics.jsonl` (OTLP/JSON, one request per line).

@@ -51,7 +51,7 @@ pub enum OversizeLine {
     Drop,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LokiExporter {
     /// Base URL, e.g. `http://127.0.0.1:3100`; records go to `/loki/api/v1/push`.

@@ -18,7 +18,7 @@ use otlp::OtlpExporter;
 use serde::Deserialize;
 
 /// One exporter: exactly one destination kind (`file`, `blackhole`) plus delivery settings shared by all.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExporterConfig {
     pub file: Option<FileExporter>,
@@ -55,7 +55,7 @@ fn send_timeout() -> Duration {
 }
 
 /// Which destination an exporter writes to, once validated.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ExporterKind<'a> {
     File(&'a FileExporter),
     Blackhole(&'a BlackholeExporter),
@@ -158,7 +158,7 @@ fn batch_age() -> Duration {
     Duration::millis(200)
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BlackholeExporter {}
 
@@ -175,7 +175,7 @@ pub enum Overflow {
     Spill,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExporterQueue {
     #[serde(default = "exporter_queue_items")]
@@ -226,7 +226,7 @@ impl ExporterQueue {
 }
 
 /// Batching as written; unset fields take the destination's defaults (see [`ExporterConfig::batch`]).
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BatchConfig {
     pub max_items: Option<usize>,
@@ -243,7 +243,7 @@ pub struct Batching {
     pub max_age: Duration,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetryConfig {
     #[serde(default = "initial_backoff")]

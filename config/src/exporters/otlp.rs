@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 /// Forwards OTLP to other collectors (a gateway fleet): spans of one trace, and logs carrying its id,
 /// always go to the same backend, chosen by rendezvous hashing over the live backends.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OtlpExporter {
     /// Static backends: `host:port` or `http://host:port`.

@@ -5,7 +5,7 @@ use crate::check::{invalid, Invalid};
 use serde::Deserialize;
 
 /// TLS on an exporter's connections. Without `ca_file` the system's CA bundle is trusted.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsClient {
     #[serde(default)]

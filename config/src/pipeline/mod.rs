@@ -10,7 +10,7 @@ use crate::units::{ByteSize, Duration};
 use sample::SampleConfig;
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineConfig {
     /// Stage worker threads per signal; 0 means one per core.
@@ -70,7 +70,7 @@ pub enum InvalidSpans {
 }
 
 /// W3C trace-context normalisation, on by default.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NormalizeConfig {
     #[serde(default = "crate::model::yes")]

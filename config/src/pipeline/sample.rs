@@ -8,7 +8,7 @@ use crate::units::ByteSize;
 use serde::Deserialize;
 
 /// Consistent probability sampling; the defaults keep everything.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SampleConfig {
     #[serde(default)]
@@ -27,7 +27,7 @@ pub struct SampleConfig {
     pub policy_attribute: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TraceSampling {
     /// Head sampling by trace id (OpenTelemetry-compatible thresholds); 1.0 keeps every trace.
@@ -45,7 +45,7 @@ impl Default for TraceSampling {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogSampling {
     /// First match wins.
@@ -65,7 +65,7 @@ impl Default for LogSampling {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogRuleConfig {
     /// Used in the `rule` label of `weir_sampled_out_items_total`; default `rule<N>`.
@@ -105,7 +105,7 @@ impl Severity {
 
 /// A token bucket per value of `key` (a resource attribute), refilled every second, bursting one
 /// second's worth.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitConfig {
     pub name: String,

@@ -10,7 +10,7 @@ use serde::Deserialize;
 /// `decision_wait` after the trace's first span, whichever comes first; then the policies decide, first
 /// match wins. Memory is bounded by `max_traces` and `max_bytes`: at the bound the oldest traces are
 /// decided early (counted), never evicted unseen.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TailSamplingConfig {
     #[serde(default = "decision_wait")]
@@ -64,7 +64,7 @@ pub enum TailLogs {
 /// One tail policy: a name, exactly one condition (`and` combines several), and what a match does:
 /// keep the trace (optionally capped by a budget in traces per second) or, with `drop: true`, drop it
 /// outright. Entries of `and` are conditions only: no name, budget or `drop`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TailPolicyConfig {
     #[serde(default)]
@@ -145,7 +145,7 @@ impl TailPolicyConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AttributeMatch {
     pub key: String,
@@ -158,7 +158,7 @@ pub struct AttributeMatch {
     pub invert: bool,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NumericMatch {
     pub key: String,
@@ -168,7 +168,7 @@ pub struct NumericMatch {
     pub max: Option<f64>,
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CountRange {
     #[serde(default)]
@@ -177,7 +177,7 @@ pub struct CountRange {
     pub max: Option<u64>,
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BytesRange {
     #[serde(default)]
