@@ -244,15 +244,14 @@ fn compile(config: &Config, version: u64, tail_running: bool) -> Result<PolicySe
     })
 }
 
-/// Whether everything but the stage policies is the same.
+/// Whether everything but the stage policies is the same: what a reload cannot change in a running
+/// Weir, so a difference there needs a restart.
 fn same_runtime(a: &Config, b: &Config) -> bool {
-    format!(
-        "{:?}{:?}{:?}{:?}{:?}",
-        a.receivers, a.exporters, a.pipeline.intake_queue, a.admin, a.pipeline.span_metrics
-    ) == format!(
-        "{:?}{:?}{:?}{:?}{:?}",
-        b.receivers, b.exporters, b.pipeline.intake_queue, b.admin, b.pipeline.span_metrics
-    )
+    a.receivers == b.receivers
+        && a.exporters == b.exporters
+        && a.pipeline.intake_queue == b.pipeline.intake_queue
+        && a.admin == b.admin
+        && a.pipeline.span_metrics == b.pipeline.span_metrics
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -278,6 +277,37 @@ mod tests {
             Some(Value::StringValue(s)) => s.clone(),
             other => format!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn same_runtime_ignores_how_the_yaml_is_written_but_not_what_it_says() {
+        let parse = |yaml: &str| weir_config::parse(yaml, "t", |_| None).unwrap();
+        let block = parse(
+            "receivers:\n  grpc:\n    endpoint: 127.0.0.1:4317\n    max_request_bytes: 16MiB\nexporters:\n  a:\n    blackhole: {}\n  b:\n    file:\n      path: /tmp/w\n      rotate_bytes: 1MiB\n    queue:\n      max_items: 10\n",
+        );
+        // Flow style, other key order, exporters listed the other way round, a default spelled out
+        // and a differently written equal size: the same runtime.
+        let flow = parse(
+            "exporters: {b: {queue: {max_items: 10}, file: {rotate_bytes: 1024KiB, path: /tmp/w}}, a: {blackhole: {}}}\nreceivers: {grpc: {max_request_bytes: 16777216, endpoint: \"127.0.0.1:4317\", enabled: true}}\npipeline: {sample: {traces: {probability: 0.5}}}\n",
+        );
+        assert!(
+            same_runtime(&block, &flow),
+            "stage policies and formatting aside, equal"
+        );
+        let changed = parse(
+            "exporters: {b: {queue: {max_items: 11}, file: {rotate_bytes: 1MiB, path: /tmp/w}}, a: {blackhole: {}}}\n",
+        );
+        assert!(
+            !same_runtime(&block, &changed),
+            "an exporter's queue changed"
+        );
+        let retried = parse(
+            "exporters: {b: {queue: {max_items: 10}, file: {rotate_bytes: 1MiB, path: /tmp/w}}, a: {blackhole: {}, timeout: 5s}}\n",
+        );
+        assert!(
+            !same_runtime(&block, &retried),
+            "an exporter's timeout changed"
+        );
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! `pipeline.redact`: what the redaction stage removes and how. Off unless `enabled: true`; once on,
 //! every built-in detector runs with `mask` unless switched off or given another action.
 
+use crate::check::{invalid, Invalid};
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedactConfig {
     #[serde(default)]
@@ -79,7 +80,7 @@ fn mask() -> Switch {
 }
 
 /// The built-in detectors; each defaults to `mask`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Detectors {
     /// Payment card numbers (13–19 digits, spaces or dashes allowed) passing the Luhn check.
@@ -151,7 +152,7 @@ impl Detectors {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyRule {
     /// An exact key or a `*` glob, case-insensitive: `authorization`, `*password*`, `x-api-*`.
@@ -159,7 +160,7 @@ pub struct KeyRule {
     pub action: Action,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PatternRule {
     /// Used in metrics.
@@ -174,7 +175,7 @@ fn default_action() -> Action {
     Action::Mask
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MaskConfig {
     #[serde(default = "default_replacement")]
@@ -207,7 +208,7 @@ pub enum HashAlgorithm {
     Blake3,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HashConfig {
     /// The environment variable holding the secret key (never the key itself, so configs can be
@@ -241,4 +242,72 @@ impl RedactConfig {
             .chain(self.patterns.iter().map(|p| p.action))
             .chain(detectors.collect::<Vec<_>>())
     }
+}
+
+/// Rules that can act: non-empty masks and keys, patterns that compile and do not match everywhere,
+/// and a hash key wherever a rule hashes.
+pub(crate) fn check(r: &RedactConfig) -> Result<(), Invalid> {
+    const PATH: &str = "pipeline.redact";
+    if r.mask.replacement.is_empty() {
+        return Err(invalid(
+            format!("{PATH}.mask.replacement"),
+            "must not be empty (an empty mask could not be told from a value)",
+        ));
+    }
+    for (i, k) in r.keys.iter().enumerate() {
+        if k.key.trim_matches('*').is_empty() {
+            return Err(invalid(
+                format!("{PATH}.keys[{i}].key"),
+                "needs at least one character besides `*`",
+            ));
+        }
+    }
+    for (i, p) in r.patterns.iter().enumerate() {
+        let path = format!("{PATH}.patterns[{i}]");
+        if p.name.is_empty() || r.patterns[..i].iter().any(|q| q.name == p.name) {
+            return Err(invalid(
+                format!("{path}.name"),
+                format!("`{}` is empty or used twice", p.name),
+            ));
+        }
+        match regex::Regex::new(&p.regex) {
+            Ok(re) if re.is_match("") => {
+                return Err(invalid(
+                    format!("{path}.regex"),
+                    "matches the empty string, so it would match everywhere",
+                ))
+            }
+            Ok(_) => {}
+            Err(e) => return Err(invalid(format!("{path}.regex"), e.to_string())),
+        }
+    }
+    let hashes = r.actions().any(|a| a == Action::Hash);
+    match &r.hash {
+        None if hashes => {
+            return Err(invalid(
+                format!("{PATH}.hash"),
+                "a rule uses `hash`; set hash.key_env to the variable holding the secret key",
+            ))
+        }
+        Some(h) if h.key_env.is_empty() => {
+            return Err(invalid(
+                format!("{PATH}.hash.key_env"),
+                "must name an environment variable",
+            ))
+        }
+        Some(h) if !(8..=64).contains(&h.length) => {
+            return Err(invalid(
+                format!("{PATH}.hash.length"),
+                "must be between 8 and 64 hex characters",
+            ))
+        }
+        _ => {}
+    }
+    if r.summary_attribute.as_deref() == Some("") {
+        return Err(invalid(
+            format!("{PATH}.summary_attribute"),
+            "must not be empty",
+        ));
+    }
+    Ok(())
 }

@@ -9,7 +9,7 @@ fn tenancy(max: usize) -> Tenancy {
         modern_server: true,
         pattern: regex::Regex::new(&format!(
             "^(?:{})$",
-            weir_config::defaults::tenant_database_pattern()
+            weir_config::ClickHouseExporter::DEFAULT_DATABASE_PATTERN
         ))
         .unwrap(),
         max,
