@@ -76,6 +76,10 @@ impl<T> Follower<T> {
         }
     }
 
+    pub fn state(&self) -> &Arc<LogState> {
+        &self.state
+    }
+
     /// The next record to hand out.
     pub fn next_seq(&self) -> u64 {
         self.next
