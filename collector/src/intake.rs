@@ -12,6 +12,7 @@ use crate::wire::Wire;
 use std::sync::Arc;
 use std::time::Duration;
 use weir_pipeline::metrics::{Counter, Registry};
+use weir_pipeline::wal::Lifecycle;
 use weir_pipeline::{Batch, SendError, Sender};
 
 struct TransportCounters {

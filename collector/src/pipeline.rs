@@ -28,7 +28,7 @@ pub struct SignalPipeline {
     /// Every queue of this pipeline, to report what was left if shutdown runs out of time.
     pub queues: Vec<(String, QueueStats)>,
     /// Exporters' spill logs (`overflow: spill`), for shutdown.
-    pub spills: Vec<Arc<dyn spill::Control>>,
+    pub spills: Vec<Arc<dyn weir_pipeline::wal::Lifecycle>>,
 }
 
 /// Starts the pipeline for `S`; `None` when no exporter takes this signal.
@@ -59,7 +59,7 @@ pub async fn start<S: Destinations>(
 
     let mut routes = Vec::new();
     let mut deliveries = Vec::new();
-    let mut spills: Vec<Arc<dyn spill::Control>> = Vec::new();
+    let mut spills: Vec<Arc<dyn weir_pipeline::wal::Lifecycle>> = Vec::new();
     let mut feeders = Vec::new();
     for (name, cfg) in exporters {
         let (tx, rx) = bounded::<Batch<S>>(Limits::from(cfg.queue.limits()));

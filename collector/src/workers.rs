@@ -6,6 +6,7 @@ use std::sync::Arc;
 use weir_config::Overflow;
 use weir_pipeline::metrics::{Counter, Registry};
 use weir_pipeline::queue::QueueStats;
+use weir_pipeline::wal::Lifecycle;
 use weir_pipeline::{Batch, Chain, Receiver, SendError, Sender, Signal, TrySendError};
 
 /// The way from the stage workers into one exporter's queue.

@@ -10,12 +10,13 @@
 //!
 //! # Layout
 //! - this file: the handle receivers use ([`Durable::append`]), start-up (recovery) and shutdown.
-//! - [`writer`]: the thread that owns the log: group commit, capacity, checkpoints.
-//! - [`reader`]: the thread that feeds the intake queue, from memory when it keeps up and from disk
-//!   when it does not (and on replay after a restart).
+//! - [`writer`]: what the log's owner thread ([`wal::Owner`]) does for the intake: capacity,
+//!   answering the receiver after the commit, handing the batch to the reader in memory.
+//! - [`reader`]: the thread that feeds the intake queue through a [`wal::Follower`], from memory
+//!   when it keeps up and from disk when it does not (and on replay after a restart).
 //!
 //! Records complete through [`Ticket`](weir_pipeline::ticket::Ticket)s on the batches made from them;
-//! the writer folds completions into the checkpoint and deletes delivered segments.
+//! the owner folds completions into the checkpoint and deletes delivered segments.
 
 mod reader;
 pub mod record;
@@ -26,80 +27,47 @@ mod writer;
 use crate::receive::Refused;
 use crate::wire::Wire;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 use weir_config::DurableConfig;
 use weir_pipeline::metrics::Registry;
-use weir_pipeline::queue::{Limits, Weighted};
-use weir_pipeline::wal::{self, Progress, Wal};
+use weir_pipeline::queue::Limits;
+use weir_pipeline::wal::{self, Handed, Lifecycle, LogHandle, LogState, Msg, Wal};
 use weir_pipeline::{bounded, Batch, Sender};
 
-/// A committed batch handed from the writer to the reader in memory, so the common case never reads
-/// back what it just wrote.
-struct Hot<S: Wire> {
-    seq: u64,
-    ts_ms: u64,
-    batch: Batch<S>,
-}
+/// A committed batch handed from the owner thread to the reader in memory.
+type Hot<S> = Handed<Batch<S>>;
 
-impl<S: Wire> Weighted for Hot<S> {
-    fn items(&self) -> usize {
-        self.batch.items()
-    }
-    fn bytes(&self) -> usize {
-        self.batch.bytes()
-    }
-}
-
-enum Msg<S: Wire> {
-    Append(Append<S>),
-    /// Stop taking appends; keep checkpointing.
-    Close,
-    /// Write the last checkpoint and end.
-    Finish,
-    /// Makes the writer thread panic, to test what its death does.
-    #[cfg(test)]
-    Crash,
-}
-
-struct Append<S: Wire> {
-    /// Holds this append's share of the writer's inbox until the writer is done with it.
+pub(crate) struct Append<S: Wire> {
+    /// Holds this append's share of the owner's inbox until the owner is done with it.
     _room: tokio::sync::OwnedSemaphorePermit,
     payload: bytes::Bytes,
     flags: u16,
     meta: Vec<u8>,
-    batch: Batch<S>,
+    /// Taken when it is handed to the reader.
+    batch: Option<Batch<S>>,
     reply: tokio::sync::oneshot::Sender<Result<(), Refused>>,
 }
 
-/// State the writer, the reader and the receivers share.
-struct DurableState {
-    progress: Arc<Progress>,
-    /// Every sequence number below this is committed.
-    committed: AtomicU64,
-    /// Write time of the last record the reader handed out; tells the backlog's age while it reads.
-    reader_ts_ms: AtomicU64,
-    healthy: AtomicBool,
-    /// The writer thread panicked: nothing will be committed again.
-    writer_dead: AtomicBool,
-    /// Set by the writer once it has committed its last group: `committed` is final.
-    closing: AtomicBool,
-    abandoned: AtomicBool,
+impl<S: Wire> Append<S> {
+    /// Gives the inbox share back first: an appender told the outcome finds its room free.
+    fn answer(self, result: Result<(), Refused>) {
+        let Append { _room, reply, .. } = self;
+        drop(_room);
+        let _ = reply.send(result);
+    }
 }
 
 /// The durable front of one signal's pipeline.
 pub struct Durable<S: Wire> {
-    tx: mpsc::Sender<Msg<S>>,
-    /// Bytes of appends sent to the writer and not yet committed or refused: the inbox is bounded so
+    /// The log's owner thread, through its (unbounded) inbox; the byte bound is `inbox`.
+    tx: LogHandle<Append<S>, mpsc::Sender<Msg<Append<S>>>>,
+    /// Bytes of appends sent to the owner and not yet committed or refused: the inbox is bounded so
     /// a slow disk (or clients that cancel and resend) cannot queue bodies without limit; appenders
     /// wait for room, and the wait ends with them if the client goes away.
     inbox: Arc<tokio::sync::Semaphore>,
     inbox_bytes: u32,
-    shared: Arc<DurableState>,
     compress: bool,
-    closed: AtomicBool,
-    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl<S: Wire> Durable<S> {
@@ -136,67 +104,33 @@ impl<S: Wire> Durable<S> {
                 "durable log recovered: replaying what was not delivered before the last stop"
             );
         }
-        let progress = Arc::new(Progress::new(recovered.checkpoint.w));
-        let shared = Arc::new(DurableState {
-            progress: progress.clone(),
-            committed: AtomicU64::new(recovered.next_seq),
-            reader_ts_ms: AtomicU64::new(0),
-            healthy: AtomicBool::new(true),
-            writer_dead: AtomicBool::new(false),
-            closing: AtomicBool::new(false),
-            abandoned: AtomicBool::new(false),
-        });
-        register_gauges(registry, signal, &shared, &metrics);
+        let state = LogState::new(&recovered);
+        register_gauges(registry, signal, &state);
         let (hot_tx, hot_rx) = bounded::<Hot<S>>(hot_limits);
         let (tx, rx) = mpsc::channel();
-        let w = writer::Writer::new(
-            log,
-            &recovered.checkpoint,
-            cfg,
-            shared.clone(),
-            hot_tx,
-            metrics.clone(),
-        );
-        let r = reader::Reader::new(
-            dir,
-            recovered.checkpoint,
-            shared.clone(),
-            hot_rx,
-            intake,
-            max_request_bytes,
-            registry,
-        );
-        let writer_shared = shared.clone();
+        let follower = wal::Follower::new(state.clone(), dir.clone(), recovered.checkpoint.clone());
+        let hooks = writer::IntakeHooks::new(cfg, hot_tx, metrics, dir);
+        let owner = wal::Owner::new(log, &recovered, state.clone(), cadence(cfg), hooks);
+        let r = reader::Reader::new(follower, hot_rx, intake, max_request_bytes, registry);
         let threads = vec![
-            std::thread::Builder::new()
-                .name(format!("weir-wal-{signal}"))
-                .spawn(move || {
-                    let run = std::panic::AssertUnwindSafe(move || w.run(&rx));
-                    if std::panic::catch_unwind(run).is_err() {
-                        // Appends now fail (the inbox is gone) and readiness says why; what was
-                        // committed stays on disk for the next start.
-                        writer_shared.writer_dead.store(true, Ordering::Release);
-                        writer_shared.healthy.store(false, Ordering::Release);
-                        writer_shared.closing.store(true, Ordering::Release);
-                        tracing::error!(
-                            signal,
-                            "durable log writer thread panicked; refusing requests until restart"
-                        );
-                    }
-                })?,
+            // If it panics appends fail (the inbox is gone) and readiness says why; what was
+            // committed stays on disk for the next start.
+            owner.spawn(format!("weir-wal-{signal}"), rx, move || {
+                tracing::error!(
+                    signal,
+                    "durable log writer thread panicked; refusing requests until restart"
+                );
+            })?,
             std::thread::Builder::new()
                 .name(format!("weir-replay-{signal}"))
                 .spawn(move || r.run())?,
         ];
         let inbox_bytes = inbox_bytes(cfg);
         Ok(Durable {
-            tx,
+            tx: LogHandle::new(tx, state, threads),
             inbox: Arc::new(tokio::sync::Semaphore::new(inbox_bytes as usize)),
             inbox_bytes,
-            shared,
             compress: cfg.compress,
-            closed: AtomicBool::new(false),
-            threads: Mutex::new(threads),
         })
     }
 
@@ -209,7 +143,7 @@ impl<S: Wire> Durable<S> {
         raw: Option<record::Raw>,
         tenant: crate::tenant::Stamp<'_>,
     ) -> Result<(), Refused> {
-        if self.closed.load(Ordering::Acquire) {
+        if self.tx.is_closed() {
             return Err(Refused::Closed);
         }
         let (payload, flags, meta) = match raw {
@@ -219,7 +153,7 @@ impl<S: Wire> Durable<S> {
                 (payload.into(), flags, Vec::new())
             }
         };
-        // A record too large for the log is refused by the writer, which owns the log's limits.
+        // A record too large for the log is refused by the owner, which owns the log's limits.
         // A body larger than the whole inbox waits for all of it.
         let share = u32::try_from(payload.len())
             .unwrap_or(u32::MAX)
@@ -233,7 +167,7 @@ impl<S: Wire> Durable<S> {
             payload,
             flags,
             meta,
-            batch,
+            batch: Some(batch),
             reply,
         });
         if self.tx.send(msg).is_err() {
@@ -244,39 +178,46 @@ impl<S: Wire> Durable<S> {
 
     /// Whether the writer thread died (a bug): readiness fails and requests are refused.
     pub fn writer_dead(&self) -> bool {
-        self.shared.writer_dead.load(Ordering::Acquire)
+        self.tx.state().dead()
     }
 
     /// Whether the last disk operation succeeded.
     pub fn healthy(&self) -> bool {
-        self.shared.healthy.load(Ordering::Acquire)
-    }
-
-    /// Stops taking requests; the reader hands out what is committed, then closes the intake queue.
-    pub fn close(&self) {
-        if !self.closed.swap(true, Ordering::AcqRel) && self.tx.send(Msg::Close).is_err() {
-            // The writer is gone: nothing more will be committed.
-            self.shared.closing.store(true, Ordering::Release);
-        }
-    }
-
-    /// The shutdown deadline passed: what is still in flight is not complete, whatever drops it, and
-    /// will be replayed on the next start. The reader stops at once.
-    pub fn abandon(&self) {
-        self.shared.progress.freeze();
-        self.shared.abandoned.store(true, Ordering::Release);
-    }
-
-    /// Writes the final checkpoint and waits for the threads.
-    pub fn finish(&self) {
-        self.close();
-        let _ = self.tx.send(Msg::Finish);
-        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
-        for t in threads {
-            let _ = t.join();
-        }
+        self.tx.state().healthy()
     }
 }
+
+/// Close: stop taking requests; the reader hands out what is committed, then closes the intake
+/// queue. Abandon: the shutdown deadline passed; what is still in flight is replayed on the next
+/// start, and the reader stops at once. Finish: the final checkpoint, then the threads end.
+impl<S: Wire> Lifecycle for Durable<S> {
+    fn close(&self) {
+        self.tx.close();
+    }
+    fn abandon(&self) {
+        self.tx.abandon();
+    }
+    fn finish(&self) {
+        self.tx.finish();
+    }
+}
+
+fn cadence(cfg: &DurableConfig) -> wal::Cadence {
+    wal::Cadence {
+        commit_interval: cfg.commit_interval.0,
+        commit_bytes: cfg.commit_bytes.as_usize(),
+        commit_each: cfg.fsync == weir_config::Fsync::Always,
+        checkpoint_interval: cfg.checkpoint_interval.0,
+        completion_checkpoint: Some(COMPLETION_CHECKPOINT),
+        truncate_drained: false,
+        max_bytes: cfg.max_bytes.0,
+        drop_oldest: cfg.when_full == weir_config::WhenFull::DropOldest,
+    }
+}
+
+/// How soon after a delivery its record's completion reaches the checkpoint file. A crash replays
+/// what was delivered since the last checkpoint; at this pace that is about what was in flight.
+const COMPLETION_CHECKPOINT: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Room in the writer's inbox: two groups' worth, so one group fills while the other commits.
 fn inbox_bytes(cfg: &DurableConfig) -> u32 {
@@ -297,23 +238,18 @@ pub(crate) fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
 type GaugeDef = (
     &'static str,
     &'static str,
-    fn(&writer::Gauges) -> &AtomicU64,
+    fn(&wal::Gauges) -> &AtomicU64,
     f64,
 );
 
-fn register_gauges(
-    registry: &Registry,
-    signal: &str,
-    shared: &Arc<DurableState>,
-    m: &writer::WalMetrics,
-) {
+fn register_gauges(registry: &Registry, signal: &str, state: &Arc<LogState>) {
     let labels = [("signal", signal)];
-    let s = shared.clone();
+    let s = state.clone();
     registry.gauge_fn(
         "weir_wal_healthy",
         "1 while the durable log's last disk operation succeeded; readiness fails otherwise.",
         &labels,
-        move || f64::from(u8::from(s.healthy.load(Ordering::Acquire))),
+        move || f64::from(u8::from(s.healthy())),
     );
     let gauges: [GaugeDef; 4] = [
         (
@@ -342,15 +278,9 @@ fn register_gauges(
         ),
     ];
     for (name, help, pick, scale) in gauges {
-        let g = m.gauges.clone();
+        let s = state.clone();
         registry.gauge_fn(name, help, &labels, move || {
-            pick(&g).load(Ordering::Relaxed) as f64 * scale
+            pick(&s.gauges).load(Ordering::Relaxed) as f64 * scale
         });
     }
-}
-
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

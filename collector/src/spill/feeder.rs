@@ -2,88 +2,70 @@
 //! ticket that completes its record once delivered. It blocks while the queue is full — that is the
 //! exporter's pace — and checks for shutdown while it waits.
 
-use super::SpillState;
-use std::marker::PhantomData;
-use std::path::Path;
-use std::sync::atomic::Ordering;
+use super::Counters;
+use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use weir_pipeline::ticket::{Completion, Ticket};
-use weir_pipeline::wal::{self, Checkpoint, Cursor, Next, Passing};
+pub use weir_pipeline::wal::follower::IDLE;
+use weir_pipeline::wal::{self, Follower, LogState, Step};
 use weir_pipeline::{Batch, SendError, Sender, Signal};
 
-/// How often the feeder looks again when nothing woke it (shutdown, a record not readable yet).
-pub const IDLE: Duration = Duration::from_millis(50);
 /// Bound on a spilled batch once decompressed: a batch is at most one queue's worth, far below this.
 const MAX_BATCH_BYTES: usize = 1 << 30;
 
 pub struct Feeder<S: Signal> {
-    shared: Arc<SpillState>,
-    cursor: Cursor,
-    next: u64,
-    /// Ranges above the checkpoint delivered before the last stop: passed over, not fed again.
-    delivered: Passing,
+    /// Nothing is handed over in memory: a spilled batch was spilled because the queue had no room.
+    follower: Follower<Infallible>,
+    state: Arc<LogState>,
+    counters: Arc<Counters>,
     exporter: String,
-    _signal: PhantomData<S>,
+    _signal: std::marker::PhantomData<S>,
 }
 
 impl<S: Signal> Feeder<S> {
-    pub fn new(shared: Arc<SpillState>, dir: &Path, resume: Checkpoint, exporter: &str) -> Self {
+    pub fn new(
+        follower: Follower<Infallible>,
+        state: Arc<LogState>,
+        counters: Arc<Counters>,
+        exporter: &str,
+    ) -> Self {
         Feeder {
-            shared,
-            cursor: Cursor::new(dir.to_path_buf()),
-            next: resume.w,
-            delivered: Passing::new(resume),
+            follower,
+            state,
+            counters,
             exporter: exporter.to_string(),
-            _signal: PhantomData,
+            _signal: std::marker::PhantomData,
         }
     }
 
     pub fn run(mut self, queue: &Sender<Batch<S>>) {
-        let shared = self.shared.clone();
-        while !shared.abandoned.load(Ordering::Acquire) {
-            // `closing` first: it is set once no worker writes any more, so `committed` is final.
-            let closing = shared.closing.load(Ordering::Acquire);
-            if self.next >= shared.committed.load(Ordering::Acquire) {
-                if closing {
-                    return;
-                }
-                let next = self.next;
-                shared.wait_for_work(IDLE, || {
-                    next < shared.committed.load(Ordering::Acquire)
-                        || shared.closing.load(Ordering::Acquire)
-                });
-                continue;
-            }
-            let record = match self.cursor.next(self.next) {
-                Ok(Next::Record(r)) => r,
-                Ok(Next::NotYet) => {
-                    std::thread::sleep(IDLE);
-                    continue;
-                }
-                Err(e) => {
-                    shared.errors.inc();
+        loop {
+            let record = match self.follower.next(&mut || None) {
+                Step::Disk(r) => r,
+                Step::Memory(h) => match h.item {},
+                Step::ReadError(e) => {
+                    self.counters.errors.inc();
                     tracing::error!(exporter = %self.exporter, signal = S::KIND.as_str(), error = %e, "spill log: cannot read");
-                    std::thread::sleep(IDLE);
                     continue;
                 }
+                Step::End => return,
             };
             let seq = record.seq;
-            self.next = seq + 1;
-            // Logged as handed out either way, so the checkpoint passes it.
-            let fresh =
-                shared.progress.hand_out(seq, record.ts_ms) && !self.delivered.delivered(seq);
-            let batch = if fresh { self.decode(&record) } else { None };
-            if let Some(batch) = batch {
-                let items = batch.items() as u64;
-                let sink: Arc<dyn Completion> = shared.progress.clone();
-                if !feed(queue, batch.with_ticket(Ticket::new(seq, sink)), &shared) {
-                    // Not fed: its record stays incomplete and is fed again next start.
-                    return;
-                }
-                shared.fed_items.add(items);
+            let Some(batch) = self.decode(&record) else {
+                continue;
+            };
+            let items = batch.items() as u64;
+            let sink: Arc<dyn Completion> = self.state.progress().clone();
+            if !feed(
+                queue,
+                batch.with_ticket(Ticket::new(seq, sink)),
+                &self.state,
+            ) {
+                // Not fed: its record stays incomplete and is fed again next start.
+                return;
             }
-            shared.fed.store(self.next, Ordering::Release);
+            self.counters.fed_items.add(items);
         }
     }
 
@@ -93,7 +75,7 @@ impl<S: Signal> Feeder<S> {
             Ok(b) => Some(b),
             Err(e) => {
                 tracing::error!(exporter = %self.exporter, signal = S::KIND.as_str(), seq = record.seq, error = %e, "spill log: record skipped");
-                self.shared.progress.complete(record.seq);
+                self.state.progress().complete(record.seq);
                 None
             }
         }
@@ -101,13 +83,13 @@ impl<S: Signal> Feeder<S> {
 }
 
 /// Waits for room in the queue; false if the queue closed or the shutdown deadline passed first.
-fn feed<S: Signal>(queue: &Sender<Batch<S>>, mut batch: Batch<S>, shared: &SpillState) -> bool {
+fn feed<S: Signal>(queue: &Sender<Batch<S>>, mut batch: Batch<S>, state: &LogState) -> bool {
     loop {
         match queue.send_blocking_until(batch, Instant::now() + IDLE) {
             Ok(()) => return true,
             Err(SendError::Closed(_)) => return false,
             Err(SendError::Timeout(b)) => {
-                if shared.abandoned.load(Ordering::Acquire) {
+                if state.abandoned() {
                     return false;
                 }
                 batch = b;

@@ -7,80 +7,49 @@
 //! crash or restart loses nothing: the next start feeds the exporter what is left.
 //!
 //! Layout: `<durable.dir>/spill/<exporter>/<signal>`, the same segments and checkpoint as the intake
-//! log.
-//! - [`writer`]: the thread that owns the log: group commit, checkpoints.
+//! log, owned and followed by the same [`wal::Owner`] and [`wal::Follower`] as it.
+//! - [`writer`]: what the owner thread does for a spill log: counts, and where refused batches go.
 //! - [`feeder`]: the thread that reads the log back into the exporter's queue.
 
 mod feeder;
 mod writer;
 
-use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Condvar, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use weir_config::{DurableConfig, Fsync};
 use weir_pipeline::metrics::{Counter, Registry};
-use weir_pipeline::wal::{self, Checkpoint, Progress, Wal};
+use weir_pipeline::wal::{self, Checkpoint, Lifecycle, LogHandle, LogState, Msg, Wal};
 use weir_pipeline::{Batch, Sender, Signal};
 
 /// Batches on their way to the writer at most: bounds the memory they hold; workers wait beyond it.
 const IN_FLIGHT: usize = 8;
 
+type SpillInbox<S> = mpsc::SyncSender<Msg<writer::Spilled<S>>>;
+
 pub struct Spill<S: Signal> {
     exporter: String,
     dir: PathBuf,
-    writer: mpsc::SyncSender<writer::Msg<S>>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
-    shared: Arc<SpillState>,
+    log: LogHandle<writer::Spilled<S>, SpillInbox<S>>,
+    counters: Arc<Counters>,
     compress: bool,
     /// Where the feeder starts: the stored checkpoint, taken when it starts.
     resume: Mutex<Option<Checkpoint>>,
-    _signal: PhantomData<S>,
 }
 
-/// What the writer, the feeder and the workers share.
-struct SpillState {
-    progress: Arc<Progress>,
-    /// Every record below it is committed: the feeder reads up to here.
-    committed: AtomicU64,
-    /// The feeder's next record: a backlog waits on disk while it is below `committed`.
-    fed: AtomicU64,
-    /// Batches sent to the writer and not yet committed (or handed back to the queue).
+/// What the owner thread, the feeder and the workers count, beyond the log's own state.
+struct Counters {
+    /// Batches sent to the owner and not yet committed (or handed back to the queue).
     pending: AtomicU64,
-    /// Set by the writer once no worker writes any more: the feeder ends once it has fed everything
-    /// committed.
-    closing: AtomicBool,
-    /// The shutdown deadline passed: completions no longer count, the feeder stops.
-    abandoned: AtomicBool,
-    bytes: AtomicU64,
-    /// Wakes the feeder when something is committed or the workers are gone.
-    wake: (Mutex<()>, Condvar),
     spilled: Counter,
     fed_items: Counter,
     full: Counter,
     errors: Counter,
 }
 
-impl SpillState {
-    /// Called after `committed` or `closing` changed. Under the lock, so a feeder between its check
-    /// and its wait cannot miss it.
-    fn wake_feeder(&self) {
-        let _guard = self.wake.0.lock().unwrap_or_else(|e| e.into_inner());
-        self.wake.1.notify_all();
-    }
-
-    /// Waits until woken, or `timeout` passes, unless there is work already.
-    fn wait_for_work(&self, timeout: std::time::Duration, work: impl Fn() -> bool) {
-        let guard = self.wake.0.lock().unwrap_or_else(|e| e.into_inner());
-        if !work() {
-            let _ = self.wake.1.wait_timeout(guard, timeout);
-        }
-    }
-}
-
 impl<S: Signal> Spill<S> {
-    /// Opens (and recovers) the exporter's spill log and starts its writer thread, which hands a
+    /// Opens (and recovers) the exporter's spill log and starts its owner thread, which hands a
     /// batch to `queue` itself when the log cannot take it.
     pub fn open(
         cfg: &DurableConfig,
@@ -114,15 +83,8 @@ impl<S: Signal> Spill<S> {
         }
         let labels = [("exporter", exporter), ("signal", signal)];
         let counter = |name, help| registry.counter(name, help, &labels);
-        let shared = Arc::new(SpillState {
-            progress: Arc::new(Progress::new(recovered.checkpoint.w)),
-            committed: AtomicU64::new(log.next_seq()),
-            fed: AtomicU64::new(recovered.checkpoint.w),
+        let counters = Arc::new(Counters {
             pending: AtomicU64::new(0),
-            closing: AtomicBool::new(false),
-            abandoned: AtomicBool::new(false),
-            bytes: AtomicU64::new(log.bytes()),
-            wake: (Mutex::new(()), Condvar::new()),
             spilled: counter(
                 "weir_spill_written_items_total",
                 "Items written to an exporter's spill log because its queue was full (overflow: spill).",
@@ -140,42 +102,48 @@ impl<S: Signal> Spill<S> {
                 "Disk operations on a spill log that failed.",
             ),
         });
+        let state = LogState::new(&recovered);
         {
-            let s = shared.clone();
+            let s = state.clone();
             registry.gauge_fn(
                 "weir_spill_bytes",
                 "Bytes an exporter's spill log holds on disk.",
                 &labels,
-                move || s.bytes.load(Ordering::Relaxed) as f64,
+                move || s.gauges.bytes.load(Ordering::Relaxed) as f64,
             );
         }
-        let (tx, rx) = mpsc::sync_channel(IN_FLIGHT);
-        let writer = writer::Writer::new(
-            log,
-            &recovered.checkpoint,
-            cfg,
+        let cadence = wal::Cadence {
+            // Whatever is waiting when the owner looks shares a commit; nobody waits for it.
+            commit_interval: std::time::Duration::ZERO,
+            commit_bytes: usize::try_from(cfg.commit_bytes.0).unwrap_or(usize::MAX),
+            commit_each: false,
+            checkpoint_interval: cfg.checkpoint_interval.0,
+            completion_checkpoint: None,
+            // Normally empty: once drained it should hold nothing on disk.
+            truncate_drained: true,
             max_bytes,
-            shared.clone(),
-            queue,
-            exporter,
-        );
-        let thread = std::thread::Builder::new()
-            .name(format!("weir-spill-w-{signal}"))
-            .spawn(move || writer.run(&rx))?;
+            drop_oldest: false,
+        };
+        let hooks = writer::SpillHooks::new(queue, counters.clone(), exporter);
+        let owner = wal::Owner::new(log, &recovered, state.clone(), cadence, hooks);
+        let (tx, rx) = mpsc::sync_channel(IN_FLIGHT);
+        let name = exporter.to_string();
+        let thread = owner.spawn(format!("weir-spill-w-{signal}"), rx, move || {
+            tracing::error!(exporter = %name, signal, "spill log writer thread panicked");
+        })?;
         Ok(Arc::new(Spill {
             exporter: exporter.to_string(),
             dir,
-            writer: tx,
-            threads: Mutex::new(vec![thread]),
-            shared,
+            log: LogHandle::new(tx, state, vec![thread]),
+            counters,
             compress: cfg.compress,
             resume: Mutex::new(Some(recovered.checkpoint)),
-            _signal: PhantomData,
         }))
     }
 
     /// Starts the thread that feeds spilled batches into the exporter's queue; it ends after
-    /// [`close`](Self::close) once everything committed is fed, or at [`abandon`](Self::abandon).
+    /// [`close`](Lifecycle::close) once everything committed is fed, or at
+    /// [`abandon`](Lifecycle::abandon).
     pub fn start_feeder(
         self: &Arc<Self>,
         queue: Sender<Batch<S>>,
@@ -186,8 +154,10 @@ impl<S: Signal> Spill<S> {
             .unwrap_or_else(|e| e.into_inner())
             .take()
             .unwrap_or_default();
+        let state = self.log.state().clone();
+        let follower = wal::Follower::new(state.clone(), self.dir.clone(), resume);
         let feeder =
-            feeder::Feeder::<S>::new(self.shared.clone(), &self.dir, resume, &self.exporter);
+            feeder::Feeder::<S>::new(follower, state, self.counters.clone(), &self.exporter);
         std::thread::Builder::new()
             .name(format!("weir-spill-r-{}", S::KIND.as_str()))
             .spawn(move || feeder.run(&queue))
@@ -196,49 +166,45 @@ impl<S: Signal> Spill<S> {
     /// Whether batches are on their way to disk or waiting there; new ones then join them instead of
     /// overtaking.
     pub fn backlog(&self) -> bool {
-        self.shared.pending.load(Ordering::Acquire) > 0
-            || self.shared.fed.load(Ordering::Acquire)
-                < self.shared.committed.load(Ordering::Acquire)
+        let state = self.log.state();
+        self.counters.pending.load(Ordering::Acquire) > 0 || state.followed() < state.committed()
     }
 
-    /// Hands the batch to the writer, which commits it with whatever else is pending (one disk sync
-    /// for all) and only then drops it, letting its intake records go. The caller does not wait for
-    /// the disk, only for room among the batches in flight. `Err` gives the batch back if the writer
-    /// is gone.
+    /// Hands the batch to the owner thread, which commits it with whatever else is pending (one disk
+    /// sync for all) and only then drops it, letting its intake records go. The caller does not wait
+    /// for the disk, only for room among the batches in flight. `Err` gives the batch back if the
+    /// owner is gone.
     pub fn write(&self, batch: Batch<S>) -> Result<(), Option<Batch<S>>> {
         let (payload, flags) = wal::payload::encode(&batch, self.compress);
-        self.shared.pending.fetch_add(1, Ordering::AcqRel);
-        let msg = writer::Msg::Write(writer::Write {
+        self.counters.pending.fetch_add(1, Ordering::AcqRel);
+        let msg = Msg::Append(writer::Spilled {
             payload,
             flags,
             batch,
         });
-        self.writer.send(msg).map_err(|e| {
-            self.shared.pending.fetch_sub(1, Ordering::AcqRel);
-            e.0.into_batch()
+        self.log.send(msg).map_err(|e| {
+            self.counters.pending.fetch_sub(1, Ordering::AcqRel);
+            match e.0 {
+                Msg::Append(s) => Some(s.batch),
+                _ => None,
+            }
         })
     }
+}
 
-    /// The stage workers are gone: the writer lets go of the exporter's queue, the feeder hands out
-    /// what is on disk and ends, and the queue closes behind them. If the shutdown deadline passes
-    /// first, the rest stays for next start.
-    pub fn close(&self) {
-        let _ = self.writer.send(writer::Msg::Close);
+/// Close: the stage workers are gone; the owner lets go of the exporter's queue, the feeder hands
+/// out what is on disk and ends, and the queue closes behind them. Abandon: the shutdown deadline
+/// passed, what is in flight was not delivered and stays for the next start. Finish: the last
+/// checkpoint, once the exporter's delivery loop has ended.
+impl<S: Signal> Lifecycle for Spill<S> {
+    fn close(&self) {
+        self.log.close();
     }
-
-    /// The shutdown deadline passed: what is in flight was not delivered, whatever drops it.
-    pub fn abandon(&self) {
-        self.shared.progress.freeze();
-        self.shared.abandoned.store(true, Ordering::Release);
+    fn abandon(&self) {
+        self.log.abandon();
     }
-
-    /// The last checkpoint, once the exporter's delivery loop has ended; waits for the threads.
-    pub fn finish(&self) {
-        let _ = self.writer.send(writer::Msg::Finish);
-        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
-        for t in threads {
-            let _ = t.join();
-        }
+    fn finish(&self) {
+        self.log.finish();
     }
 }
 
@@ -274,21 +240,6 @@ pub fn warn_orphans(cfg: &DurableConfig, signal: &str, configured: impl Fn(&str)
             continue;
         }
         tracing::warn!(exporter = %name, signal, bytes, dir = %dir.display(), "spill log of an exporter that is no longer configured: what it holds is not delivered; configure the exporter again to deliver it, or delete the directory");
-    }
-}
-
-/// What shutdown needs of a spill log, whatever its signal.
-pub trait Control: Send + Sync {
-    fn abandon(&self);
-    fn finish(&self);
-}
-
-impl<S: Signal> Control for Spill<S> {
-    fn abandon(&self) {
-        Spill::abandon(self);
-    }
-    fn finish(&self) {
-        Spill::finish(self);
     }
 }
 

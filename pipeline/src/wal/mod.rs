@@ -1,7 +1,9 @@
 //! The write-ahead log behind durable mode: an append-only directory of segment files holding
 //! checksummed records, a checkpoint file naming what was delivered (everything below one record, and
-//! ranges above it), and the recovery that runs on start. It is plain synchronous file code, owned by one writer thread; records
-//! are opaque bytes here (the collector decides what a payload is).
+//! ranges above it), and the recovery that runs on start, with the one thread that owns a log and the
+//! one reader that follows it. Plain threads and synchronous file code; records are opaque bytes here
+//! (the collector decides what a payload is). The collector's intake log (`durable`) and exporters'
+//! spill logs (`spill`) are both built from these parts.
 //!
 //! # Layout
 //! - [`record`]: the on-disk record: header, checksum, encode/parse.
@@ -10,6 +12,12 @@
 //! - [`cursor`]: reading records in sequence order across segments.
 //! - [`progress`]: folding out-of-order completions into the checkpoint.
 //! - [`checkpoint`]: the checkpoint file.
+//! - [`owner`]: the thread that owns a log: group commit, checkpoints, disk budget, with [`Hooks`] for
+//!   what its user does differently.
+//! - [`follower`]: the sequential reader that hands records out, from memory or disk, up to what is
+//!   committed.
+//! - [`state`]: what the owner, the follower and users share, and the follower's wake-up.
+//! - [`handle`]: the owner's inbox ([`Msg`]) and the one stop protocol ([`Lifecycle`]).
 //!
 //! # Guarantees
 //! A record is committed once [`Wal::commit`] returns (after `fdatasync` when syncing is on). On open,
@@ -18,10 +26,14 @@
 
 pub mod checkpoint;
 pub mod cursor;
+pub mod follower;
+pub mod handle;
+pub mod owner;
 pub mod payload;
 pub mod progress;
 pub mod record;
 pub mod segment;
+pub mod state;
 
 use record::RecordRef;
 use segment::SegmentWriter;
@@ -32,8 +44,12 @@ use std::path::{Path, PathBuf};
 
 pub use checkpoint::{Checkpoint, Passing};
 pub use cursor::{Cursor, Next};
+pub use follower::{Follower, Handed, Step};
+pub use handle::{Inbox, Lifecycle, LogHandle, Msg};
+pub use owner::{Cadence, Hooks, Owner, Parts, Refusal, Staged};
 pub use progress::{Progress, Watermark};
 pub use record::Record;
+pub use state::{now_ms, Gauges, LogState};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
