@@ -122,8 +122,7 @@ pub struct Sample {
     /// Outside the policy, so buckets survive a reload.
     buckets: Buckets,
     registry: std::sync::Arc<Registry>,
-    /// Head-sampled spans of the version seen last: looked up again only when the version changes.
-    spans_out: arc_swap::ArcSwap<(u64, Counter)>,
+    spans_out: SampledOut,
 }
 
 impl Sample {
@@ -131,10 +130,7 @@ impl Sample {
         Sample {
             policy: HotSwap::new(policy),
             buckets: Buckets::default(),
-            spans_out: arc_swap::ArcSwap::from_pointee((
-                0,
-                sampled_out(registry, "traces", "head", 0),
-            )),
+            spans_out: SampledOut::new(registry, "traces", "head"),
             registry: registry.clone(),
         }
     }
@@ -164,17 +160,6 @@ impl Sample {
 
     fn out(&self, signal: &str, rule: &str, version: u64) -> Counter {
         sampled_out(&self.registry, signal, rule, version)
-    }
-
-    fn head_out(&self, version: u64) -> Counter {
-        let cached = self.spans_out.load();
-        if cached.0 == version {
-            return cached.1.clone();
-        }
-        let counter = self.out("traces", "head", version);
-        self.spans_out
-            .store(std::sync::Arc::new((version, counter.clone())));
-        counter
     }
 
     /// Applies the rate limits to the items `for_each_kept` walks, resource by resource: `keys` are the
@@ -263,9 +248,7 @@ impl Stage<Traces> for Sample {
                 true
             });
         }
-        if dropped > 0 {
-            self.head_out(batch.policy_version()).add(dropped);
-        }
+        self.spans_out.add(batch.policy_version(), dropped);
         let limits = &policy.span_limits;
         self.limit(batch, limits, "traces", |rs, admit| {
             let keys = limit_keys(limits, rs.resource.as_ref());
@@ -283,7 +266,7 @@ impl Stage<Traces> for Sample {
 }
 
 /// `version`: the policy version that decided (0 outside a chain that carries a set).
-pub(crate) fn sampled_out(registry: &Registry, signal: &str, rule: &str, version: u64) -> Counter {
+fn sampled_out(registry: &Registry, signal: &str, rule: &str, version: u64) -> Counter {
     registry.counter(
         "weir_sampled_out_items_total",
         "Items sampling decided not to keep, by signal, rule and the policy version that decided.",
@@ -293,6 +276,46 @@ pub(crate) fn sampled_out(registry: &Registry, signal: &str, rule: &str, version
             ("version", &version.to_string()),
         ],
     )
+}
+
+/// `weir_sampled_out_items_total` of one signal and fixed rule (head, tail), counted on every batch:
+/// the series of the version that decided last is kept, so only a new version costs a registry
+/// lookup, and a series appears only once its version has dropped something.
+pub(crate) struct SampledOut {
+    registry: std::sync::Arc<Registry>,
+    signal: &'static str,
+    rule: &'static str,
+    last: arc_swap::ArcSwapOption<(u64, Counter)>,
+}
+
+impl SampledOut {
+    pub(crate) fn new(
+        registry: &std::sync::Arc<Registry>,
+        signal: &'static str,
+        rule: &'static str,
+    ) -> Self {
+        SampledOut {
+            registry: registry.clone(),
+            signal,
+            rule,
+            last: arc_swap::ArcSwapOption::empty(),
+        }
+    }
+
+    pub(crate) fn add(&self, version: u64, n: u64) {
+        if n == 0 {
+            return;
+        }
+        if let Some(last) = &*self.last.load() {
+            if last.0 == version {
+                return last.1.add(n);
+            }
+        }
+        let counter = sampled_out(&self.registry, self.signal, self.rule, version);
+        counter.add(n);
+        self.last
+            .store(Some(std::sync::Arc::new((version, counter))));
+    }
 }
 
 /// What a tap is told about an item a rate limit refused.

@@ -32,7 +32,7 @@ use crate::metrics::{Counter, Registry};
 use crate::policy::PolicySet;
 use crate::queue::{Receiver, RecvError, Weighted};
 use crate::signal::{Logs, Traces};
-use crate::stages::sample::sampled_out;
+use crate::stages::sample::SampledOut;
 use buffer::{Late, TailBuffer, Trigger};
 use policy::{TailPolicy, Verdict};
 use std::collections::HashMap;
@@ -139,15 +139,13 @@ pub trait Outlets {
 
 /// Counters for one signal's side of the tail sampler.
 struct SignalCounters {
-    signal: &'static str,
-    /// Of the policy version seen last.
-    sampled_out: (u64, Counter),
+    sampled_out: SampledOut,
     late_kept: Counter,
     late_dropped: Counter,
 }
 
 impl SignalCounters {
-    fn new(registry: &Registry, signal: &'static str) -> Self {
+    fn new(registry: &Arc<Registry>, signal: &'static str) -> Self {
         let (name, help) = match signal {
             "logs" => (
                 "weir_tail_late_logs_total",
@@ -160,8 +158,7 @@ impl SignalCounters {
         };
         let late = |decision| registry.counter(name, help, &[("decision", decision)]);
         SignalCounters {
-            signal,
-            sampled_out: (0, sampled_out(registry, signal, "tail", 0)),
+            sampled_out: SampledOut::new(registry, signal, "tail"),
             late_kept: late("keep"),
             late_dropped: late("drop"),
         }
@@ -169,11 +166,9 @@ impl SignalCounters {
 
     /// Late records follow their trace's earlier decision but are counted under `version`, the one
     /// live when they were dropped.
-    fn record(&mut self, registry: &Registry, version: u64, dropped_in_decisions: u64, late: Late) {
-        if self.sampled_out.0 != version {
-            self.sampled_out = (version, sampled_out(registry, self.signal, "tail", version));
-        }
-        self.sampled_out.1.add(dropped_in_decisions + late.dropped);
+    fn record(&self, version: u64, dropped_in_decisions: u64, late: Late) {
+        self.sampled_out
+            .add(version, dropped_in_decisions + late.dropped);
         self.late_kept.add(late.kept);
         self.late_dropped.add(late.dropped);
     }
@@ -246,10 +241,8 @@ impl TailMetrics {
                 })
                 .inc();
         }
-        self.spans
-            .record(&self.registry, version, spans_out, report.late_spans);
-        self.logs
-            .record(&self.registry, version, logs_out, report.late_logs);
+        self.spans.record(version, spans_out, report.late_spans);
+        self.logs.record(version, logs_out, report.late_logs);
         self.traces.store(buffer.traces() as u64, Ordering::Relaxed);
         self.bytes.store(buffer.bytes() as u64, Ordering::Relaxed);
         self.cached.store(buffer.cached() as u64, Ordering::Relaxed);
