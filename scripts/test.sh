@@ -47,6 +47,7 @@ echo "ClickHouse $(curl -s "$WEIR_CLICKHOUSE_URL/?query=SELECT%20version()")"
 
 log "format and lints"
 cargo fmt --all -- --check
+python3 scripts/import-cycles.py */src testing/*/src
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 log "rust tests (unit + integration against the real weir binary)"

@@ -6,7 +6,7 @@ use serde::Deserialize;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
-    #[serde(default = "crate::model::yes")]
+    #[serde(default = "crate::common::yes")]
     pub enabled: bool,
     #[serde(default = "admin_endpoint")]
     pub endpoint: String,

@@ -31,7 +31,7 @@ pub struct DurableConfig {
     pub when_full: WhenFull,
     /// Compress requests with zstd before writing (requests that arrived zstd- or gzip-compressed are
     /// stored as they came).
-    #[serde(default = "crate::model::yes")]
+    #[serde(default = "crate::common::yes")]
     pub compress: bool,
     /// How often delivered records are checkpointed and their segments deleted.
     #[serde(default = "checkpoint_interval")]

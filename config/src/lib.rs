@@ -3,8 +3,9 @@
 //! # Layout
 //! One file per section of the YAML, each holding its structs, the defaults that are product
 //! decisions (next to the field they belong to), and its validation:
-//! - [`model`]: the root [`Config`], `reload`, `log`, `memory_limit`, [`SignalKind`], [`QueueLimits`],
-//!   and [`Config::validate`], which calls every section's checks.
+//! - [`model`]: the root [`Config`], `reload`, `log`, `memory_limit`, and [`Config::validate`], which
+//!   calls every section's checks.
+//! - [`common`]: the words sections share: [`SignalKind`], [`QueueLimits`].
 //! - [`receivers`]: gRPC and HTTP receivers, their TLS, ingest authentication.
 //! - [`pipeline`]: intake queue and normalisation; [`pipeline::sample`] (head sampling, log rules,
 //!   rate limits) and [`pipeline::tail`] (tail sampling).
@@ -20,6 +21,7 @@
 
 pub mod admin;
 mod check;
+pub mod common;
 pub mod durable;
 pub mod env;
 pub mod exporters;
@@ -32,6 +34,7 @@ pub mod span_metrics;
 pub mod units;
 
 pub use admin::AdminConfig;
+pub use common::{QueueLimits, SignalKind};
 pub use durable::{DurableConfig, Fsync, WhenFull};
 pub use exporters::clickhouse::{ClickHouseCompression, ClickHouseExporter, ClickHouseLayout};
 pub use exporters::file::FileExporter;
@@ -43,7 +46,7 @@ pub use exporters::{
     Overflow, RetryConfig,
 };
 pub use load::{load_file, parse, ConfigError};
-pub use model::{Config, LogConfig, LogFormat, QueueLimits, ReloadConfig, SignalKind};
+pub use model::{Config, LogConfig, LogFormat, ReloadConfig};
 pub use pipeline::sample::{
     LogRuleConfig, LogSampling, RateLimitConfig, SampleConfig, Severity, TraceSampling,
 };

@@ -1,11 +1,12 @@
 //! The root of the config tree: [`Config`], the sections too small for a file of their own (`reload`,
-//! `log`, `memory_limit`, `shutdown_timeout`), the vocabulary several sections share ([`SignalKind`],
-//! [`QueueLimits`]), and [`Config::validate`], which runs every section's checks. Every struct rejects
+//! `log`, `memory_limit`, `shutdown_timeout`), and [`Config::validate`], which runs every section's
+//! checks. Every struct rejects
 //! unknown keys, and every default is a product decision: with no config at all Weir receives on
 //! loopback, keeps everything, and bounds its memory.
 
 use crate::admin::AdminConfig;
-use crate::check::{invalid, positive, Invalid};
+use crate::check::{invalid, Invalid};
+use crate::common::SignalKind;
 use crate::durable::DurableConfig;
 use crate::exporters::{ExporterConfig, ExporterKind, Overflow};
 use crate::pipeline::{tail::TailLogs, PipelineConfig};
@@ -92,39 +93,12 @@ impl Config {
     }
 }
 
-/// Capacity of a bounded queue, in telemetry items (spans, log records, data points) and in encoded bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct QueueLimits {
-    pub max_items: usize,
-    pub max_bytes: ByteSize,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SignalKind {
-    Traces,
-    Logs,
-    Metrics,
-}
-
-impl SignalKind {
-    pub const ALL: [SignalKind; 3] = [SignalKind::Traces, SignalKind::Logs, SignalKind::Metrics];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SignalKind::Traces => "traces",
-            SignalKind::Logs => "logs",
-            SignalKind::Metrics => "metrics",
-        }
-    }
-}
-
 /// Stage policies reload on SIGHUP, `POST /admin/reload`, and — with `watch` — when the config file
 /// changes (polled, so editors that replace the file and Kubernetes ConfigMap symlink swaps are seen).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReloadConfig {
-    #[serde(default = "crate::model::yes")]
+    #[serde(default = "crate::common::yes")]
     pub watch: bool,
     #[serde(default = "watch_interval")]
     pub interval: Duration,
@@ -174,27 +148,6 @@ impl Default for LogConfig {
     }
 }
 
-impl QueueLimits {
-    /// The queue counts items and bytes in one 64-bit word: 24 bits of items, 40 bits of bytes.
-    const MAX_ITEMS: u64 = (1 << 24) - 1;
-    const MAX_BYTES: u64 = (1 << 40) - 1;
-
-    pub(crate) fn check(&self, path: &str) -> Result<(), Invalid> {
-        positive(&format!("{path}.max_items"), self.max_items as u64)?;
-        positive(&format!("{path}.max_bytes"), self.max_bytes.0)?;
-        if self.max_items as u64 > Self::MAX_ITEMS {
-            return Err(invalid(
-                format!("{path}.max_items"),
-                format!("must be at most {}", Self::MAX_ITEMS),
-            ));
-        }
-        if self.max_bytes.0 > Self::MAX_BYTES {
-            return Err(invalid(format!("{path}.max_bytes"), "must be at most 1TiB"));
-        }
-        Ok(())
-    }
-}
-
 impl Config {
     /// Every check, section by section, then those that span sections; the first refusal wins.
     pub(crate) fn validate(&self) -> Result<(), Invalid> {
@@ -213,7 +166,7 @@ impl Config {
             crate::durable::check(d)?;
         }
         crate::pipeline::check(&self.pipeline)?;
-        crate::span_metrics::check(self)?;
+        crate::span_metrics::check(self.pipeline.span_metrics.as_ref(), |s| self.takes(s))?;
         if self.exporters.is_empty() {
             return Err(invalid("exporters", "at least one exporter is required"));
         }
@@ -237,9 +190,4 @@ impl Config {
         }
         Ok(())
     }
-}
-
-/// For serde's `default = "…"`, which takes a function.
-pub(crate) fn yes() -> bool {
-    true
 }

@@ -77,7 +77,7 @@ pub struct TokenConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GrpcReceiver {
-    #[serde(default = "crate::model::yes")]
+    #[serde(default = "crate::common::yes")]
     pub enabled: bool,
     #[serde(default = "grpc_endpoint")]
     pub endpoint: String,
@@ -139,7 +139,7 @@ fn tls_reload_interval() -> Duration {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpReceiver {
-    #[serde(default = "crate::model::yes")]
+    #[serde(default = "crate::common::yes")]
     pub enabled: bool,
     #[serde(default = "http_endpoint")]
     pub endpoint: String,

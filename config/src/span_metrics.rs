@@ -4,7 +4,7 @@
 //! Kept in its own file because it is checked against the whole config (it needs an exporter that
 //! takes traces and one that takes metrics), not just its own keys.
 
-use crate::model::{Config, SignalKind};
+use crate::common::SignalKind;
 use crate::units::Duration;
 use serde::Deserialize;
 
@@ -72,8 +72,12 @@ fn default_namespace() -> String {
 }
 
 /// Checks `pipeline.span_metrics` when it is set; errors name the key path.
-pub fn check(c: &Config) -> Result<(), (String, String)> {
-    let Some(s) = &c.pipeline.span_metrics else {
+/// `takes` says whether some exporter takes a signal (the section needs traces in and metrics out).
+pub fn check(
+    section: Option<&SpanMetricsConfig>,
+    takes: impl Fn(SignalKind) -> bool,
+) -> Result<(), (String, String)> {
+    let Some(s) = section else {
         return Ok(());
     };
     let invalid = |key: String, message: &str| Err((key, message.to_string()));
@@ -113,7 +117,6 @@ pub fn check(c: &Config) -> Result<(), (String, String)> {
             return invalid(key, "is listed twice");
         }
     }
-    let takes = |signal| c.exporters.values().any(|e| e.receives(signal));
     if !takes(SignalKind::Traces) {
         return invalid(
             PATH.into(),

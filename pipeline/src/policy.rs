@@ -4,9 +4,9 @@
 //! the sample stage's `logs: with_trace` and the tail rules that hold those logs come from one version
 //! too. A reload is one store of a whole set.
 
-use crate::stages::normalize::NormalizePolicy;
-use crate::stages::redact::RedactPolicy;
-use crate::stages::sample::SamplePolicy;
+use crate::stages::normalize::policy::NormalizePolicy;
+use crate::stages::redact::policy::RedactPolicy;
+use crate::stages::sample::policy::SamplePolicy;
 use crate::tail::policy::TailPolicy;
 use std::sync::Arc;
 

@@ -65,7 +65,7 @@ pub struct ClickHouseExporter {
     pub layout: ClickHouseLayout,
     /// Create the database and tables at start (`IF NOT EXISTS`). Turn off in production where
     /// schema changes go through migrations; start-up then checks that the tables exist.
-    #[serde(default = "crate::model::yes")]
+    #[serde(default = "crate::common::yes")]
     pub create_schema: bool,
     #[serde(default = "clickhouse_logs_table")]
     pub logs_table: String,

@@ -9,7 +9,7 @@ pub mod otlp;
 pub mod transport;
 
 use crate::check::{invalid, positive, Invalid};
-use crate::model::{QueueLimits, SignalKind};
+use crate::common::{QueueLimits, SignalKind};
 use crate::units::{ByteSize, Duration};
 use clickhouse::ClickHouseExporter;
 use file::FileExporter;

@@ -5,7 +5,7 @@ pub mod sample;
 pub mod tail;
 
 use crate::check::Invalid;
-use crate::model::QueueLimits;
+use crate::common::QueueLimits;
 use crate::units::{ByteSize, Duration};
 use sample::SampleConfig;
 use serde::Deserialize;
@@ -73,7 +73,7 @@ pub enum InvalidSpans {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NormalizeConfig {
-    #[serde(default = "crate::model::yes")]
+    #[serde(default = "crate::common::yes")]
     pub enabled: bool,
     #[serde(default)]
     pub invalid_spans: InvalidSpans,

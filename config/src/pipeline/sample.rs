@@ -3,7 +3,7 @@
 
 use super::tail::TailSamplingConfig;
 use crate::check::{invalid, probability, Invalid};
-use crate::model::SignalKind;
+use crate::common::SignalKind;
 use crate::units::ByteSize;
 use serde::Deserialize;
 

@@ -22,26 +22,10 @@ use crate::signal::{Logs, Traces};
 use crate::stage::Stage;
 use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
-use weir_config::{InvalidSpans, NormalizeConfig};
 
-/// The policy in force; swapped whole on reload.
-#[derive(Debug, Clone)]
-pub struct NormalizePolicy {
-    /// Off: batches pass untouched (a reload can turn the stage off and on).
-    pub enabled: bool,
-    pub invalid_spans: InvalidSpans,
-    pub remove_source_attributes: bool,
-}
-
-impl From<&NormalizeConfig> for NormalizePolicy {
-    fn from(c: &NormalizeConfig) -> Self {
-        NormalizePolicy {
-            enabled: c.enabled,
-            invalid_spans: c.invalid_spans,
-            remove_source_attributes: c.remove_source_attributes,
-        }
-    }
-}
+pub(crate) mod policy;
+pub use policy::NormalizePolicy;
+use weir_config::InvalidSpans;
 
 /// The attribute set on spans kept despite invalid ids (`invalid_spans: flag`).
 pub const INVALID_FLAG: &str = "weir.trace_context.invalid";
@@ -93,7 +77,6 @@ impl Normalize {
         }
     }
 
-    /// The policy holder, for reloads.
     /// The policy of the set `batch` runs under, or this stage's own outside such a chain.
     fn current<S: crate::Signal>(
         &self,
@@ -104,6 +87,7 @@ impl Normalize {
             .map_or_else(|| self.policy.load_full(), |set| set.normalize.clone())
     }
 
+    /// The policy holder, for reloads.
     pub fn policy(&self) -> &HotSwap<NormalizePolicy> {
         &self.policy
     }
@@ -197,11 +181,11 @@ impl Stage<Logs> for Normalize {
 
 /// Source values found on one record, borrowed.
 #[derive(Default)]
-struct Found<'a> {
+struct SourceValues<'a> {
     values: [Option<&'a str>; SOURCE_KEYS.len()],
 }
 
-impl<'a> Found<'a> {
+impl<'a> SourceValues<'a> {
     fn offer(&mut self, key: &str, value: &'a str) {
         if let Some(i) = SOURCE_KEYS.iter().position(|k| k.eq_ignore_ascii_case(key)) {
             self.values[i].get_or_insert(value);
@@ -220,7 +204,7 @@ impl<'a> Found<'a> {
     }
 
     /// Parses every source present, in precedence order, into `tally`.
-    fn parse_into(&self, tally: &mut Tally) {
+    fn parse_into(&self, tally: &mut Choice) {
         if let Some(v) = self.get("traceparent") {
             tally.add(context::traceparent(v));
         }
@@ -252,13 +236,13 @@ impl<'a> Found<'a> {
 
 /// The first valid context found, and how many sources disagreed with it or did not parse.
 #[derive(Default)]
-struct Tally {
+struct Choice {
     chosen: Option<Context>,
     conflicts: u64,
     invalid: u64,
 }
 
-impl Tally {
+impl Choice {
     fn add(&mut self, parsed: Result<Context, Invalid>) {
         match (parsed, &self.chosen) {
             (Ok(c), None) => self.chosen = Some(c),
@@ -273,8 +257,8 @@ impl Normalize {
     /// Sources are parsed as they are found, attributes first, then the body; nothing is collected,
     /// so a record without any source costs one pass over its attributes.
     fn fill(&self, record: &mut LogRecord, remove_sources: bool) {
-        let mut tally = Tally::default();
-        let mut attrs = Found::default();
+        let mut tally = Choice::default();
+        let mut attrs = SourceValues::default();
         for kv in &record.attributes {
             if let Some(s) = crate::attrs::string_value(&kv.value) {
                 attrs.offer(&kv.key, s);
@@ -284,7 +268,7 @@ impl Normalize {
         attrs.parse_into(&mut tally);
         match record.body.as_ref().and_then(|b| b.value.as_ref()) {
             Some(Value::KvlistValue(map)) => {
-                let mut body = Found::default();
+                let mut body = SourceValues::default();
                 for kv in &map.values {
                     if let Some(s) = crate::attrs::string_value(&kv.value) {
                         body.offer(&kv.key, s);
@@ -296,7 +280,7 @@ impl Normalize {
                 if let Ok(obj) =
                     serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(s)
                 {
-                    let mut body = Found::default();
+                    let mut body = SourceValues::default();
                     for (k, v) in &obj {
                         if let Some(s) = v.as_str() {
                             body.offer(k, s);

@@ -20,7 +20,7 @@
 //! - this file: the [`Redact`] stage, which runs the pass under the batch's policy and reports it.
 
 mod pass;
-mod policy;
+pub(crate) mod policy;
 mod prefilter;
 pub mod rules;
 pub mod scanner;
