@@ -32,11 +32,11 @@ impl Node {
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Map {
-    entries: Vec<Entry>,
+    entries: Vec<Pair>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-struct Entry {
+struct Pair {
     key: String,
     value: Node,
     /// A comment line written above the key.
@@ -52,7 +52,7 @@ impl Map {
     pub fn set(&mut self, key: &str, value: Node) {
         match self.entries.iter_mut().find(|e| e.key == key) {
             Some(e) => e.value = value,
-            None => self.entries.push(Entry {
+            None => self.entries.push(Pair {
                 key: key.to_string(),
                 value,
                 comment: None,
@@ -80,7 +80,7 @@ impl Map {
             self.set(key, Node::Map(Map::default()));
         }
         match self.entries.iter_mut().find(|e| e.key == key) {
-            Some(Entry {
+            Some(Pair {
                 value: Node::Map(m),
                 ..
             }) => m,

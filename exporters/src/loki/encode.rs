@@ -79,7 +79,7 @@ pub struct Outcome {
     pub overflowed: usize,
 }
 
-struct Pending {
+struct Line {
     tenant: Option<String>,
     labels: Vec<(String, String)>,
     entry: EntryAdapter,
@@ -166,7 +166,7 @@ pub fn encode(
                 } else {
                     r.observed_time_unix_nano
                 };
-                pending.push(Pending {
+                pending.push(Line {
                     tenant: tenant.clone(),
                     labels,
                     entry: EntryAdapter {
@@ -183,7 +183,7 @@ pub fn encode(
 }
 
 /// Groups by tenant and stream, sorts each stream by time, and cuts requests at `max_request` bytes.
-fn requests(rules: &Rules, pending: Vec<Pending>) -> Vec<Push> {
+fn requests(rules: &Rules, pending: Vec<Line>) -> Vec<Push> {
     // Keyed by the label pairs; each stream's label string is rendered once, not once per record.
     type Streams = HashMap<Vec<(String, String)>, Vec<EntryAdapter>>;
     let mut by_tenant: BTreeMap<Option<String>, Streams> = BTreeMap::new();

@@ -17,22 +17,22 @@ use weir_config::{OtlpCompression, OtlpExporter, OtlpProtocol, SignalKind};
 
 /// Sends bytes encoded by the exporter; reads only `partial_success.rejected_*` of the answer.
 #[derive(Clone, Copy)]
-struct Raw;
+struct BytesCodec;
 
-impl Codec for Raw {
+impl Codec for BytesCodec {
     type Encode = Bytes;
     type Decode = u64;
-    type Encoder = Raw;
-    type Decoder = Raw;
-    fn encoder(&mut self) -> Raw {
-        Raw
+    type Encoder = BytesCodec;
+    type Decoder = BytesCodec;
+    fn encoder(&mut self) -> BytesCodec {
+        BytesCodec
     }
-    fn decoder(&mut self) -> Raw {
-        Raw
+    fn decoder(&mut self) -> BytesCodec {
+        BytesCodec
     }
 }
 
-impl Encoder for Raw {
+impl Encoder for BytesCodec {
     type Item = Bytes;
     type Error = tonic::Status;
     fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
@@ -41,7 +41,7 @@ impl Encoder for Raw {
     }
 }
 
-impl Decoder for Raw {
+impl Decoder for BytesCodec {
     type Item = u64;
     type Error = tonic::Status;
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<u64>, tonic::Status> {
@@ -72,7 +72,7 @@ fn rejected(body: &[u8]) -> Option<u64> {
     Some(r.partial_success.map_or(0, |p| p.rejected.max(0) as u64))
 }
 
-enum Transport {
+enum Upstream {
     Grpc {
         grpc: tonic::client::Grpc<tonic::transport::Channel>,
         path: PathAndQuery,
@@ -90,7 +90,7 @@ pub struct Backend {
     pub addr: String,
     /// The rendezvous identity: a hash of `addr`.
     pub hash: u64,
-    client: Transport,
+    client: Upstream,
     failures: AtomicU32,
     ejected_until: Mutex<Option<Instant>>,
     eject_after: u32,
@@ -156,7 +156,7 @@ impl Backend {
                         "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
                     }
                 };
-                Transport::Grpc {
+                Upstream::Grpc {
                     grpc,
                     path: PathAndQuery::from_static(path),
                     metadata,
@@ -175,7 +175,7 @@ impl Backend {
                         ))
                     })
                     .collect::<Result<_, String>>()?;
-                Transport::Http {
+                Upstream::Http {
                     client: crate::http::client(cfg.tls.as_ref())?,
                     uri: format!("{}/v1/{}", base.trim_end_matches('/'), signal.as_str()),
                     headers,
@@ -202,7 +202,7 @@ impl Backend {
     /// Compresses a protobuf body for the wire when this backend speaks HTTP (gRPC compresses inside
     /// tonic).
     pub fn wire_body(&self, body: Vec<u8>) -> Result<Bytes, ExportError> {
-        let Transport::Http {
+        let Upstream::Http {
             encoding: Some(encoding),
             ..
         } = &self.client
@@ -293,7 +293,7 @@ impl Backend {
 
     async fn attempt(&self, body: Bytes) -> Result<(), ExportError> {
         let rejected = match &self.client {
-            Transport::Grpc {
+            Upstream::Grpc {
                 grpc,
                 path,
                 metadata,
@@ -304,12 +304,12 @@ impl Backend {
                 })?;
                 let mut request = tonic::Request::new(body);
                 *request.metadata_mut() = metadata.clone();
-                grpc.unary(request, path.clone(), Raw)
+                grpc.unary(request, path.clone(), BytesCodec)
                     .await
                     .map_err(|s| status_error(&self.addr, &s))?
                     .into_inner()
             }
-            Transport::Http {
+            Upstream::Http {
                 client,
                 uri,
                 headers,

@@ -25,7 +25,7 @@ pub struct Snapshot {
 }
 
 /// Names and layout shared by every flush.
-pub(crate) struct Layout<'a> {
+pub(crate) struct Names<'a> {
     pub calls: &'a str,
     pub duration: &'a str,
     pub dimensions: &'a [String],
@@ -33,7 +33,7 @@ pub(crate) struct Layout<'a> {
     pub start_unix_nano: u64,
 }
 
-impl Layout<'_> {
+impl Names<'_> {
     pub fn resource_metrics(&self, snapshot: Snapshot, now_unix_nano: u64) -> Vec<ResourceMetrics> {
         let mut by_service: BTreeMap<&str, (Vec<NumberDataPoint>, Vec<HistogramDataPoint>)> =
             BTreeMap::new();

@@ -139,7 +139,7 @@ impl SpanMetrics {
         &self,
         now: SystemTime,
     ) -> Vec<opentelemetry_proto::tonic::metrics::v1::ResourceMetrics> {
-        let layout = emit::Layout {
+        let layout = emit::Names {
             calls: &self.calls_name,
             duration: &self.duration_name,
             dimensions: &self.dimensions,

@@ -1,6 +1,6 @@
 //! Log records → `otel_logs` rows: one row per record, its time falling back to the observed time.
 
-use super::{service_name, Cell, Encoder};
+use super::{service_name, Encoder, Field};
 use crate::clickhouse::columns::{Column, LogField, LOG_COLUMNS};
 use crate::clickhouse::Layout;
 use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
@@ -44,27 +44,27 @@ fn log_cell<'a>(
     scope: Option<&'a InstrumentationScope>,
     scope_schema: &'a str,
     r: &'a LogRecord,
-) -> Cell<'a> {
+) -> Field<'a> {
     const NONE: &[KeyValue] = &[];
     match c.field {
-        LogField::Timestamp => Cell::Time(if r.time_unix_nano != 0 {
+        LogField::Timestamp => Field::Time(if r.time_unix_nano != 0 {
             r.time_unix_nano
         } else {
             r.observed_time_unix_nano
         }),
-        LogField::TraceId => Cell::Id(&r.trace_id),
-        LogField::SpanId => Cell::Id(&r.span_id),
-        LogField::TraceFlags => Cell::U8((r.flags & 0xff) as u8),
-        LogField::SeverityText => Cell::Bytes(r.severity_text.as_bytes()),
-        LogField::SeverityNumber => Cell::U8(r.severity_number.clamp(0, 255) as u8),
-        LogField::ServiceName => Cell::Bytes(service),
-        LogField::Body => Cell::Any(r.body.as_ref()),
-        LogField::ResourceSchemaUrl => Cell::Bytes(rl.schema_url.as_bytes()),
-        LogField::ResourceAttributes => Cell::Attrs(resource.map_or(NONE, |r| &r.attributes)),
-        LogField::ScopeSchemaUrl => Cell::Bytes(scope_schema.as_bytes()),
-        LogField::ScopeName => Cell::Bytes(scope.map_or(&[][..], |s| s.name.as_bytes())),
-        LogField::ScopeVersion => Cell::Bytes(scope.map_or(&[][..], |s| s.version.as_bytes())),
-        LogField::ScopeAttributes => Cell::Attrs(scope.map_or(NONE, |s| &s.attributes)),
-        LogField::LogAttributes => Cell::Attrs(&r.attributes),
+        LogField::TraceId => Field::Id(&r.trace_id),
+        LogField::SpanId => Field::Id(&r.span_id),
+        LogField::TraceFlags => Field::U8((r.flags & 0xff) as u8),
+        LogField::SeverityText => Field::Bytes(r.severity_text.as_bytes()),
+        LogField::SeverityNumber => Field::U8(r.severity_number.clamp(0, 255) as u8),
+        LogField::ServiceName => Field::Bytes(service),
+        LogField::Body => Field::Any(r.body.as_ref()),
+        LogField::ResourceSchemaUrl => Field::Bytes(rl.schema_url.as_bytes()),
+        LogField::ResourceAttributes => Field::Attrs(resource.map_or(NONE, |r| &r.attributes)),
+        LogField::ScopeSchemaUrl => Field::Bytes(scope_schema.as_bytes()),
+        LogField::ScopeName => Field::Bytes(scope.map_or(&[][..], |s| s.name.as_bytes())),
+        LogField::ScopeVersion => Field::Bytes(scope.map_or(&[][..], |s| s.version.as_bytes())),
+        LogField::ScopeAttributes => Field::Attrs(scope.map_or(NONE, |s| &s.attributes)),
+        LogField::LogAttributes => Field::Attrs(&r.attributes),
     }
 }

@@ -1,7 +1,7 @@
 //! Metric data points → rows of the five `otel_metrics_*` tables: each point goes to the table of its
 //! metric's type, carrying what surrounds it (resource, scope, metric, temporality) and its exemplars.
 
-use super::{service_name, Cell, Encoder};
+use super::{service_name, Encoder, Field};
 use crate::clickhouse::columns::{Column, MetricTable, PointField};
 use crate::clickhouse::Layout;
 use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
@@ -104,7 +104,7 @@ impl Encoder {
     }
 }
 
-fn point_cell<'a>(c: &Column<PointField>, x: &PointCtx<'a>, p: &Point<'a>) -> Cell<'a> {
+fn point_cell<'a>(c: &Column<PointField>, x: &PointCtx<'a>, p: &Point<'a>) -> Field<'a> {
     const NONE: &[KeyValue] = &[];
     let (attributes, start, time, flags) = match p {
         Point::Number(n) => (
@@ -139,27 +139,27 @@ fn point_cell<'a>(c: &Column<PointField>, x: &PointCtx<'a>, p: &Point<'a>) -> Ce
         Point::Summary(_) => &[],
     };
     match c.field {
-        PointField::ResourceAttributes => Cell::Attrs(x.resource.map_or(NONE, |r| &r.attributes)),
-        PointField::ResourceSchemaUrl => Cell::Bytes(x.resource_schema.as_bytes()),
-        PointField::ScopeName => Cell::Bytes(x.scope.map_or(&[][..], |s| s.name.as_bytes())),
-        PointField::ScopeVersion => Cell::Bytes(x.scope.map_or(&[][..], |s| s.version.as_bytes())),
-        PointField::ScopeAttributes => Cell::Attrs(x.scope.map_or(NONE, |s| &s.attributes)),
+        PointField::ResourceAttributes => Field::Attrs(x.resource.map_or(NONE, |r| &r.attributes)),
+        PointField::ResourceSchemaUrl => Field::Bytes(x.resource_schema.as_bytes()),
+        PointField::ScopeName => Field::Bytes(x.scope.map_or(&[][..], |s| s.name.as_bytes())),
+        PointField::ScopeVersion => Field::Bytes(x.scope.map_or(&[][..], |s| s.version.as_bytes())),
+        PointField::ScopeAttributes => Field::Attrs(x.scope.map_or(NONE, |s| &s.attributes)),
         PointField::ScopeDroppedAttrCount => {
-            Cell::U32(x.scope.map_or(0, |s| s.dropped_attributes_count))
+            Field::U32(x.scope.map_or(0, |s| s.dropped_attributes_count))
         }
-        PointField::ScopeSchemaUrl => Cell::Bytes(x.scope_schema.as_bytes()),
-        PointField::ServiceName => Cell::Bytes(x.service),
-        PointField::MetricName => Cell::Bytes(x.metric.name.as_bytes()),
-        PointField::MetricDescription => Cell::Bytes(x.metric.description.as_bytes()),
-        PointField::MetricUnit => Cell::Bytes(x.metric.unit.as_bytes()),
-        PointField::Attributes => Cell::Attrs(attributes),
-        PointField::StartTimeUnix => Cell::Time(start),
-        PointField::TimeUnix => Cell::Time(time),
-        PointField::Flags => Cell::U32(flags),
-        PointField::Exemplars => Cell::Exemplars(exemplars),
-        PointField::AggregationTemporality => Cell::I32(x.temporality),
-        PointField::IsMonotonic => Cell::U8(u8::from(x.monotonic)),
-        PointField::Value => Cell::F64(match p {
+        PointField::ScopeSchemaUrl => Field::Bytes(x.scope_schema.as_bytes()),
+        PointField::ServiceName => Field::Bytes(x.service),
+        PointField::MetricName => Field::Bytes(x.metric.name.as_bytes()),
+        PointField::MetricDescription => Field::Bytes(x.metric.description.as_bytes()),
+        PointField::MetricUnit => Field::Bytes(x.metric.unit.as_bytes()),
+        PointField::Attributes => Field::Attrs(attributes),
+        PointField::StartTimeUnix => Field::Time(start),
+        PointField::TimeUnix => Field::Time(time),
+        PointField::Flags => Field::U32(flags),
+        PointField::Exemplars => Field::Exemplars(exemplars),
+        PointField::AggregationTemporality => Field::I32(x.temporality),
+        PointField::IsMonotonic => Field::U8(u8::from(x.monotonic)),
+        PointField::Value => Field::F64(match p {
             Point::Number(n) => match n.value {
                 Some(number_data_point::Value::AsDouble(d)) => d,
                 Some(number_data_point::Value::AsInt(i)) => i as f64,
@@ -167,61 +167,61 @@ fn point_cell<'a>(c: &Column<PointField>, x: &PointCtx<'a>, p: &Point<'a>) -> Ce
             },
             _ => 0.0,
         }),
-        PointField::Count => Cell::U64(match p {
+        PointField::Count => Field::U64(match p {
             Point::Histogram(h) => h.count,
             Point::Exponential(h) => h.count,
             Point::Summary(s) => s.count,
             Point::Number(_) => 0,
         }),
-        PointField::Sum => Cell::F64(match p {
+        PointField::Sum => Field::F64(match p {
             Point::Histogram(h) => h.sum.unwrap_or_default(),
             Point::Exponential(h) => h.sum.unwrap_or_default(),
             Point::Summary(s) => s.sum,
             Point::Number(_) => 0.0,
         }),
-        PointField::Min => Cell::F64(match p {
+        PointField::Min => Field::F64(match p {
             Point::Histogram(h) => h.min.unwrap_or_default(),
             Point::Exponential(h) => h.min.unwrap_or_default(),
             _ => 0.0,
         }),
-        PointField::Max => Cell::F64(match p {
+        PointField::Max => Field::F64(match p {
             Point::Histogram(h) => h.max.unwrap_or_default(),
             Point::Exponential(h) => h.max.unwrap_or_default(),
             _ => 0.0,
         }),
-        PointField::BucketCounts => Cell::ArrU64(match p {
+        PointField::BucketCounts => Field::ArrU64(match p {
             Point::Histogram(h) => &h.bucket_counts,
             _ => &[],
         }),
-        PointField::ExplicitBounds => Cell::ArrF64(match p {
+        PointField::ExplicitBounds => Field::ArrF64(match p {
             Point::Histogram(h) => &h.explicit_bounds,
             _ => &[],
         }),
-        PointField::Scale => Cell::I32(match p {
+        PointField::Scale => Field::I32(match p {
             Point::Exponential(h) => h.scale,
             _ => 0,
         }),
-        PointField::ZeroCount => Cell::U64(match p {
+        PointField::ZeroCount => Field::U64(match p {
             Point::Exponential(h) => h.zero_count,
             _ => 0,
         }),
-        PointField::PositiveOffset => Cell::I32(match p {
+        PointField::PositiveOffset => Field::I32(match p {
             Point::Exponential(h) => h.positive.as_ref().map_or(0, |b| b.offset),
             _ => 0,
         }),
-        PointField::PositiveBucketCounts => Cell::ArrU64(match p {
+        PointField::PositiveBucketCounts => Field::ArrU64(match p {
             Point::Exponential(h) => h.positive.as_ref().map_or(&[][..], |b| &b.bucket_counts),
             _ => &[],
         }),
-        PointField::NegativeOffset => Cell::I32(match p {
+        PointField::NegativeOffset => Field::I32(match p {
             Point::Exponential(h) => h.negative.as_ref().map_or(0, |b| b.offset),
             _ => 0,
         }),
-        PointField::NegativeBucketCounts => Cell::ArrU64(match p {
+        PointField::NegativeBucketCounts => Field::ArrU64(match p {
             Point::Exponential(h) => h.negative.as_ref().map_or(&[][..], |b| &b.bucket_counts),
             _ => &[],
         }),
-        PointField::ValueAtQuantiles => Cell::Quantiles(match p {
+        PointField::ValueAtQuantiles => Field::Quantiles(match p {
             Point::Summary(s) => &s.quantile_values,
             _ => &[],
         }),

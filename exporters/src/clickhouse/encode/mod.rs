@@ -23,7 +23,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
 
 /// One cell, borrowed from the OTLP batch.
-enum Cell<'a> {
+enum Field<'a> {
     Time(u64),
     Bytes(&'a [u8]),
     Id(&'a [u8]),
@@ -96,26 +96,26 @@ impl Encoder {
         }
     }
 
-    fn write<F>(&mut self, c: &Column<F>, cell: Cell<'_>, layout: Layout, out: &mut Vec<u8>) {
+    fn write<F>(&mut self, c: &Column<F>, cell: Field<'_>, layout: Layout, out: &mut Vec<u8>) {
         match (cell, c.kind, layout) {
-            (Cell::Time(ns), Kind::Time, Layout::Modern) => rb::i64(out, ns as i64),
-            (Cell::Time(ns), Kind::Time, Layout::Portable) => {
+            (Field::Time(ns), Kind::Time, Layout::Modern) => rb::i64(out, ns as i64),
+            (Field::Time(ns), Kind::Time, Layout::Portable) => {
                 rb::u64(out, ns);
                 rb::u32(out, (ns / 1_000_000_000).min(u64::from(u32::MAX)) as u32);
             }
-            (Cell::Bytes(b), _, _) => rb::string(out, b),
-            (Cell::Id(id), _, _) => rb::hex_id(out, id),
-            (Cell::U8(v), _, _) => rb::u8(out, v),
-            (Cell::Any(v), _, _) => {
+            (Field::Bytes(b), _, _) => rb::string(out, b),
+            (Field::Id(id), _, _) => rb::hex_id(out, id),
+            (Field::U8(v), _, _) => rb::u8(out, v),
+            (Field::Any(v), _, _) => {
                 rb::string(out, rb::value_text(v, &mut self.scratch).as_bytes())
             }
-            (Cell::U64(v), _, _) => rb::u64(out, v),
-            (Cell::Attrs(kvs), _, Layout::Modern) => self.map(kvs, out),
-            (Cell::Attrs(kvs), _, Layout::Portable) => {
+            (Field::U64(v), _, _) => rb::u64(out, v),
+            (Field::Attrs(kvs), _, Layout::Modern) => self.map(kvs, out),
+            (Field::Attrs(kvs), _, Layout::Portable) => {
                 Self::keys(kvs, out);
                 self.values(kvs, out);
             }
-            (Cell::Events(events), _, _) => {
+            (Field::Events(events), _, _) => {
                 rb::varint(out, events.len() as u64);
                 for e in events {
                     match layout {
@@ -129,7 +129,7 @@ impl Encoder {
                 }
                 self.nested_attrs(events, |e| &e.attributes, layout, out);
             }
-            (Cell::Links(links), _, _) => {
+            (Field::Links(links), _, _) => {
                 rb::varint(out, links.len() as u64);
                 links.iter().for_each(|l| rb::hex_id(out, &l.trace_id));
                 rb::varint(out, links.len() as u64);
@@ -140,19 +140,19 @@ impl Encoder {
                     .for_each(|l| rb::string(out, l.trace_state.as_bytes()));
                 self.nested_attrs(links, |l| &l.attributes, layout, out);
             }
-            (Cell::U32(v), _, _) => rb::u32(out, v),
-            (Cell::I32(v), _, _) => out.extend_from_slice(&v.to_le_bytes()),
-            (Cell::F64(v), _, _) => out.extend_from_slice(&v.to_le_bytes()),
-            (Cell::ArrU64(v), _, _) => {
+            (Field::U32(v), _, _) => rb::u32(out, v),
+            (Field::I32(v), _, _) => out.extend_from_slice(&v.to_le_bytes()),
+            (Field::F64(v), _, _) => out.extend_from_slice(&v.to_le_bytes()),
+            (Field::ArrU64(v), _, _) => {
                 rb::varint(out, v.len() as u64);
                 v.iter().for_each(|x| rb::u64(out, *x));
             }
-            (Cell::ArrF64(v), _, _) => {
+            (Field::ArrF64(v), _, _) => {
                 rb::varint(out, v.len() as u64);
                 v.iter()
                     .for_each(|x| out.extend_from_slice(&x.to_le_bytes()));
             }
-            (Cell::Exemplars(ex), _, _) => {
+            (Field::Exemplars(ex), _, _) => {
                 if layout == Layout::Modern {
                     rb::varint(out, ex.len() as u64);
                     ex.iter()
@@ -175,7 +175,7 @@ impl Encoder {
                 rb::varint(out, ex.len() as u64);
                 ex.iter().for_each(|e| rb::hex_id(out, &e.trace_id));
             }
-            (Cell::Quantiles(q), _, _) => {
+            (Field::Quantiles(q), _, _) => {
                 rb::varint(out, q.len() as u64);
                 q.iter()
                     .for_each(|v| out.extend_from_slice(&v.quantile.to_le_bytes()));
@@ -183,7 +183,7 @@ impl Encoder {
                 q.iter()
                     .for_each(|v| out.extend_from_slice(&v.value.to_le_bytes()));
             }
-            (Cell::Time(ns), _, _) => rb::u64(out, ns),
+            (Field::Time(ns), _, _) => rb::u64(out, ns),
         }
     }
 }

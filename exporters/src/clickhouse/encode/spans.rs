@@ -1,6 +1,6 @@
 //! Spans → `otel_traces` rows: one row per span, with the collector's names for kinds and status codes.
 
-use super::{service_name, Cell, Encoder};
+use super::{service_name, Encoder, Field};
 use crate::clickhouse::columns::{Column, SpanField, SPAN_COLUMNS};
 use crate::clickhouse::Layout;
 use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
@@ -39,32 +39,32 @@ fn span_cell<'a>(
     service: &'a [u8],
     scope: Option<&'a InstrumentationScope>,
     s: &'a Span,
-) -> Cell<'a> {
+) -> Field<'a> {
     const NONE: &[KeyValue] = &[];
     match c.field {
-        SpanField::Timestamp => Cell::Time(s.start_time_unix_nano),
-        SpanField::TraceId => Cell::Id(&s.trace_id),
-        SpanField::SpanId => Cell::Id(&s.span_id),
-        SpanField::ParentSpanId => Cell::Id(&s.parent_span_id),
-        SpanField::TraceState => Cell::Bytes(s.trace_state.as_bytes()),
-        SpanField::SpanName => Cell::Bytes(s.name.as_bytes()),
-        SpanField::SpanKind => Cell::Bytes(span_kind(s.kind).as_bytes()),
-        SpanField::ServiceName => Cell::Bytes(service),
-        SpanField::ResourceAttributes => Cell::Attrs(resource.map_or(NONE, |r| &r.attributes)),
-        SpanField::ScopeName => Cell::Bytes(scope.map_or(&[][..], |s| s.name.as_bytes())),
-        SpanField::ScopeVersion => Cell::Bytes(scope.map_or(&[][..], |s| s.version.as_bytes())),
-        SpanField::SpanAttributes => Cell::Attrs(&s.attributes),
+        SpanField::Timestamp => Field::Time(s.start_time_unix_nano),
+        SpanField::TraceId => Field::Id(&s.trace_id),
+        SpanField::SpanId => Field::Id(&s.span_id),
+        SpanField::ParentSpanId => Field::Id(&s.parent_span_id),
+        SpanField::TraceState => Field::Bytes(s.trace_state.as_bytes()),
+        SpanField::SpanName => Field::Bytes(s.name.as_bytes()),
+        SpanField::SpanKind => Field::Bytes(span_kind(s.kind).as_bytes()),
+        SpanField::ServiceName => Field::Bytes(service),
+        SpanField::ResourceAttributes => Field::Attrs(resource.map_or(NONE, |r| &r.attributes)),
+        SpanField::ScopeName => Field::Bytes(scope.map_or(&[][..], |s| s.name.as_bytes())),
+        SpanField::ScopeVersion => Field::Bytes(scope.map_or(&[][..], |s| s.version.as_bytes())),
+        SpanField::SpanAttributes => Field::Attrs(&s.attributes),
         SpanField::Duration => {
-            Cell::U64(s.end_time_unix_nano.saturating_sub(s.start_time_unix_nano))
+            Field::U64(s.end_time_unix_nano.saturating_sub(s.start_time_unix_nano))
         }
-        SpanField::StatusCode => Cell::Bytes(status_code(s).as_bytes()),
-        SpanField::StatusMessage => Cell::Bytes(
+        SpanField::StatusCode => Field::Bytes(status_code(s).as_bytes()),
+        SpanField::StatusMessage => Field::Bytes(
             s.status
                 .as_ref()
                 .map_or(&[][..], |st| st.message.as_bytes()),
         ),
-        SpanField::Events => Cell::Events(&s.events),
-        SpanField::Links => Cell::Links(&s.links),
+        SpanField::Events => Field::Events(&s.events),
+        SpanField::Links => Field::Links(&s.links),
     }
 }
 

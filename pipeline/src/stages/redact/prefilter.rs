@@ -205,7 +205,7 @@ fn has_key_run(text: &[u8], len: usize) -> bool {
 
 /// The built-in detectors, as bits of [`Prefilter::on`].
 #[derive(Debug, Clone, Copy)]
-enum Kind {
+enum Builtin {
     Jwt,
     SecretToken,
     Credentials,
@@ -219,19 +219,19 @@ enum Kind {
     Ipv4,
 }
 
-fn kind(detector: &str) -> Option<Kind> {
+fn kind(detector: &str) -> Option<Builtin> {
     Some(match detector {
-        "jwt" => Kind::Jwt,
-        "secret_token" => Kind::SecretToken,
-        "credentials" => Kind::Credentials,
-        "secret_assignment" => Kind::SecretAssignment,
-        "aws_access_key" => Kind::Aws,
-        "email" => Kind::Email,
-        "iban" => Kind::Iban,
-        "credit_card" => Kind::Card,
-        "us_ssn" => Kind::Ssn,
-        "ipv6" => Kind::Ipv6,
-        "ipv4" => Kind::Ipv4,
+        "jwt" => Builtin::Jwt,
+        "secret_token" => Builtin::SecretToken,
+        "credentials" => Builtin::Credentials,
+        "secret_assignment" => Builtin::SecretAssignment,
+        "aws_access_key" => Builtin::Aws,
+        "email" => Builtin::Email,
+        "iban" => Builtin::Iban,
+        "credit_card" => Builtin::Card,
+        "us_ssn" => Builtin::Ssn,
+        "ipv6" => Builtin::Ipv6,
+        "ipv4" => Builtin::Ipv4,
         _ => return None,
     })
 }
@@ -268,7 +268,7 @@ const KEY_WORDS: &[&str] = &[
 /// The prefilter for one scanner's detectors.
 #[derive(Debug, Clone)]
 pub(super) struct Prefilter {
-    /// A bit per [`Kind`] that is on; `None` when some detector's needs are unknown (a user
+    /// A bit per [`Builtin`] that is on; `None` when some detector's needs are unknown (a user
     /// pattern): then every string is scanned.
     on: Option<u16>,
     tokens: AhoCorasick,
@@ -313,32 +313,32 @@ impl Prefilter {
         };
         let t = text.as_bytes();
         let seen = seen(t);
-        let is = |k: Kind| on & (1 << k as u16) != 0;
+        let is = |k: Builtin| on & (1 << k as u16) != 0;
         let all = |bits: Seen| seen & bits == bits;
         all(NON_ASCII)
             // local@domain.tld
-            || (is(Kind::Email) && all(AT | DOT))
+            || (is(Builtin::Email) && all(AT | DOT))
             // At least two colons.
-            || (is(Kind::Ipv6) && all(COLON) && count(t, b':') >= 2)
-            || (is(Kind::Ssn) && all(DIGIT | DASH) && has_ssn_shape(t))
+            || (is(Builtin::Ipv6) && all(COLON) && count(t, b':') >= 2)
+            || (is(Builtin::Ssn) && all(DIGIT | DASH) && has_ssn_shape(t))
             // 13 to 19 digits, single spaces or dashes between.
-            || (is(Kind::Card) && all(DIGIT) && t.len() >= 13 && has_digit_run(t, 13))
-            || (is(Kind::Ipv4) && all(DIGIT | DOT) && has_dotted_quad(t))
+            || (is(Builtin::Card) && all(DIGIT) && t.len() >= 13 && has_digit_run(t, 13))
+            || (is(Builtin::Ipv4) && all(DIGIT | DOT) && has_dotted_quad(t))
             // Two capitals and two digits, then at least eight more capitals or digits.
-            || (is(Kind::Iban) && all(DIGIT | UPPER) && t.len() >= 12 && has_caps_then_digits(t))
+            || (is(Builtin::Iban) && all(DIGIT | UPPER) && t.len() >= 12 && has_caps_then_digits(t))
             // eyJ….eyJ….…
-            || (is(Kind::Jwt) && all(BIG_J | DOT) && self.jwt.find(t).is_some())
+            || (is(Builtin::Jwt) && all(BIG_J | DOT) && self.jwt.find(t).is_some())
             // A four-capital prefix and 16 more capitals or digits.
-            || (is(Kind::Aws) && all(BIG_A) && has_key_run(t, 20) && self.aws.is_match(t))
-            || (is(Kind::SecretToken)
+            || (is(Builtin::Aws) && all(BIG_A) && has_key_run(t, 20) && self.aws.is_match(t))
+            || (is(Builtin::SecretToken)
                 && ((seen & (DASH | UNDERSCORE) != 0 && self.tokens.is_match(t))
                     || (all(BIG_A | Z) && self.google_key.find(t).is_some())))
             // A key word, then `=` or `:`.
-            || (is(Kind::SecretAssignment)
+            || (is(Builtin::SecretAssignment)
                 && seen & (EQUALS | COLON) != 0
                 && self.key_words.is_match(t))
             // bearer|basic, then whitespace.
-            || (is(Kind::Credentials) && all(SPACE | B) && self.credentials.is_match(t))
+            || (is(Builtin::Credentials) && all(SPACE | B) && self.credentials.is_match(t))
     }
 }
 
