@@ -1,7 +1,12 @@
 //! RowBinary primitives: little-endian numbers, LEB128-prefixed strings and arrays.
+//!
+//! Each is `#[inline]`, as are the per-row cell functions that call them: once the encoder was split
+//! into a file per signal, rustc stopped inlining them across codegen units, and encoding 10 000 log
+//! rows took 30 % longer (`clickhouse_logs_10000` bench).
 
 pub use crate::text::value_text;
 
+#[inline]
 pub fn varint(out: &mut Vec<u8>, mut n: u64) {
     while n >= 0x80 {
         out.push((n as u8) | 0x80);
@@ -10,28 +15,34 @@ pub fn varint(out: &mut Vec<u8>, mut n: u64) {
     out.push(n as u8);
 }
 
+#[inline]
 pub fn string(out: &mut Vec<u8>, s: &[u8]) {
     varint(out, s.len() as u64);
     out.extend_from_slice(s);
 }
 
+#[inline]
 pub fn u8(out: &mut Vec<u8>, v: u8) {
     out.push(v);
 }
 
+#[inline]
 pub fn u32(out: &mut Vec<u8>, v: u32) {
     out.extend_from_slice(&v.to_le_bytes());
 }
 
+#[inline]
 pub fn u64(out: &mut Vec<u8>, v: u64) {
     out.extend_from_slice(&v.to_le_bytes());
 }
 
+#[inline]
 pub fn i64(out: &mut Vec<u8>, v: i64) {
     out.extend_from_slice(&v.to_le_bytes());
 }
 
 /// Lowercase hex of an id, as a RowBinary string; empty ids stay empty.
+#[inline]
 pub fn hex_id(out: &mut Vec<u8>, id: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     varint(out, (id.len() * 2) as u64);

@@ -36,6 +36,7 @@ impl Encoder {
     }
 }
 
+#[inline]
 fn log_cell<'a>(
     c: &Column<LogField>,
     rl: &'a ResourceLogs,

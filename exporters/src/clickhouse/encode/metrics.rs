@@ -104,6 +104,7 @@ impl Encoder {
     }
 }
 
+#[inline]
 fn point_cell<'a>(c: &Column<PointField>, x: &PointCtx<'a>, p: &Point<'a>) -> Field<'a> {
     const NONE: &[KeyValue] = &[];
     let (attributes, start, time, flags) = match p {

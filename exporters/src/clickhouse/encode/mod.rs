@@ -96,6 +96,7 @@ impl Encoder {
         }
     }
 
+    #[inline]
     fn write<F>(&mut self, c: &Column<F>, cell: Field<'_>, layout: Layout, out: &mut Vec<u8>) {
         match (cell, c.kind, layout) {
             (Field::Time(ns), Kind::Time, Layout::Modern) => rb::i64(out, ns as i64),

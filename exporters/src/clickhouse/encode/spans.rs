@@ -33,6 +33,7 @@ impl Encoder {
     }
 }
 
+#[inline]
 fn span_cell<'a>(
     c: &Column<SpanField>,
     resource: Option<&'a Resource>,
