@@ -19,6 +19,7 @@
 //! - `prefilter.rs`: the byte-class pass that tells, soundly, when no detector can match a string.
 //! - this file: the [`Redact`] stage, which runs the pass under the batch's policy and reports it.
 
+mod memo;
 mod pass;
 pub(crate) mod policy;
 mod prefilter;

@@ -1,6 +1,7 @@
 //! One batch's pass: what becomes of each attribute, value and string field under the policy (key
 //! rules, the scanner, mask or hash), and the counts per detector it gathers for the stage to report.
 
+use super::memo::{CleanMemo, Lookup};
 use super::policy::{action_name, RedactPolicy};
 use super::scanner::Found;
 use crate::attrs::{scalar_text, set as set_attribute};
@@ -25,6 +26,12 @@ pub(super) struct Pass<'a> {
     pub(super) policy: &'a RedactPolicy,
     pub(super) counts: Vec<u64>,
     pub(super) dropped: Vec<u64>,
+    /// Long attribute values already scanned clean in this pass.
+    clean: CleanMemo,
+    /// Reused from string to string: what the scanner found, and the rewritten text (swapped with
+    /// the string it replaces, whose buffer is reused next time).
+    found: Vec<Found>,
+    scratch: String,
 }
 
 impl<'a> Pass<'a> {
@@ -33,6 +40,9 @@ impl<'a> Pass<'a> {
             policy,
             counts: vec![0; policy.detectors.len()],
             dropped: vec![0; policy.detectors.len()],
+            clean: CleanMemo::default(),
+            found: Vec::new(),
+            scratch: String::new(),
         }
     }
 
@@ -81,9 +91,28 @@ impl<'a> Pass<'a> {
             return self.whole(kv.value.get_or_insert_with(AnyValue::default), id);
         }
         match kv.value.as_mut() {
+            Some(AnyValue {
+                value: Some(Value::StringValue(s)),
+            }) => self.keyed_text(&kv.key, s),
             Some(v) => self.value(v),
             None => Fate::Kept(0),
         }
+    }
+
+    /// An attribute's string value: skipped when it is the value this key last held clean.
+    fn keyed_text(&mut self, key: &str, s: &mut String) -> Fate {
+        if self.policy.scanner.is_none() {
+            return Fate::Kept(0);
+        }
+        let lookup = self.clean.lookup(key, s);
+        if lookup == Lookup::Clean {
+            return Fate::Kept(0);
+        }
+        let fate = self.text(s);
+        if let (Fate::Kept(0), Lookup::Scan(slot)) = (fate, lookup) {
+            self.clean.remember(slot, key, s);
+        }
+        fate
     }
 
     /// A key rule's action on a whole value, whatever its type.
@@ -152,12 +181,21 @@ impl<'a> Pass<'a> {
         let Some(scanner) = &self.policy.scanner else {
             return Fate::Kept(0);
         };
-        let found: Vec<Found> = scanner.scan(s, |t, a, b| self.is_output(t, a, b));
+        let mut found = std::mem::take(&mut self.found);
+        scanner.scan(s, |t, a, b| self.is_output(t, a, b), &mut found);
+        let fate = self.rewrite(s, &found);
+        self.found = found;
+        fate
+    }
+
+    /// Counts what `found` names in `s` and applies the first decisive action: drop the record,
+    /// remove the field, or replace every finding in place.
+    fn rewrite(&mut self, s: &mut String, found: &[Found]) -> Fate {
         if found.is_empty() {
             return Fate::Kept(0);
         }
         let detectors = &self.policy.detectors;
-        for f in &found {
+        for f in found {
             self.counts[f.detector] += 1;
         }
         if let Some(f) = found
@@ -172,15 +210,17 @@ impl<'a> Pass<'a> {
         {
             return Fate::Remove;
         }
-        let mut out = String::with_capacity(s.len());
+        let mut out = std::mem::take(&mut self.scratch);
+        out.clear();
         let mut last = 0;
-        for f in &found {
+        for f in found {
             out.push_str(&s[last..f.start]);
             self.replace(detectors[f.detector].1, &s[f.start..f.end], &mut out);
             last = f.end;
         }
         out.push_str(&s[last..]);
-        *s = out;
+        std::mem::swap(s, &mut out);
+        self.scratch = out;
         Fate::Kept(found.len() as u32)
     }
 

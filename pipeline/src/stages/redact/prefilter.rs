@@ -203,6 +203,20 @@ fn has_key_run(text: &[u8], len: usize) -> bool {
     )
 }
 
+/// Whether `text` has `bearer` or `basic` in any case followed by whitespace: how every credentials
+/// match starts (`\s` among ASCII bytes is [`SPACE`]; other text never gets here). Only the `b`s
+/// are visited.
+fn has_credentials_word(text: &[u8]) -> bool {
+    memchr::memchr2_iter(b'b', b'B', text).any(|at| {
+        let rest = &text[at + 1..];
+        [&b"earer"[..], b"asic"].iter().any(|word| {
+            rest.len() > word.len()
+                && rest[..word.len()].eq_ignore_ascii_case(word)
+                && CLASS[rest[word.len()] as usize] & SPACE != 0
+        })
+    })
+}
+
 /// The built-in detectors, as bits of [`Prefilter::on`].
 #[derive(Debug, Clone, Copy)]
 enum Builtin {
@@ -274,7 +288,6 @@ pub(super) struct Prefilter {
     tokens: AhoCorasick,
     aws: AhoCorasick,
     key_words: AhoCorasick,
-    credentials: AhoCorasick,
     /// Built once: `memmem::find` would build its searcher on every call.
     jwt: memchr::memmem::Finder<'static>,
     google_key: memchr::memmem::Finder<'static>,
@@ -298,7 +311,6 @@ impl Prefilter {
             tokens: search(TOKEN_PREFIXES, false),
             aws: search(AWS_PREFIXES, false),
             key_words: search(KEY_WORDS, true),
-            credentials: search(&["bearer", "basic"], true),
             jwt: memchr::memmem::Finder::new(b"eyJ"),
             google_key: memchr::memmem::Finder::new(b"AIza"),
         }
@@ -338,7 +350,7 @@ impl Prefilter {
                 && seen & (EQUALS | COLON) != 0
                 && self.key_words.is_match(t))
             // bearer|basic, then whitespace.
-            || (is(Builtin::Credentials) && all(SPACE | B) && self.credentials.is_match(t))
+            || (is(Builtin::Credentials) && all(SPACE | B) && has_credentials_word(t))
     }
 }
 

@@ -200,12 +200,18 @@ impl Scanner {
         }))
     }
 
-    /// Every checked match in `text`, left to right, non-overlapping; `skip` says whether a region
-    /// is already a redaction (so a second pass leaves it alone). Allocates only when something
-    /// matched.
-    pub fn scan(&self, text: &str, skip: impl Fn(&str, usize, usize) -> bool) -> Vec<Found> {
+    /// Every checked match in `text`, left to right, non-overlapping, into `found` (cleared first);
+    /// `skip` says whether a region is already a redaction (so a second pass leaves it alone). The
+    /// caller keeps `found` from string to string, so a match allocates nothing once it has grown.
+    pub fn scan(
+        &self,
+        text: &str,
+        skip: impl Fn(&str, usize, usize) -> bool,
+        found: &mut Vec<Found>,
+    ) {
+        found.clear();
         if !self.prefilter.might_match(text) {
-            return Vec::new();
+            return;
         }
         CACHE.with(|slot| match slot.try_borrow_mut() {
             Ok(mut slot) => {
@@ -213,10 +219,10 @@ impl Scanner {
                     *slot = Some((self.id, self.all.create_cache()));
                 }
                 let (_, cache) = slot.as_mut().expect("just filled");
-                self.scan_with(cache, text, &skip)
+                self.scan_with(cache, text, &skip, found)
             }
             // Only if `skip` itself scanned; a cold cache is merely slower.
-            Err(_) => self.scan_with(&mut self.all.create_cache(), text, &skip),
+            Err(_) => self.scan_with(&mut self.all.create_cache(), text, &skip, found),
         })
     }
 
@@ -237,8 +243,8 @@ impl Scanner {
         cache: &mut Cache,
         text: &str,
         skip: &impl Fn(&str, usize, usize) -> bool,
-    ) -> Vec<Found> {
-        let mut found = Vec::new();
+        found: &mut Vec<Found>,
+    ) {
         let mut matches = Searcher::new(Input::new(text));
         while let Some(m) = matches.advance(|input| Ok(self.all.search_with(cache, input))) {
             let detector = m.pattern().as_usize();
@@ -265,7 +271,6 @@ impl Scanner {
                 end,
             });
         }
-        found
     }
 }
 
