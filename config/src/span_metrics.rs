@@ -1,8 +1,8 @@
 //! `pipeline.span_metrics`: request, error and duration (R.E.D.) metrics computed from every span
 //! before head or tail sampling, so dashboards stay exact however much is sampled away.
 //!
-//! Kept in its own file because it is checked against the whole config (it needs an exporter that
-//! takes traces and one that takes metrics), not just its own keys.
+//! Checked against more than its own keys: it needs an exporter that takes traces and one that takes
+//! metrics, which `Config::validate` tells it.
 
 use crate::common::SignalKind;
 use crate::units::Duration;

@@ -7,8 +7,9 @@
 //! and the text), so the pass skips it. The memo lives in one [`super::pass::Pass`], so it never
 //! outlives the policy it was built under, and a hit needs the whole value equal, never a hash alone.
 //!
-//! Slots are picked by a hash of the key, one value per slot: a key whose values all differ (an id)
-//! only ever replaces its own slot's value, and two keys that share a slot just scan more often.
+//! Slots are picked by a hash of the key, one value per slot: two keys that share a slot just scan
+//! more often. A key whose values keep changing (an id) stops being copied, and a pass where almost
+//! nothing repeats stops looking (see [`CHURN`] and [`TRIAL`]).
 
 /// Values shorter than this are cheaper to scan than to look up.
 const MIN_LEN: usize = 24;
@@ -17,6 +18,9 @@ const SLOTS: usize = 64;
 /// After this many different values in a row, a key's values are copied only now and then: a key
 /// that never repeats (an id, a generated text) should cost a lookup, not a copy per value.
 const CHURN: u32 = 4;
+/// Lookups after which a pass that almost never hits stops looking: a batch whose long values are
+/// all different (generated text, ids) then pays one branch per value.
+const TRIAL: u32 = 64;
 
 #[derive(Default)]
 struct Slot {
@@ -36,10 +40,6 @@ pub(super) enum Lookup {
     /// Scan it, and do not remember it (too short, or its key's values keep changing).
     ScanOnly,
 }
-
-/// Lookups after which a pass that almost never hits stops looking: a batch whose long values are
-/// all different (generated text, ids) then pays one branch per value.
-const TRIAL: u32 = 64;
 
 #[derive(Default)]
 pub(super) struct CleanMemo {

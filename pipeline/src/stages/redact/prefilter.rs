@@ -233,7 +233,7 @@ enum Builtin {
     Ipv4,
 }
 
-fn kind(detector: &str) -> Option<Builtin> {
+fn builtin(detector: &str) -> Option<Builtin> {
     Some(match detector {
         "jwt" => Builtin::Jwt,
         "secret_token" => Builtin::SecretToken,
@@ -296,10 +296,12 @@ pub(super) struct Prefilter {
 impl Prefilter {
     /// `detectors`: each detector's name and whether it is built in.
     pub(super) fn new<'a>(detectors: impl IntoIterator<Item = (&'a str, bool)>) -> Prefilter {
-        let on = detectors.into_iter().try_fold(0u16, |on, (name, builtin)| {
-            let k = kind(name).filter(|_| builtin)?;
-            Some(on | 1 << k as u16)
-        });
+        let on = detectors
+            .into_iter()
+            .try_fold(0u16, |on, (name, is_builtin)| {
+                let k = builtin(name).filter(|_| is_builtin)?;
+                Some(on | 1 << k as u16)
+            });
         let search = |literals: &[&str], any_case: bool| {
             AhoCorasick::builder()
                 .ascii_case_insensitive(any_case)
