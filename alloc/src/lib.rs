@@ -10,6 +10,9 @@
 //! decoding a request gives the decoded batch's real size in memory, which is what queues and the
 //! budget charge, at the cost of two thread-local reads.
 
+mod mi;
+
+pub use mi::Mimalloc;
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering};

@@ -31,7 +31,7 @@ exporters:
 
 /// As in `weir`: decoding allocates for every string, and the allocator is part of what is measured.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: weir_pipeline::memory::Mimalloc = weir_pipeline::memory::Mimalloc;
 
 fn end_to_end(c: &mut Criterion) {
     for (group, workload) in [

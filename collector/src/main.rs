@@ -21,8 +21,8 @@
 /// owning thread's heap without a global lock: measured in the README's Performance section.
 /// Wrapped in the counter that `memory_limit` is enforced against.
 #[global_allocator]
-static ALLOCATOR: weir_pipeline::memory::Counting<mimalloc::MiMalloc> =
-    weir_pipeline::memory::Counting(mimalloc::MiMalloc);
+static ALLOCATOR: weir_pipeline::memory::Counting<weir_pipeline::memory::Mimalloc> =
+    weir_pipeline::memory::Counting(weir_pipeline::memory::Mimalloc);
 
 mod admin;
 mod app;
