@@ -27,12 +27,13 @@ where
     let (file, _dir) = file_exporter(S::KIND);
     let mut g = c.benchmark_group(name);
     g.throughput(Throughput::Elements(items as u64));
-    g.bench_function("decode", |b| {
+    g.bench_function("decode", |b| b.iter(|| S::decode(&body[..]).unwrap()));
+    g.bench_function("decode_prost", |b| {
         b.iter(|| S::Request::decode(&body[..]).unwrap())
     });
     g.bench_function("decode_chain_blackhole", |b| {
         b.iter(|| {
-            let req = S::Request::decode(&body[..]).unwrap();
+            let req = S::decode(&body[..]).unwrap();
             let mut batch = Batch::<S>::new(S::into_resources(req), body.len());
             chain.apply(&mut batch);
             Exporter::<S>::encode(&Blackhole, batch).unwrap()
@@ -40,7 +41,7 @@ where
     });
     g.bench_function("decode_chain_file_json_encode", |b| {
         b.iter(|| {
-            let req = S::Request::decode(&body[..]).unwrap();
+            let req = S::decode(&body[..]).unwrap();
             let mut batch = Batch::<S>::new(S::into_resources(req), body.len());
             chain.apply(&mut batch);
             Exporter::<S>::encode(&file, batch).unwrap()
@@ -378,7 +379,7 @@ fn redact(c: &mut Criterion) {
     let mut g = c.benchmark_group("redact_1000");
     g.throughput(Throughput::Elements(1000));
     g.bench_function("decode_same_records", |b| {
-        b.iter(|| ExportLogsServiceRequest::decode(&body[..]).unwrap())
+        b.iter(|| Logs::decode(&body[..]).unwrap())
     });
     for (name, yaml, records) in [
         ("no_detector", none, &clean),

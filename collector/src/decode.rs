@@ -4,6 +4,7 @@
 //! configured decompressed size in memory before it is refused.
 
 use std::io::Read;
+use weir_pipeline::Signal;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -112,13 +113,13 @@ fn read_bounded(reader: impl Read, limit: usize, what: &str) -> Result<bytes::By
 }
 
 /// Decodes an export request; returns it with its size (the decompressed body length).
-pub fn request<R: prost::Message + Default + serde::de::DeserializeOwned>(
+pub fn request<S: Signal>(
     format: Format,
     body: &[u8],
     signal: &str,
-) -> Result<R, BodyError> {
+) -> Result<S::Request, BodyError> {
     match format {
-        Format::Protobuf => R::decode(body)
+        Format::Protobuf => S::decode(body)
             .map_err(|e| BodyError::Malformed(format!("malformed OTLP {signal} protobuf: {e}"))),
         Format::Json => serde_json::from_slice(body).map_err(|e| {
             BodyError::Malformed(format!("malformed OTLP/JSON {signal} request: {e}"))
@@ -129,9 +130,8 @@ pub fn request<R: prost::Message + Default + serde::de::DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use std::io::Write;
+    use weir_pipeline::{Logs, Traces};
 
     #[test]
     fn content_type_parameters_are_ignored() {
@@ -199,7 +199,7 @@ mod tests {
           "scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174",
           "name":"op","kind":2,"startTimeUnixNano":"1544712660000000000","endTimeUnixNano":1544712661000000000,
           "attributes":[{"key":"n","value":{"intValue":"42"}}],"unknownField":true}]}]}]}"#;
-        let r: ExportTraceServiceRequest = request(Format::Json, json, "traces").unwrap();
+        let r = request::<Traces>(Format::Json, json, "traces").unwrap();
         let span = &r.resource_spans[0].scope_spans[0].spans[0];
         assert_eq!(
             hex::encode(&span.trace_id),
@@ -212,19 +212,16 @@ mod tests {
 
     #[test]
     fn garbage_and_invalid_utf8_are_malformed_with_a_reason() {
-        let e = request::<ExportLogsServiceRequest>(Format::Protobuf, &[0xff, 0xff, 0xff], "logs")
-            .unwrap_err();
+        let e = request::<Logs>(Format::Protobuf, &[0xff, 0xff, 0xff], "logs").unwrap_err();
         assert!(
             e.message().contains("malformed OTLP logs protobuf"),
             "{e:?}"
         );
         // Field 1 (resource_logs) → field 2 (scope_logs) → field 2 (log_records) → severity_text (3) = 0xC3 0x28.
         let bad_utf8 = [0x0a, 0x08, 0x12, 0x06, 0x12, 0x04, 0x1a, 0x02, 0xc3, 0x28];
-        let e =
-            request::<ExportLogsServiceRequest>(Format::Protobuf, &bad_utf8, "logs").unwrap_err();
+        let e = request::<Logs>(Format::Protobuf, &bad_utf8, "logs").unwrap_err();
         assert!(matches!(e, BodyError::Malformed(_)), "{e:?}");
-        let e = request::<ExportLogsServiceRequest>(Format::Json, b"{\"resourceLogs\": [", "logs")
-            .unwrap_err();
+        let e = request::<Logs>(Format::Json, b"{\"resourceLogs\": [", "logs").unwrap_err();
         assert!(e.message().contains("OTLP/JSON"), "{e:?}");
     }
 }

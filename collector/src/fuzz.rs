@@ -8,7 +8,7 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use proptest::prelude::*;
-use weir_pipeline::{fixtures, Logs, Metrics, Signal, Traces};
+use weir_pipeline::{fixtures, Logs, Metrics, Traces};
 
 const LIMIT: usize = 1 << 20;
 
@@ -22,7 +22,7 @@ fn cases() -> u32 {
 /// Decodes `body` both ways as signal `S`, and runs the intake's malformed-id filter on what decodes.
 fn decode_all<S: Wire>(body: &[u8]) {
     for format in [Format::Protobuf, Format::Json] {
-        if let Ok(req) = request::<S::Request>(format, body, "fuzz") {
+        if let Ok(req) = request::<S>(format, body, "fuzz") {
             let mut resources = S::into_resources(req);
             let _ = S::drop_malformed(&mut resources);
         }
@@ -124,9 +124,9 @@ fn fixtures_decode_so_the_mutations_start_from_valid_requests() {
             Format::Json
         };
         let ok = match i % 3 {
-            0 => request::<<Traces as Signal>::Request>(format, b, "t").is_ok(),
-            1 => request::<<Logs as Signal>::Request>(format, b, "l").is_ok(),
-            _ => request::<<Metrics as Signal>::Request>(format, b, "m").is_ok(),
+            0 => request::<Traces>(format, b, "t").is_ok(),
+            1 => request::<Logs>(format, b, "l").is_ok(),
+            _ => request::<Metrics>(format, b, "m").is_ok(),
         };
         assert!(ok, "body {i}");
     }

@@ -56,9 +56,7 @@ impl<S: Wire> Decoder for OtlpDecoder<S> {
         // Split off the receive buffer (not copied) and decoded as one slice: prost reading through
         // tonic's buffer pays a bounds-checked `advance` per varint, a fifth of the receive cost.
         let raw = bytes::Buf::copy_to_bytes(buf, encoded);
-        let (decoded, bytes) = weir_pipeline::memory::measured_or(encoded, || {
-            <S::Request as prost::Message>::decode(&raw[..])
-        });
+        let (decoded, bytes) = weir_pipeline::memory::measured_or(encoded, || S::decode(&raw[..]));
         let raw = self.keep_raw.then_some(raw);
         match decoded.map(|r| (r, raw)) {
             Ok((request, raw)) => Ok(Some(Received {

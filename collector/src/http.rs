@@ -168,7 +168,7 @@ where
     let decode = move || -> Result<(S::Request, usize, usize), BodyError> {
         let body = decode::decompress(decode_encoding.as_deref(), body, max_decompressed)?;
         let (request, bytes) = weir_pipeline::memory::measured_or(body.len(), || {
-            decode::request(format, &body, S::KIND.as_str())
+            decode::request::<S>(format, &body, S::KIND.as_str())
         });
         Ok((request?, bytes, body.len()))
     };

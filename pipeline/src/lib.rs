@@ -27,6 +27,7 @@ pub mod fixtures;
 pub mod hotswap;
 pub mod metrics;
 pub mod policy;
+pub mod protobuf;
 pub mod queue;
 pub mod signal;
 pub mod spanmetrics;

@@ -27,6 +27,9 @@ pub trait Signal: Send + Sync + Sized + 'static {
         + Send
         + Sync;
 
+    /// A request from protobuf, exactly as `prost::Message::decode` gives it (faster for traces and
+    /// logs: see [`crate::protobuf`]).
+    fn decode(body: &[u8]) -> Result<Self::Request, prost::DecodeError>;
     fn into_resources(request: Self::Request) -> Vec<Self::Resource>;
     fn to_request(resources: Vec<Self::Resource>) -> Self::Request;
     /// Spans, log records or data points under one resource.
@@ -61,6 +64,9 @@ impl Signal for Traces {
     type Resource = ResourceSpans;
     type Request = ExportTraceServiceRequest;
 
+    fn decode(body: &[u8]) -> Result<Self::Request, prost::DecodeError> {
+        crate::protobuf::traces(body)
+    }
     fn into_resources(request: Self::Request) -> Vec<ResourceSpans> {
         request.resource_spans
     }
@@ -99,6 +105,9 @@ impl Signal for Logs {
     type Resource = ResourceLogs;
     type Request = ExportLogsServiceRequest;
 
+    fn decode(body: &[u8]) -> Result<Self::Request, prost::DecodeError> {
+        crate::protobuf::logs(body)
+    }
     fn into_resources(request: Self::Request) -> Vec<ResourceLogs> {
         request.resource_logs
     }
@@ -137,6 +146,9 @@ impl Signal for Metrics {
     type Resource = ResourceMetrics;
     type Request = ExportMetricsServiceRequest;
 
+    fn decode(body: &[u8]) -> Result<Self::Request, prost::DecodeError> {
+        prost::Message::decode(body)
+    }
     fn into_resources(request: Self::Request) -> Vec<ResourceMetrics> {
         request.resource_metrics
     }

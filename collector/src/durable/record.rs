@@ -91,7 +91,7 @@ pub fn decode<S: Wire>(r: Record, limit: usize) -> Result<Batch<S>, String> {
         Format::Protobuf
     };
     let (request, bytes) = weir_pipeline::memory::measured_or(body.len(), || {
-        decode::request::<S::Request>(format, &body, S::KIND.as_str())
+        decode::request::<S>(format, &body, S::KIND.as_str())
     });
     let mut resources = S::into_resources(request.map_err(|e| e.message())?);
     S::drop_malformed(&mut resources);

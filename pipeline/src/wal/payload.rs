@@ -69,8 +69,7 @@ pub fn decode<S: Signal>(
     } else {
         payload
     };
-    let (request, bytes) =
-        crate::memory::measured_or(raw.len(), || <S::Request as prost::Message>::decode(raw));
+    let (request, bytes) = crate::memory::measured_or(raw.len(), || S::decode(raw));
     Ok(Batch::received(
         S::into_resources(request?),
         bytes,
