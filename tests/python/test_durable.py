@@ -40,7 +40,7 @@ exporters:
   out:
 {destination}
     queue: {{{queue}}}
-    batch: {{max_age: 50ms, max_items: 2000}}
+    batch: {{max_age: 50ms, max_items: {max_items}}}
     retry: {{initial_backoff: 50ms, max_backoff: 500ms}}
 admin: {{endpoint: "127.0.0.1:{admin}"}}
 shutdown_timeout: 5s
@@ -51,7 +51,7 @@ class Process:
     """A weir process that keeps its ports and directories across restarts."""
 
     def __init__(self, tmp: Path, name: str, destination: str, pipeline: str = "",
-                 queue: str = "max_items: 20000, max_bytes: 4MiB"):
+                 queue: str = "max_items: 20000, max_bytes: 4MiB", max_items: int = 2000):
         self.tmp = tmp
         self.grpc, self.http, self.admin = free_port(), free_port(), free_port()
         self.data = tmp / f"{name}-data"
@@ -59,7 +59,8 @@ class Process:
         self.log_path = tmp / f"{name}.log"
         self.config.write_text(DURABLE.format(
             grpc=self.grpc, http=self.http, admin=self.admin, wal=tmp / f"{name}-wal",
-            destination=destination.format(data=self.data), pipeline=pipeline, queue=queue))
+            destination=destination.format(data=self.data), pipeline=pipeline, queue=queue,
+            max_items=max_items))
         self.proc = None
 
     def start(self):
@@ -184,7 +185,12 @@ TAIL = """  sample:
 
 @pytest.mark.parametrize("pipeline", ["", TAIL], ids=["stages", "tail_sampling"])
 def test_kill_9_at_random_moments_loses_nothing_acknowledged(tmp_path, pipeline):
-    weir = Process(tmp_path, "weir", '    file: {{path: "{data}", rotate_bytes: 4GiB}}', pipeline)
+    # A kill between an export and the checkpoint that records it replays that whole export. While
+    # Weir catches up after a restart its batches fill to max_items, so with 2000 one such kill alone
+    # was 2000 duplicates, over the 5 % bound below (seen once in five CI runs); 500 keeps the bound
+    # about the mechanism (replay of what was in flight), not about where a kill happened to land.
+    weir = Process(tmp_path, "weir", '    file: {{path: "{data}", rotate_bytes: 4GiB}}', pipeline,
+                   max_items=500)
     weir.start()
     # WEIR_KILL_RATE / WEIR_KILLS turn this into the measurement quoted in the README.
     rate, planned = int(os.environ.get("WEIR_KILL_RATE", "3000")), int(os.environ.get("WEIR_KILLS", "10"))
