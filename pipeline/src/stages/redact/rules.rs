@@ -8,8 +8,8 @@ use weir_config::redact::{HashAlgorithm, HashConfig, MaskConfig};
 /// nothing.
 #[derive(Debug, Clone)]
 pub struct Glob {
-    /// The literal pieces between stars, lowercased.
-    parts: Vec<String>,
+    /// The literal pieces between stars.
+    parts: Vec<Literal>,
     starts_free: bool,
     ends_free: bool,
 }
@@ -21,7 +21,7 @@ impl Glob {
             parts: lower
                 .split('*')
                 .filter(|p| !p.is_empty())
-                .map(String::from)
+                .map(Literal::new)
                 .collect(),
             starts_free: lower.starts_with('*'),
             ends_free: lower.ends_with('*'),
@@ -34,20 +34,21 @@ impl Glob {
             return self.starts_free || key.is_empty();
         }
         let mut rest = key.as_bytes();
-        for (i, part) in self.parts.iter().map(|p| p.as_bytes()).enumerate() {
+        for (i, part) in self.parts.iter().enumerate() {
+            let text = &part.text[..];
             if i == 0 && !self.starts_free {
-                if !starts_with_ci(rest, part) {
+                if !starts_with_ci(rest, text) {
                     return false;
                 }
-                rest = &rest[part.len()..];
+                rest = &rest[text.len()..];
                 if n == 1 && !self.ends_free {
                     return rest.is_empty();
                 }
             } else if i == n - 1 && !self.ends_free {
-                return ends_with_ci(rest, part);
+                return ends_with_ci(rest, text);
             } else {
-                match find_ci(rest, part) {
-                    Some(at) => rest = &rest[at + part.len()..],
+                match part.find_in(rest) {
+                    Some(at) => rest = &rest[at + text.len()..],
                     None => return false,
                 }
             }
@@ -64,16 +65,53 @@ fn ends_with_ci(s: &[u8], p: &[u8]) -> bool {
     s.len() >= p.len() && s[s.len() - p.len()..].eq_ignore_ascii_case(p)
 }
 
-/// Case-insensitive substring search. Runs for every attribute key against every `*glob*` key rule,
-/// so positions are first filtered on one byte compare, not a slice compare each.
+/// A lowercased piece of a glob, searched for case-insensitively with Horspool's shifts: every
+/// attribute key is searched for every `*word*` rule, and most keys hold no byte of the word where
+/// the shifts land, so a search looks at about one byte in `len` instead of every position.
+#[derive(Debug, Clone)]
+struct Literal {
+    text: Vec<u8>,
+    /// How far the search may move when the window's last byte is this one: the distance from
+    /// that byte's last place in `text` (before its final byte, either case) to the end, or the
+    /// whole length (at most 255) when it is not there.
+    shift: Box<[u8; 256]>,
+}
+
+impl Literal {
+    fn new(lower: &str) -> Self {
+        let text = lower.as_bytes().to_vec();
+        let len = u8::try_from(text.len()).unwrap_or(u8::MAX);
+        let mut shift = Box::new([len; 256]);
+        for (i, &c) in text.iter().enumerate().take(text.len().saturating_sub(1)) {
+            let d = u8::try_from(text.len() - 1 - i).unwrap_or(u8::MAX);
+            shift[usize::from(c)] = d;
+            shift[usize::from(c.to_ascii_uppercase())] = d;
+        }
+        Literal { text, shift }
+    }
+
+    /// Where the leftmost occurrence of this piece starts in `s`, in any ASCII case.
+    fn find_in(&self, s: &[u8]) -> Option<usize> {
+        let p = &self.text[..];
+        let Some(&last) = p.last() else {
+            return Some(0);
+        };
+        let mut at = 0;
+        while at + p.len() <= s.len() {
+            let end = s[at + p.len() - 1];
+            if end.to_ascii_lowercase() == last && s[at..at + p.len()].eq_ignore_ascii_case(p) {
+                return Some(at);
+            }
+            at += usize::from(self.shift[usize::from(end)]);
+        }
+        None
+    }
+}
+
+/// Case-insensitive substring search, the plain way: what [`Literal::find_in`] must agree with.
+#[cfg(test)]
 fn find_ci(s: &[u8], p: &[u8]) -> Option<usize> {
-    let Some((&first, rest)) = p.split_first() else {
-        return Some(0);
-    };
-    let (lower, upper) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
-    (0..=s.len().checked_sub(p.len())?).find(|&i| {
-        (s[i] == lower || s[i] == upper) && s[i + 1..i + p.len()].eq_ignore_ascii_case(rest)
-    })
+    (0..=s.len().checked_sub(p.len())?).find(|&i| s[i..i + p.len()].eq_ignore_ascii_case(p))
 }
 
 /// Replaces a secret, keeping a prefix and suffix of it when configured (and when the secret is long
@@ -209,6 +247,66 @@ impl Hasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_shifted_search_finds_what_the_plain_one_finds() {
+        let words = [
+            "password",
+            "ab",
+            "a",
+            "aab",
+            "token",
+            "x-api",
+            "é",
+            "passpassword",
+            "ssw",
+        ];
+        let keys = [
+            "db.PassWord.x",
+            "passwor",
+            "xpASSWORD",
+            "",
+            "aab",
+            "aaab",
+            "http.request.method",
+            "user.password.hash",
+            "PASSPASSPASSWORD",
+            "refresh_TOKEN",
+            "X-API-Key",
+            "é.é",
+            "sswssw",
+        ];
+        for w in words {
+            let lit = Literal::new(w);
+            for k in keys {
+                let k = k.as_bytes();
+                assert_eq!(lit.find_in(k), find_ci(k, w.as_bytes()), "{w} in {k:?}");
+            }
+        }
+        let long = "x".repeat(300) + "y";
+        let lit = Literal::new(&long);
+        let hay = "x".repeat(700) + "y";
+        assert_eq!(
+            lit.find_in(hay.as_bytes()),
+            Some(400),
+            "shifts past 255 are capped"
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn shifted_search_agrees_with_plain_search(
+            word in "[a-dA-D._]{0,6}",
+            key in "[a-dA-D._]{0,24}",
+        ) {
+            let lower = word.to_ascii_lowercase();
+            let lit = Literal::new(&lower);
+            proptest::prop_assert_eq!(
+                lit.find_in(key.as_bytes()),
+                find_ci(key.as_bytes(), lower.as_bytes())
+            );
+        }
+    }
 
     #[test]
     fn case_insensitive_search() {
