@@ -102,39 +102,36 @@ fn nested_any_value(buf: &[u8], depth: usize, any: &mut AnyValue) -> Fast<()> {
 }
 
 fn array(buf: &[u8], depth: usize) -> Fast<ArrayValue> {
-    let mut r = Reader::new(buf);
-    let [n] = r.count([1])?;
-    let mut values = Vec::with_capacity(n);
-    while !r.is_empty() {
-        match r.key()? {
-            (1, LEN) => {
-                values.push(AnyValue::default());
-                let last = values.len() - 1;
-                nested_any_value(r.bytes()?, depth, &mut values[last])?
-            }
-            (1, _) => return Err(Fallback),
-            (_, wire) => r.skip(wire)?,
-        }
-    }
+    let values = nested_values(buf, depth, nested_any_value)?;
     Ok(ArrayValue { values })
 }
 
 fn kv_list(buf: &[u8], depth: usize) -> Fast<KeyValueList> {
+    let values = nested_values(buf, depth, nested_key_value)?;
+    Ok(KeyValueList { values })
+}
+
+/// The values of an array or map value (field 1, repeated), each one level deeper.
+fn nested_values<T: Default>(
+    buf: &[u8],
+    depth: usize,
+    decode: fn(&[u8], usize, &mut T) -> Fast<()>,
+) -> Fast<Vec<T>> {
     let mut r = Reader::new(buf);
     let [n] = r.count([1])?;
     let mut values = Vec::with_capacity(n);
     while !r.is_empty() {
         match r.key()? {
             (1, LEN) => {
-                values.push(KeyValue::default());
+                values.push(T::default());
                 let last = values.len() - 1;
-                nested_key_value(r.bytes()?, depth, &mut values[last])?
+                decode(r.bytes()?, depth, &mut values[last])?
             }
             (1, _) => return Err(Fallback),
             (_, wire) => r.skip(wire)?,
         }
     }
-    Ok(KeyValueList { values })
+    Ok(values)
 }
 
 fn resource(buf: &[u8], resource: &mut Resource) -> Fast<()> {
