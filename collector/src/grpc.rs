@@ -138,7 +138,7 @@ where
                 encoded,
                 raw,
             } = request.into_inner();
-            intake.memory.observe(bytes);
+            intake.memory.observe(bytes + encoded);
             let raw = raw.map(|body| Raw {
                 body,
                 format: Format::Protobuf,

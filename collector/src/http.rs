@@ -189,7 +189,7 @@ where
         Ok(r) => r,
         Err(e) => return refuse::<S>(&state, e, format),
     };
-    state.intake.memory.observe(bytes);
+    state.intake.memory.observe(bytes + encoded);
     let stamp = crate::tenant::Stamp::for_request(state.auth.as_deref(), tenant.as_ref());
     match IntakeFor::<S>::get(&*state.intake)
         .accept(request, bytes, encoded, Transport::Http, stamp, raw)
