@@ -111,8 +111,7 @@ impl MemoryBudget {
     }
 
     /// Learns what a request weighed in memory at its peak: its body and the batch decoded from
-    /// it, which are on the heap together while it is decoded. Reserving the decoded size alone
-    /// let the bodies of many concurrent requests take the heap past the limit.
+    /// it, which are on the heap together while it is decoded.
     pub fn observe(&self, bytes: usize) {
         let old = self.typical.load(Ordering::Relaxed);
         // An eighth of the way towards each new measurement: steady under mixed request sizes, and
