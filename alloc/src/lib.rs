@@ -1,6 +1,6 @@
 //! How much memory Weir holds, counted where it is allocated.
 //!
-//! [`Counting`] wraps the global allocator (the binaries install it around mimalloc). Each thread adds
+//! [`Counting`] wraps the global allocator (the binaries install it around [`Arena`] and mimalloc). Each thread adds
 //! what it allocates and frees to a plain thread-local counter and folds it into one shared atomic only
 //! after [`FLUSH`] bytes of change, so the data path pays a thread-local add per allocation and almost
 //! never touches a shared cache line. The shared total is off by at most `FLUSH` per thread, which is
@@ -10,8 +10,10 @@
 //! decoding a request gives the decoded batch's real size in memory, which is what queues and the
 //! budget charge, at the cost of two thread-local reads.
 
+pub mod arena;
 mod mi;
 
+pub use arena::Arena;
 pub use mi::Mimalloc;
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;

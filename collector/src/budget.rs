@@ -142,6 +142,21 @@ impl MemoryBudget {
             &[],
             move || resident() as f64,
         );
+        for (state, of) in [
+            (
+                "in_use",
+                (|c| c.in_use) as fn(memory::arena::Chunks) -> usize,
+            ),
+            ("warm", |c| c.warm),
+        ] {
+            registry.gauge_fn(
+                "weir_memory_arena_bytes",
+                "Decode arena chunks: in use (holding decoded telemetry or being filled), or free \
+                 and kept resident for the next requests (given back after a second unused).",
+                &[("state", state)],
+                move || (of(memory::arena::chunks()) * memory::arena::CHUNK) as f64,
+            );
+        }
         let me = self.clone();
         registry.gauge_fn(
             "weir_memory_reserved_bytes",

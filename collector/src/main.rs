@@ -19,10 +19,14 @@
 /// Batches are decoded on receiver threads and freed on worker and delivery threads; glibc's malloc
 /// spent a third of the profile on that (and its arena locks a quarter more). mimalloc frees to the
 /// owning thread's heap without a global lock: measured in the README's Performance section.
-/// Wrapped in the counter that `memory_limit` is enforced against.
+/// Decoded requests are bump-allocated in the arena (see `weir_alloc::arena`), and everything is
+/// wrapped in the counter that `memory_limit` is enforced against.
 #[global_allocator]
-static ALLOCATOR: weir_pipeline::memory::Counting<weir_pipeline::memory::Mimalloc> =
-    weir_pipeline::memory::Counting(weir_pipeline::memory::Mimalloc);
+static ALLOCATOR: weir_pipeline::memory::Counting<
+    weir_pipeline::memory::Arena<weir_pipeline::memory::Mimalloc>,
+> = weir_pipeline::memory::Counting(weir_pipeline::memory::Arena(
+    weir_pipeline::memory::Mimalloc,
+));
 
 mod admin;
 mod app;

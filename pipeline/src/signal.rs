@@ -65,7 +65,7 @@ impl Signal for Traces {
     type Request = ExportTraceServiceRequest;
 
     fn decode(body: &[u8]) -> Result<Self::Request, prost::DecodeError> {
-        crate::protobuf::traces(body)
+        crate::memory::arena::scope(|| crate::protobuf::traces(body))
     }
     fn into_resources(request: Self::Request) -> Vec<ResourceSpans> {
         request.resource_spans
@@ -106,7 +106,7 @@ impl Signal for Logs {
     type Request = ExportLogsServiceRequest;
 
     fn decode(body: &[u8]) -> Result<Self::Request, prost::DecodeError> {
-        crate::protobuf::logs(body)
+        crate::memory::arena::scope(|| crate::protobuf::logs(body))
     }
     fn into_resources(request: Self::Request) -> Vec<ResourceLogs> {
         request.resource_logs
@@ -147,7 +147,7 @@ impl Signal for Metrics {
     type Request = ExportMetricsServiceRequest;
 
     fn decode(body: &[u8]) -> Result<Self::Request, prost::DecodeError> {
-        prost::Message::decode(body)
+        crate::memory::arena::scope(|| prost::Message::decode(body))
     }
     fn into_resources(request: Self::Request) -> Vec<ResourceMetrics> {
         request.resource_metrics
