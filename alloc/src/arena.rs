@@ -20,6 +20,9 @@
 //! free chunks that were needed within the last [`TRIM_EVERY`] (at least [`KEEP`]); a background
 //! thread gives back the pages of the others.
 
+#[cfg(not(target_pointer_width = "64"))]
+compile_error!("the arena's chunk counters and address range assume a 64-bit target");
+
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -35,8 +38,9 @@ const HEADER: usize = 64;
 /// Larger blocks (a request's vector of records) are few, and go to the wrapped allocator.
 pub const MAX_BLOCK: usize = 16 << 10;
 const MAX_ALIGN: usize = 64;
-/// Free chunks kept with their pages however long they sit unused.
-pub const KEEP: usize = 16;
+/// Free chunks kept with their pages however long they sit unused (1 MiB: an idle sidecar stays
+/// small).
+pub const KEEP: usize = 4;
 /// How often the background thread gives back the pages of chunks that sat unused.
 pub const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// Added to a chunk's counter while a thread allocates from it, so frees cannot bring it to zero
@@ -60,7 +64,8 @@ static WARM_FLOOR: AtomicUsize = AtomicUsize::new(0);
 /// Chunks owned by a thread or holding live blocks.
 static IN_USE: AtomicUsize = AtomicUsize::new(0);
 static EXIT_KEY: AtomicUsize = AtomicUsize::new(0);
-/// Set when the kernel refused to commit a chunk: no more are made (free ones are still reused).
+/// Set when the kernel refused to commit a chunk: no more are made until the next [`trim`] (free
+/// ones are still reused), so a refusal costs one syscall a second, not one per block.
 static REFUSED: AtomicBool = AtomicBool::new(false);
 
 struct Local {
@@ -76,6 +81,9 @@ struct Local {
     freed: Cell<usize>,
     /// Whether the thread-exit hook is armed for this thread.
     hooked: Cell<bool>,
+    /// Set by the exit hook: from then on frees are subtracted at once and nothing is bumped, since
+    /// glibc stops calling the hook after a few rounds.
+    exiting: Cell<bool>,
 }
 
 thread_local! {
@@ -89,6 +97,7 @@ thread_local! {
             freed_chunk: Cell::new(0),
             freed: Cell::new(0),
             hooked: Cell::new(false),
+            exiting: Cell::new(false),
         }
     };
 }
@@ -160,6 +169,7 @@ pub fn chunks() -> Chunks {
 /// cycling a few hundred chunks.
 pub fn trim() {
     let Some(base) = reserved() else { return };
+    REFUSED.store(false, Ordering::Relaxed);
     let idle = WARM_FLOOR.swap(WARM_COUNT.load(Ordering::Relaxed), Ordering::Relaxed);
     for _ in KEEP..idle {
         let Some(chunk) = pop(&WARM, &WARM_COUNT, base) else {
@@ -191,6 +201,8 @@ fn reserve() {
     let mut key: libc::pthread_key_t = 0;
     // SAFETY: `key` is a valid out-pointer; the destructor is a plain `extern "C" fn`.
     if unsafe { libc::pthread_key_create(&mut key, Some(on_thread_exit)) } != 0 {
+        // SAFETY: the mapping made above, unused.
+        unsafe { libc::munmap(p, REGION + CHUNK) };
         return;
     }
     EXIT_KEY.store(key as usize, Ordering::Relaxed);
@@ -212,24 +224,23 @@ fn reserved() -> Option<usize> {
 /// Arms the thread-exit hook that returns this thread's chunk and pending frees.
 fn hook_exit() {
     let _ = LOCAL.try_with(|l| {
-        if !l.hooked.get() && reserved().is_some() {
+        if !l.hooked.get() && !l.exiting.get() && reserved().is_some() {
             // SAFETY: the key was created in `reserve`; any non-null value makes glibc call the
-            // destructor at thread exit. Setting one of the first keys does not allocate.
-            unsafe {
+            // destructor at thread exit. (glibc may allocate with its own malloc, never this one.)
+            let rc = unsafe {
                 libc::pthread_setspecific(
                     EXIT_KEY.load(Ordering::Relaxed) as libc::pthread_key_t,
                     std::ptr::NonNull::<libc::c_void>::dangling().as_ptr(),
-                );
-            }
-            l.hooked.set(true);
+                )
+            };
+            l.hooked.set(rc == 0);
         }
     });
 }
 
 extern "C" fn on_thread_exit(_: *mut libc::c_void) {
     let _ = LOCAL.try_with(|l| {
-        // Frees after this (later destructors) arm the hook again, and glibc calls it again.
-        l.hooked.set(false);
+        l.exiting.set(true);
         flush_freed(l);
         retire(l);
     });
@@ -388,7 +399,7 @@ fn arena_alloc(layout: Layout) -> Option<*mut u8> {
     }
     LOCAL
         .try_with(|l| {
-            if l.depth.get() == 0 {
+            if l.depth.get() == 0 || l.exiting.get() {
                 None
             } else {
                 bump(l, layout)
@@ -402,7 +413,9 @@ fn arena_alloc(layout: Layout) -> Option<*mut u8> {
 fn arena_free(ptr: *mut u8) {
     let chunk = ptr as usize & !(CHUNK - 1);
     let counted = LOCAL.try_with(|l| {
-        if l.freed_chunk.get() == chunk {
+        if l.exiting.get() {
+            subtract(chunk, 1);
+        } else if l.freed_chunk.get() == chunk {
             l.freed.set(l.freed.get() + 1);
         } else {
             flush_freed(l);
@@ -461,6 +474,9 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Arena<A> {
             // SAFETY: `p` is a fresh block of `layout.size()` bytes; reused chunks are not zeroed.
             unsafe { p.write_bytes(0, layout.size()) };
             return p;
+        }
+        if !INSTALLED.load(Ordering::Relaxed) {
+            INSTALLED.store(true, Ordering::Relaxed);
         }
         // SAFETY: as for `alloc`.
         unsafe { self.0.alloc_zeroed(layout) }

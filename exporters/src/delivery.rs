@@ -254,7 +254,11 @@ impl<S: Signal, E: Exporter<S>> DeliveryLoop<S, E> {
         // on and counted.
         let tickets = batch.take_tickets();
         let tickets = (!tickets.is_empty()).then(|| Arc::new(tickets));
-        let requests = match self.exporter.encode(batch) {
+        let encoded = self.exporter.encode(batch);
+        // The batch was freed while encoding: let its decode arena chunks be reused now rather than
+        // when this thread next frees into another chunk (it may idle until then).
+        weir_pipeline::memory::arena::flush();
+        let requests = match encoded {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(exporter = %self.name, error = %e, items, "cannot encode batch; dropping it");
