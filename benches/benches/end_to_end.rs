@@ -31,7 +31,11 @@ exporters:
 
 /// As in `weir`: decoding allocates for every string, and the allocator is part of what is measured.
 #[global_allocator]
-static ALLOCATOR: weir_pipeline::memory::Mimalloc = weir_pipeline::memory::Mimalloc;
+static ALLOCATOR: weir_pipeline::memory::Counting<
+    weir_pipeline::memory::Arena<weir_pipeline::memory::Mimalloc>,
+> = weir_pipeline::memory::Counting(weir_pipeline::memory::Arena(
+    weir_pipeline::memory::Mimalloc,
+));
 
 fn end_to_end(c: &mut Criterion) {
     for (group, workload) in [
@@ -74,9 +78,14 @@ fn decode_and_chain(c: &mut Criterion, group: &str, workload: &weir_loadtest::wo
     let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Elements(payload.items));
     g.bench_function("decode", |b| b.iter(|| Logs::decode(&body[..]).unwrap()));
-    // The reference the fast decoder is measured against (and must decode exactly like).
+    // The reference the fast decoder is measured against (and must decode exactly like), with the
+    // same allocator and arena.
     g.bench_function("decode_prost", |b| {
-        b.iter(|| ExportLogsServiceRequest::decode(&body[..]).unwrap())
+        b.iter(|| {
+            weir_pipeline::memory::arena::scope(|| {
+                ExportLogsServiceRequest::decode(&body[..]).unwrap()
+            })
+        })
     });
     g.bench_function("decode_normalize_sample_redact_blackhole", |b| {
         b.iter(|| {
