@@ -22,13 +22,29 @@ pub enum Invalid {
     ZeroId,
 }
 
-fn hex_nibble(c: u8, allow_upper: bool) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' if allow_upper => Some(c - b'A' + 10),
-        _ => None,
+/// A digit's value by byte (lowercase only, then either case), or `NOT_HEX`: one lookup per digit and
+/// one check per id, where matching each byte's range cost a branch per digit on every record that
+/// carries a `traceparent`.
+static DIGITS: [[u8; 256]; 2] = [digit_table(false), digit_table(true)];
+/// Never a digit's value, and a bit no digit has, so OR-ing the digits of an id catches any of them.
+const NOT_HEX: u8 = 0x10;
+
+const fn digit_table(upper: bool) -> [u8; 256] {
+    let mut t = [NOT_HEX; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
     }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        if upper {
+            t[b'A' as usize + i] = 10 + i as u8;
+        }
+        i += 1;
+    }
+    t
 }
 
 /// Decodes `s` (up to `N * 2` hex digits) right-aligned into `N` bytes: a 64-bit B3 or Jaeger id is
@@ -38,12 +54,23 @@ fn hex_id<const N: usize>(s: &str, allow_upper: bool, exact: bool) -> Result<[u8
     if b.is_empty() || b.len() > N * 2 || (exact && b.len() != N * 2) {
         return Err(Invalid::Length);
     }
+    let digits = &DIGITS[usize::from(allow_upper)];
     let mut out = [0u8; N];
-    let pad = N * 2 - b.len();
-    for (i, c) in b.iter().enumerate() {
-        let v = hex_nibble(*c, allow_upper).ok_or(Invalid::Hex)?;
-        let pos = pad + i;
-        out[pos / 2] |= if pos.is_multiple_of(2) { v << 4 } else { v };
+    let mut seen = 0u8;
+    // An odd count of digits starts with a lone low half-byte.
+    let (lone, pairs) = b.split_at(b.len() % 2);
+    let first = N - pairs.len() / 2;
+    if let [c] = lone {
+        out[first - 1] = digits[usize::from(*c)];
+        seen |= out[first - 1];
+    }
+    for (byte, pair) in out[first..].iter_mut().zip(pairs.chunks_exact(2)) {
+        let (high, low) = (digits[usize::from(pair[0])], digits[usize::from(pair[1])]);
+        seen |= high | low;
+        *byte = high << 4 | low;
+    }
+    if seen & NOT_HEX != 0 {
+        return Err(Invalid::Hex);
     }
     Ok(out)
 }
@@ -183,6 +210,46 @@ pub fn amzn(s: &str) -> Result<Context, Invalid> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// The digit-at-a-time decoder the table replaced, kept as the reference.
+    fn hex_id_reference<const N: usize>(
+        s: &str,
+        allow_upper: bool,
+        exact: bool,
+    ) -> Result<[u8; N], Invalid> {
+        let b = s.as_bytes();
+        if b.is_empty() || b.len() > N * 2 || (exact && b.len() != N * 2) {
+            return Err(Invalid::Length);
+        }
+        let mut out = [0u8; N];
+        let pad = N * 2 - b.len();
+        for (i, c) in b.iter().enumerate() {
+            let v = match c {
+                b'0'..=b'9' => c - b'0',
+                b'a'..=b'f' => c - b'a' + 10,
+                b'A'..=b'F' if allow_upper => c - b'A' + 10,
+                _ => return Err(Invalid::Hex),
+            };
+            let pos = pad + i;
+            out[pos / 2] |= if pos.is_multiple_of(2) { v << 4 } else { v };
+        }
+        Ok(out)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+        #[test]
+        fn hex_ids_decode_as_the_reference_does(
+            s in "[0-9a-fA-Fg-x\\-/:@`G ]{0,34}",
+            upper: bool,
+            exact: bool,
+        ) {
+            prop_assert_eq!(hex_id::<16>(&s, upper, exact), hex_id_reference::<16>(&s, upper, exact));
+            prop_assert_eq!(hex_id::<8>(&s, upper, exact), hex_id_reference::<8>(&s, upper, exact));
+            prop_assert_eq!(hex_id::<1>(&s, upper, exact), hex_id_reference::<1>(&s, upper, exact));
+        }
+    }
 
     const T: [u8; 16] = [
         0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47,

@@ -45,6 +45,19 @@ const SOURCE_KEYS: [&str; 11] = [
     "x-amzn-trace-id",
 ];
 
+/// Bit `n` is set when a source key is `n` bytes long: most attribute keys (`http.request.method`,
+/// `url.full`) are ruled out by their length alone, before any comparison.
+const SOURCE_KEY_LENGTHS: u32 = {
+    let mut lengths = 0u32;
+    let mut i = 0;
+    while i < SOURCE_KEYS.len() {
+        assert!(SOURCE_KEYS[i].len() < 32);
+        lengths |= 1 << SOURCE_KEYS[i].len();
+        i += 1;
+    }
+    lengths
+};
+
 pub struct Normalize {
     policy: HotSwap<NormalizePolicy>,
     filled: Counter,
@@ -187,6 +200,9 @@ struct SourceValues<'a> {
 
 impl<'a> SourceValues<'a> {
     fn offer(&mut self, key: &str, value: &'a str) {
+        if key.len() >= 32 || SOURCE_KEY_LENGTHS & (1 << key.len()) == 0 {
+            return;
+        }
         if let Some(i) = SOURCE_KEYS.iter().position(|k| k.eq_ignore_ascii_case(key)) {
             self.values[i].get_or_insert(value);
         }
