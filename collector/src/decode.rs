@@ -121,9 +121,11 @@ pub fn request<S: Signal>(
     match format {
         Format::Protobuf => S::decode(body)
             .map_err(|e| BodyError::Malformed(format!("malformed OTLP {signal} protobuf: {e}"))),
-        Format::Json => serde_json::from_slice(body).map_err(|e| {
-            BodyError::Malformed(format!("malformed OTLP/JSON {signal} request: {e}"))
-        }),
+        // Decoded JSON dies with its batch just as protobuf does: same arena.
+        Format::Json => weir_pipeline::memory::arena::scope(|| serde_json::from_slice(body))
+            .map_err(|e| {
+                BodyError::Malformed(format!("malformed OTLP/JSON {signal} request: {e}"))
+            }),
     }
 }
 
