@@ -119,6 +119,8 @@ pub fn render(url: &str, before: &Scrape, now: &Scrape, secs: f64) -> String {
     );
     let limit = now.one("weir_memory_limit_bytes").unwrap_or(0.0);
     let resident = now.one("weir_memory_resident_bytes").unwrap_or(0.0);
+    let arena = now.sum_by("weir_memory_arena_bytes", &["state"]);
+    let arena = |state: &str| arena.get(&vec![state.to_string()]).copied().unwrap_or(0.0);
     let _ = writeln!(
         f,
         "MEMORY     resident {}  heap {}  reserved {}  limit {}  {}",
@@ -127,6 +129,13 @@ pub fn render(url: &str, before: &Scrape, now: &Scrape, secs: f64) -> String {
         bytes(now.one("weir_memory_reserved_bytes").unwrap_or(0.0)),
         bytes(limit),
         bar(resident, limit)
+    );
+    // Decoded telemetry sits in arena chunks: in use while its batches live, warm once free.
+    let _ = writeln!(
+        f,
+        "           decode arena {} in use, {} free and resident",
+        bytes(arena("in_use")),
+        bytes(arena("warm"))
     );
 
     let _ = writeln!(
@@ -373,7 +382,9 @@ mod tests {
              weir_exporter_dropped_items_total{exporter=\"ch\",signal=\"logs\",reason=\"queue_full\"} 7\n\
              weir_queue_items{queue=\"intake\",signal=\"logs\"} 50\n\
              weir_queue_capacity_items{queue=\"intake\",signal=\"logs\"} 100\n\
-             weir_memory_limit_bytes 134217728\nweir_memory_resident_bytes 67108864\n",
+             weir_memory_limit_bytes 134217728\nweir_memory_resident_bytes 67108864\n\
+             weir_memory_arena_bytes{state=\"in_use\"} 3145728\n\
+             weir_memory_arena_bytes{state=\"warm\"} 1048576\n",
         );
         let frame = render("http://x", &before, &now, 2.0);
         assert!(frame.contains("logs/grpc"), "{frame}");
@@ -382,6 +393,10 @@ mod tests {
         assert!(frame.contains("500"), "1000 sent over 2 s: {frame}");
         assert!(frame.contains("50%"), "queue half full: {frame}");
         assert!(frame.contains("[##########----------] 50%"), "{frame}");
+        assert!(
+            frame.contains("decode arena 3.0 MiB in use, 1.0 MiB free"),
+            "{frame}"
+        );
         assert!(
             frame.contains("dropped") && frame.contains("logs ch queue_full"),
             "{frame}"
