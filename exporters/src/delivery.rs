@@ -255,8 +255,9 @@ impl<S: Signal, E: Exporter<S>> DeliveryLoop<S, E> {
         let tickets = batch.take_tickets();
         let tickets = (!tickets.is_empty()).then(|| Arc::new(tickets));
         let encoded = self.exporter.encode(batch);
-        // The batch was freed while encoding: let its decode arena chunks be reused now rather than
-        // when this thread next frees into another chunk (it may idle until then).
+        // Encoding consumed the batch, and most exporters freed it doing so (the OTLP forwarder keeps
+        // its resources until sent): let the decode arena reuse those chunks now rather than when this
+        // thread next frees into another chunk, which may be long after if it idles.
         weir_pipeline::memory::arena::flush();
         let requests = match encoded {
             Ok(r) => r,
