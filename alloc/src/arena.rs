@@ -366,30 +366,34 @@ fn retire(l: &Local) {
 
 #[inline]
 fn bump(l: &Local, layout: Layout) -> Option<*mut u8> {
-    let chunk = l.chunk.get();
-    if chunk != 0 {
-        let start = (chunk + l.pos.get() + layout.align() - 1) & !(layout.align() - 1);
-        let end = start + layout.size();
-        if end <= chunk + CHUNK {
-            l.pos.set(end - chunk);
-            l.made.set(l.made.get() + 1);
-            return Some(start as *mut u8);
-        }
-    }
-    refill(l, layout)
+    fit(l, layout).or_else(|| refill(l, layout))
 }
 
+/// The block from this thread's chunk, if it has room.
+#[inline]
+fn fit(l: &Local, layout: Layout) -> Option<*mut u8> {
+    let chunk = l.chunk.get();
+    if chunk == 0 {
+        return None;
+    }
+    let start = (chunk + l.pos.get() + layout.align() - 1) & !(layout.align() - 1);
+    let end = start + layout.size();
+    if end > chunk + CHUNK {
+        return None;
+    }
+    l.pos.set(end - chunk);
+    l.made.set(l.made.get() + 1);
+    Some(start as *mut u8)
+}
+
+/// Retires the full chunk and takes another; a block of at most `MAX_BLOCK` fits a fresh one.
 #[cold]
 fn refill(l: &Local, layout: Layout) -> Option<*mut u8> {
     retire(l);
-    let chunk = acquire()?;
-    l.chunk.set(chunk);
+    l.chunk.set(acquire()?);
     l.pos.set(HEADER);
     l.made.set(0);
-    let start = (chunk + HEADER + layout.align() - 1) & !(layout.align() - 1);
-    l.pos.set(start + layout.size() - chunk);
-    l.made.set(1);
-    Some(start as *mut u8)
+    fit(l, layout)
 }
 
 #[inline]

@@ -15,6 +15,11 @@ mod mi;
 
 pub use arena::Arena;
 pub use mi::Mimalloc;
+
+/// The global allocator of Weir's binaries and benchmarks: counted, decode arena, mimalloc.
+pub type Allocator = Counting<Arena<Mimalloc>>;
+/// Install with `#[global_allocator] static A: Allocator = ALLOCATOR;`.
+pub const ALLOCATOR: Allocator = Counting(Arena(Mimalloc));
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering};

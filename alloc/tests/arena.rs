@@ -6,10 +6,10 @@ use std::sync::mpsc;
 use std::sync::Mutex;
 use std::thread;
 use weir_alloc::arena::{self, CHUNK, KEEP, MAX_BLOCK};
-use weir_alloc::{Arena, Counting, Mimalloc};
+use weir_alloc::{Allocator, ALLOCATOR};
 
 #[global_allocator]
-static A: Counting<Arena<Mimalloc>> = Counting(Arena(Mimalloc));
+static A: Allocator = ALLOCATOR;
 
 /// The chunk counts are process-wide: tests run one at a time, each on a thread of its own that has
 /// given its chunk back (it exited) before the next test starts.

@@ -31,11 +31,7 @@ exporters:
 
 /// As in `weir`: decoding allocates for every string, and the allocator is part of what is measured.
 #[global_allocator]
-static ALLOCATOR: weir_pipeline::memory::Counting<
-    weir_pipeline::memory::Arena<weir_pipeline::memory::Mimalloc>,
-> = weir_pipeline::memory::Counting(weir_pipeline::memory::Arena(
-    weir_pipeline::memory::Mimalloc,
-));
+static ALLOCATOR: weir_pipeline::memory::Allocator = weir_pipeline::memory::ALLOCATOR;
 
 fn end_to_end(c: &mut Criterion) {
     for (group, workload) in [

@@ -22,11 +22,7 @@
 /// Decoded requests are bump-allocated in the arena (see `weir_alloc::arena`), and everything is
 /// wrapped in the counter that `memory_limit` is enforced against.
 #[global_allocator]
-static ALLOCATOR: weir_pipeline::memory::Counting<
-    weir_pipeline::memory::Arena<weir_pipeline::memory::Mimalloc>,
-> = weir_pipeline::memory::Counting(weir_pipeline::memory::Arena(
-    weir_pipeline::memory::Mimalloc,
-));
+static ALLOCATOR: weir_pipeline::memory::Allocator = weir_pipeline::memory::ALLOCATOR;
 
 mod admin;
 mod app;
