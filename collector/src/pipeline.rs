@@ -15,7 +15,9 @@ use weir_config::{Config, ExporterConfig, ExporterKind, Overflow};
 use weir_exporters::clickhouse::ClickHouse;
 use weir_exporters::loki::Loki;
 use weir_exporters::otlp::{route::OtlpRoute, Otlp};
-use weir_exporters::{deliver, Blackhole, DeliveryMetrics, DeliverySettings, Exporter, JsonLines};
+use weir_exporters::{
+    deliver, deliver_once_ready, Blackhole, DeliveryMetrics, DeliverySettings, Exporter, JsonLines,
+};
 use weir_pipeline::metrics::Registry;
 use weir_pipeline::queue::{Limits, QueueStats};
 use weir_pipeline::{bounded, Batch, Chain, Receiver, Sender};
@@ -224,6 +226,21 @@ impl<S: Wire> Delivery<S> {
             self.abort.wait(),
         ))
     }
+
+    /// Delivers with the exporter `ready` yields, once it does (see [`deliver_once_ready`]).
+    pub fn spawn_once_ready<E: Exporter<S>>(
+        self,
+        ready: impl std::future::Future<Output = Arc<E>> + Send + 'static,
+    ) -> TaskHandle<()> {
+        tokio::spawn(deliver_once_ready(
+            self.name,
+            ready,
+            self.queue,
+            self.settings,
+            self.metrics,
+            self.abort.wait(),
+        ))
+    }
 }
 
 /// Destinations that take only some signals: each signal says which it can build.
@@ -245,10 +262,35 @@ macro_rules! destinations {
     ($($signal:ty => $loki:expr),*) => {$(
         impl Destinations for $signal {
             async fn clickhouse(cfg: &ClickHouseConfig, delivery: Delivery<Self>) -> anyhow::Result<TaskHandle<()>> {
-                let exporter = ClickHouse::connect(cfg, <Self as weir_pipeline::Signal>::KIND)
+                let kind = <Self as weir_pipeline::Signal>::KIND;
+                // A black-holed server never answers: start-up (receivers not yet listening) waits
+                // only this long before treating it as unreachable; a healthy one answers in
+                // milliseconds, and a slow one is connected to in the background all the same.
+                const START_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+                let first = tokio::time::timeout(START_WAIT, ClickHouse::connect(cfg, kind))
                     .await
-                    .map_err(|e| anyhow::anyhow!("exporters.{}.clickhouse: {e}", delivery.name))?;
-                Ok(delivery.spawn(exporter))
+                    .unwrap_or_else(|_| {
+                        Err(weir_exporters::ExportError::retryable(
+                            "timeout",
+                            format!("no answer within {START_WAIT:?}"),
+                        ))
+                    });
+                match first {
+                    Ok(exporter) => Ok(delivery.spawn(exporter)),
+                    // A refusal (credentials, schema) is a configuration to fix: fail the start.
+                    Err(e) if e.retry == weir_exporters::Retry::Never => {
+                        anyhow::bail!("exporters.{}.clickhouse: {e}", delivery.name)
+                    }
+                    // A server that is down may come back; a collector that will not start loses
+                    // what its clients send meanwhile, so start and hold it as for a later outage.
+                    Err(e) => {
+                        tracing::warn!(exporter = %delivery.name, error = %e, "ClickHouse is unreachable at start; starting anyway: what arrives for it waits in its queue while Weir keeps trying");
+                        let (cfg, name) = (cfg.clone(), delivery.name.clone());
+                        Ok(delivery.spawn_once_ready(async move {
+                            Arc::new(ClickHouse::connect_retrying(&cfg, kind, &name).await)
+                        }))
+                    }
+                }
             }
 
             fn loki(cfg: &LokiConfig, delivery: Delivery<Self>, registry: &Arc<Registry>) -> anyhow::Result<TaskHandle<()>> {

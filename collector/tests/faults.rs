@@ -461,6 +461,64 @@ fn clickhouse_that_hangs_stalls_resets_and_lies() {
     }
 }
 
+/// ClickHouse down when Weir starts (a restart during an outage), resetting every connection or
+/// accepting and never answering: Weir starts anyway, accepts what clients send, and delivers all
+/// of it once the server is reachable.
+#[test]
+fn clickhouse_down_at_start_does_not_stop_weir_and_loses_nothing() {
+    let Some(url) = common::clickhouse_url() else {
+        return;
+    };
+    let server: SocketAddr = url.trim_start_matches("http://").parse().unwrap();
+    for (n, fault) in [Fault::Refuse, Fault::Hang].into_iter().enumerate() {
+        clickhouse_down_at_start(server, fault, n);
+    }
+}
+
+fn clickhouse_down_at_start(server: SocketAddr, fault: Fault, n: usize) {
+    let db = format!("weir_down_at_start_{}_{n}", std::process::id());
+    let proxy = Proxy::start(server, fault.clone());
+    let edge = Weir::start_with(Options {
+        destination: Some(format!(
+            "    clickhouse: {{endpoint: \"http://{}\", database: {db}}}",
+            proxy.addr()
+        )),
+        exporter_extra: "    timeout: 2s\n    batch: {max_age: 20ms}\n".into(),
+        ..Options::default()
+    });
+    send_logs(&edge, 0, RECORDS);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        books(&edge).sent,
+        0.0,
+        "{fault:?}: nothing can have been sent yet"
+    );
+    proxy.set(Fault::Pass);
+    proxy.cut();
+    let query = |sql: &str| -> String {
+        let r = http_request(server, "POST", "/", &[], sql.as_bytes()).unwrap();
+        String::from_utf8_lossy(&r.body).trim().to_string()
+    };
+    let rows = || {
+        query(&format!("SELECT uniqExact(Body) FROM {db}.otel_logs"))
+            .parse::<usize>()
+            .unwrap_or(0)
+    };
+    wait_until(
+        "every row",
+        Duration::from_secs(40),
+        || rows() == RECORDS,
+        || edge.log(),
+    );
+    assert_settled(&edge);
+    assert!(
+        edge.log().contains("unreachable at start"),
+        "{fault:?}: the operator is told why nothing is delivered yet:\n{}",
+        edge.log()
+    );
+    query(&format!("DROP DATABASE IF EXISTS {db}"));
+}
+
 /// A gateway weir whose own destination is stuck answers RESOURCE_EXHAUSTED with RetryInfo once its
 /// queues are full. The edge honours the wait and retries; when the gateway's destination comes back,
 /// every span the edge acknowledged arrives there.

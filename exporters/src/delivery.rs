@@ -311,20 +311,53 @@ impl<S: Signal, E: Exporter<S>> DeliveryLoop<S, E> {
     /// Counts and logs everything this loop still held when the shutdown deadline passed.
     fn abandon(&mut self, queue: &Receiver<Batch<S>>) {
         self.in_flight.abort_all();
-        let mut lost = self.outstanding.load(Ordering::Acquire);
-        while let Some(batch) = queue.try_recv() {
-            lost += batch.items();
-        }
-        if lost > 0 {
-            self.metrics.failed("shutdown_deadline").add(lost as u64);
-            tracing::error!(
-                exporter = %self.name,
-                signal = S::KIND.as_str(),
-                items = lost,
-                "shutdown deadline passed: these items were not delivered"
-            );
-        }
+        let held = self.outstanding.load(Ordering::Acquire);
+        abandon_queue(&self.name, queue, &self.metrics, held);
     }
+}
+
+/// Counts and logs `held` items plus what `queue` still has as not delivered by the shutdown deadline.
+fn abandon_queue<S: Signal>(
+    name: &str,
+    queue: &Receiver<Batch<S>>,
+    metrics: &DeliveryMetrics,
+    held: usize,
+) {
+    let mut lost = held;
+    while let Some(batch) = queue.try_recv() {
+        lost += batch.items();
+    }
+    if lost > 0 {
+        metrics.failed("shutdown_deadline").add(lost as u64);
+        tracing::error!(
+            exporter = %name,
+            signal = S::KIND.as_str(),
+            items = lost,
+            "shutdown deadline passed: these items were not delivered"
+        );
+    }
+}
+
+/// [`deliver`] for an exporter still being set up (its destination was unreachable at start):
+/// the queue holds what arrives meanwhile, pushing back when full, and delivery starts once `ready`
+/// yields the exporter. If `abort` comes first, what the queue holds is counted as not delivered.
+pub async fn deliver_once_ready<S: Signal, E: Exporter<S>>(
+    name: String,
+    ready: impl Future<Output = Arc<E>>,
+    queue: Receiver<Batch<S>>,
+    settings: DeliverySettings,
+    metrics: DeliveryMetrics,
+    abort: impl Future<Output = ()>,
+) {
+    let mut abort = std::pin::pin!(abort);
+    let exporter = tokio::select! {
+        exporter = ready => exporter,
+        () = &mut abort => {
+            abandon_queue(&name, &queue, &metrics, 0);
+            return;
+        }
+    };
+    deliver(name, exporter, queue, settings, metrics, abort).await;
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {

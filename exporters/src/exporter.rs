@@ -82,6 +82,17 @@ impl ExportError {
         }
     }
 
+    /// The same kind of error (worth retrying or not), reported as a start-up failure: a server
+    /// that is down may come back, one that refused will refuse again.
+    pub fn at_startup(&self, message: String) -> Self {
+        ExportError {
+            retry: self.retry,
+            reason: "startup",
+            message,
+            items: None,
+        }
+    }
+
     /// Says the error concerns only `items` of the request.
     pub fn for_items(mut self, items: usize) -> Self {
         self.items = Some(items);

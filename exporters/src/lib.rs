@@ -24,6 +24,6 @@ pub mod otlp;
 pub mod text;
 
 pub use blackhole::Blackhole;
-pub use delivery::{deliver, DeliveryMetrics, DeliverySettings};
+pub use delivery::{deliver, deliver_once_ready, DeliveryMetrics, DeliverySettings};
 pub use exporter::{Encoded, ExportError, Exporter, Retry};
 pub use file::JsonLines;

@@ -226,6 +226,47 @@ async fn abort_counts_pending_in_flight_and_queued_items() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_exporter_not_ready_by_the_deadline_leaves_its_queue_counted_as_undelivered() {
+    let (tx, rx) = bounded(limits());
+    let m = DeliveryMetrics::new(&Registry::new(), "r", "logs");
+    for _ in 0..3 {
+        tx.try_send(batch(10)).unwrap();
+    }
+    let never = std::future::pending::<Arc<Recorder>>();
+    let abort = tokio::time::sleep(Duration::from_secs(3));
+    deliver_once_ready("r".into(), never, rx, settings(), m.clone(), abort).await;
+    assert_eq!(m.failed("shutdown_deadline").get(), 30);
+    drop(tx);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_exporter_ready_late_delivers_what_waited_for_it() {
+    let rec = Recorder::new(0, ExportError::retryable("io", "down"));
+    let (tx, rx) = bounded(limits());
+    let m = DeliveryMetrics::new(&Registry::new(), "r", "logs");
+    tx.try_send(batch(5)).unwrap();
+    drop(tx);
+    let ready = {
+        let rec = rec.clone();
+        async move {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            rec
+        }
+    };
+    deliver_once_ready(
+        "r".into(),
+        ready,
+        rx,
+        settings(),
+        m.clone(),
+        std::future::pending(),
+    )
+    .await;
+    assert_eq!(*rec.sent.lock().unwrap(), [5]);
+    assert_eq!(m.failed("shutdown_deadline").get(), 0);
+}
+
+#[tokio::test(start_paused = true)]
 async fn gives_up_after_max_elapsed_and_counts_it() {
     let (_, m) = deliver_one_batch_of_5(usize::MAX, ExportError::retryable("io", "down")).await;
     assert_eq!(m.failed("retries_exhausted").get(), 5);

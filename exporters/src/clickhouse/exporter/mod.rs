@@ -15,7 +15,7 @@ use super::schema::{
     create_database, ident, logs_statements, metrics_statements, traces_statements, TableOptions,
 };
 use super::Layout;
-use crate::exporter::{Encoded, ExportError, Exporter};
+use crate::exporter::{Encoded, ExportError, Exporter, Retry};
 use bytes::Bytes;
 use std::sync::Mutex;
 use tenancy::{Target, Tenancy};
@@ -106,10 +106,10 @@ impl ClickHouse {
         )
         .map_err(|e| ExportError::permanent("config", e))?;
         let (major, minor) = first_answer(&client).await.map_err(|e| {
-            ExportError::permanent(
-                "startup",
-                format!("ClickHouse at {} is not usable: {e}", endpoints.join(", ")),
-            )
+            e.at_startup(format!(
+                "ClickHouse at {} is not usable: {e}",
+                endpoints.join(", ")
+            ))
         })?;
         let modern_server = major >= 22;
         let layout = match cfg.layout {
@@ -161,12 +161,10 @@ impl ClickHouse {
                 } else {
                     &[("allow_experimental_low_cardinality_type", "1")]
                 };
-                client.post(&ddl, params, Bytes::new()).await.map_err(|e| {
-                    ExportError::permanent(
-                        "startup",
-                        format!("creating the schema failed: {e}\n{ddl}"),
-                    )
-                })?;
+                client
+                    .post(&ddl, params, Bytes::new())
+                    .await
+                    .map_err(|e| e.at_startup(format!("creating the schema failed: {e}\n{ddl}")))?;
             }
         } else {
             for (name, _) in &tables {
@@ -230,6 +228,34 @@ impl ClickHouse {
 
     pub fn layout(&self) -> Layout {
         self.layout
+    }
+
+    /// [`ClickHouse::connect`], again and again with backoff until it succeeds, for a server that
+    /// was unreachable at start: meanwhile what arrives for this exporter waits in its queue (or
+    /// the durable log), as it would behind a server that went down later.
+    pub async fn connect_retrying(cfg: &Config, signal: SignalKind, exporter: &str) -> Self {
+        let mut backoff = crate::backoff::Backoff::new(
+            std::time::Duration::from_secs(1),
+            std::time::Duration::from_secs(30),
+        );
+        loop {
+            let delay = backoff.next_delay(None);
+            tokio::time::sleep(delay).await;
+            match Self::connect(cfg, signal).await {
+                Ok(ch) => {
+                    tracing::info!(exporter, "ClickHouse is reachable again; delivering");
+                    return ch;
+                }
+                // The server answered but refuses (credentials, a missing table): an operator has
+                // to act, and nothing else can be done with the data meanwhile.
+                Err(e) if e.retry == Retry::Never => {
+                    tracing::error!(exporter, error = %e, "ClickHouse answers but cannot be used; retrying");
+                }
+                Err(e) => {
+                    tracing::warn!(exporter, error = %e, retry_in = ?delay, "ClickHouse still unreachable");
+                }
+            }
+        }
     }
 }
 
