@@ -12,9 +12,10 @@
 
 pub mod arena;
 mod mi;
+pub mod sending;
 
 pub use arena::Arena;
-pub use mi::Mimalloc;
+pub use mi::{purge_at_once, purge_delays, Mimalloc};
 
 /// The global allocator of Weir's binaries and benchmarks: counted, decode arena, mimalloc.
 pub type Allocator = Counting<Arena<Mimalloc>>;

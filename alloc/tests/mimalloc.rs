@@ -41,3 +41,34 @@ fn u128s_and_strings_live_under_it() {
     assert_eq!(wide.iter().sum::<u128>(), 499_500);
     assert_eq!(text.len(), 1000);
 }
+
+/// The purge options are declared by number: a child process started with mimalloc's environment
+/// variables for them must read back those values, which holds only if the numbers are right.
+#[test]
+fn purge_options_are_the_ones_the_environment_sets_and_switch_back() {
+    if std::env::var_os("WEIR_MI_CHILD").is_some() {
+        assert_eq!(weir_alloc::purge_delays(), (37, 3));
+        weir_alloc::purge_at_once(true);
+        assert_eq!(weir_alloc::purge_delays(), (0, 1));
+        weir_alloc::purge_at_once(false);
+        assert_eq!(weir_alloc::purge_delays(), (37, 3), "restored");
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "purge_options_are_the_ones_the_environment_sets_and_switch_back",
+            "--nocapture",
+        ])
+        .env("WEIR_MI_CHILD", "1")
+        .env("MIMALLOC_PURGE_DELAY", "37")
+        .env("MIMALLOC_ARENA_PURGE_MULT", "3")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

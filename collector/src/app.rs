@@ -32,6 +32,10 @@ pub async fn run(
         "memory limit: {} MiB ({why})",
         memory_limit >> 20
     );
+    weir_pipeline::memory::sending::expect_at_least(crate::budget::sending_prior(
+        &config,
+        memory_limit,
+    ));
     let memory = Arc::new(crate::budget::MemoryBudget::new(memory_limit));
     memory.register(&registry);
     let source_watched = source.is_some();

@@ -13,7 +13,7 @@
 //! tests/memory_limit.rs). So resident memory, read from /proc at most every few milliseconds, must
 //! also be under the limit; the promise is about RSS, and this checks RSS.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use weir_pipeline::memory;
 use weir_pipeline::metrics::Registry;
@@ -24,8 +24,10 @@ use weir_pipeline::metrics::Registry;
 /// that far short of the limit for the 1.25 × promise to hold (measured in tests/memory_limit.rs).
 const RESIDENT_HEADROOM: usize = 8;
 
-/// What a request reserves before anything was measured.
-const FIRST_GUESS: usize = 256 << 10;
+/// What a request reserves before anything was measured: about what an SDK's request of 500 log
+/// records weighs with its decoded batch. Guessing low let the first burst of concurrent requests
+/// (64 at once from 8 SDK clients) take three times the room they reserved.
+const FIRST_GUESS: usize = 1 << 20;
 
 pub struct MemoryBudget {
     limit: usize,
@@ -35,7 +37,18 @@ pub struct MemoryBudget {
     typical: AtomicUsize,
     heap: fn() -> usize,
     resident: fn() -> usize,
+    /// What the exporters will allocate again soon (see [`memory::sending`]).
+    sending: fn() -> usize,
+    /// Whether resident memory is near the limit, where freed pages are given back at once.
+    pressed: AtomicBool,
+    purge_at_once: fn(bool),
 }
+
+/// Resident memory from which freed pages go back to the system at once ([`memory::purge_at_once`]),
+/// and below which the allocator's usual delay returns, in eighths of the limit: the gap keeps the
+/// switch from flapping.
+const PRESSURE_ON: usize = 6;
+const PRESSURE_OFF: usize = 5;
 
 /// An admitted request's reservation; released when the request is done with.
 pub struct Admission {
@@ -53,16 +66,51 @@ impl Drop for Admission {
 
 impl MemoryBudget {
     pub fn new(limit: usize) -> Self {
-        Self::with_probes(limit, memory::heap_bytes, resident_bytes)
+        let mut budget = Self::with_probes(
+            limit,
+            memory::heap_bytes,
+            resident_bytes,
+            memory::sending::expected,
+        );
+        budget.purge_at_once = memory::purge_at_once;
+        budget
     }
 
-    fn with_probes(limit: usize, heap: fn() -> usize, resident: fn() -> usize) -> Self {
+    fn with_probes(
+        limit: usize,
+        heap: fn() -> usize,
+        resident: fn() -> usize,
+        sending: fn() -> usize,
+    ) -> Self {
         MemoryBudget {
             limit,
             reserved: AtomicUsize::new(0),
             typical: AtomicUsize::new(FIRST_GUESS),
             heap,
             resident,
+            sending,
+            pressed: AtomicBool::new(false),
+            purge_at_once: |_| {},
+        }
+    }
+
+    /// Switches the allocator to giving pages back at once while resident memory is near the
+    /// limit: there a page held for reuse is worth more than the page faults the delay saves.
+    fn follow_pressure(&self, resident: usize) {
+        let pressed = self.pressed.load(Ordering::Relaxed);
+        let now = if pressed {
+            resident >= self.limit / 8 * PRESSURE_OFF
+        } else {
+            resident >= self.limit / 8 * PRESSURE_ON
+        };
+        if now != pressed && self.pressed.swap(now, Ordering::Relaxed) == pressed {
+            (self.purge_at_once)(now);
+            tracing::debug!(
+                resident,
+                limit = self.limit,
+                pressed = now,
+                "memory pressure changed"
+            );
         }
     }
 
@@ -75,8 +123,13 @@ impl MemoryBudget {
             .unwrap_or(0)
             .max(self.typical.load(Ordering::Relaxed))
             .min(self.limit);
-        let heap = (self.heap)();
+        // Room the exporters will take again soon counts as taken: filled by requests now, it would
+        // be exceeded at their next attempt, after admission.
+        let sending = (self.sending)();
+        let heap = (self.heap)().saturating_add(sending);
         let resident = (self.resident)();
+        self.follow_pressure(resident);
+        let resident = resident.saturating_add(sending);
         let mut reserved = self.reserved.load(Ordering::Relaxed);
         loop {
             let fits = heap.saturating_add(reserved).saturating_add(need) <= self.limit
@@ -90,7 +143,7 @@ impl MemoryBudget {
                 || (reserved == 0 && resident < resident_target)
                 || mostly_free;
             if !fits || !resident_fits {
-                warn_refused(heap, reserved, need, resident, self.limit);
+                warn_refused(heap, reserved, need, resident, sending, self.limit);
                 return None;
             }
             match self.reserved.compare_exchange_weak(
@@ -157,6 +210,19 @@ impl MemoryBudget {
                 move || (of(memory::arena::chunks()) * memory::arena::CHUNK) as f64,
             );
         }
+        for (state, of) in [
+            ("held", memory::sending::held as fn() -> usize),
+            ("expected", memory::sending::expected),
+        ] {
+            registry.gauge_fn(
+                "weir_memory_sending_bytes",
+                "Exporters' memory for sending beyond the batches they took: held now (encoded \
+                 requests, transport copies), and expected again soon (their recent peak less what \
+                 they hold), which the receivers keep free.",
+                &[("state", state)],
+                move || of() as f64,
+            );
+        }
         let me = self.clone();
         registry.gauge_fn(
             "weir_memory_reserved_bytes",
@@ -169,7 +235,14 @@ impl MemoryBudget {
 
 /// Says why requests are refused, at most once a second: an operator seeing 429s needs to know
 /// which of heap, reservations or resident memory is at the limit.
-fn warn_refused(heap: usize, reserved: usize, need: usize, resident: usize, limit: usize) {
+fn warn_refused(
+    heap: usize,
+    reserved: usize,
+    need: usize,
+    resident: usize,
+    sending: usize,
+    limit: usize,
+) {
     use std::sync::atomic::AtomicU64;
     static LAST_SECOND: AtomicU64 = AtomicU64::new(0);
     let now = std::time::SystemTime::now()
@@ -181,6 +254,7 @@ fn warn_refused(heap: usize, reserved: usize, need: usize, resident: usize, limi
             reserved,
             request = need,
             resident,
+            exporters_expected = sending,
             limit,
             "refusing requests: memory_limit reached; clients are told to retry"
         );
@@ -214,6 +288,34 @@ fn resident_bytes() -> usize {
         }
     }
     VALUE.load(Ordering::Relaxed)
+}
+
+/// What the OTLP forwarders may hold for sending at once, by their configuration: each keeps
+/// `max_in_flight` requests out and one more encoded, of up to `batch.max_bytes`, and over gRPC
+/// every attempt copies its request (twice with compression). Capped at half of `limit`: it is a
+/// starting guess, which decays towards what they really hold. Other exporters free the batch as
+/// they encode it, so sending adds nothing to what was admitted.
+pub fn sending_prior(config: &weir_config::Config, limit: usize) -> usize {
+    use weir_config::{ExporterKind, SignalKind};
+    let total: usize = SignalKind::ALL
+        .iter()
+        .flat_map(|&s| config.exporters_for(s))
+        .filter_map(|(_, e, kind)| {
+            let ExporterKind::Otlp(o) = kind else {
+                return None;
+            };
+            // The encoded request itself, and what each attempt copies of it.
+            let copies =
+                1 + weir_exporters::otlp::backend::attempt_copies(o.protocol, o.compression);
+            let request = e.batch().max_bytes.as_usize();
+            Some(
+                (e.max_in_flight + 1)
+                    .saturating_mul(request)
+                    .saturating_mul(copies),
+            )
+        })
+        .fold(0, usize::saturating_add);
+    total.min(limit / 2)
 }
 
 /// `memory_limit` as configured, or 80 % of the cgroup's limit, or what the config's queues ask for.
@@ -270,7 +372,7 @@ mod tests {
     #[test]
     fn admits_while_heap_and_reservations_fit_and_releases_on_drop() {
         HEAP.store(0, Ordering::Relaxed);
-        let b = Arc::new(MemoryBudget::with_probes(1 << 20, heap, || 0));
+        let b = Arc::new(MemoryBudget::with_probes(1 << 20, heap, || 0, || 0));
         let first = b.admit(Some(600 << 10)).expect("fits");
         assert!(b.admit(Some(600 << 10)).is_none(), "600K + 600K > 1M");
         drop(first);
@@ -293,6 +395,7 @@ mod tests {
             64 << 20,
             || LOW_HEAP.load(Ordering::Relaxed),
             || RESIDENT.load(Ordering::Relaxed),
+            || 0,
         ));
         LOW_HEAP.store(40 << 20, Ordering::Relaxed);
         RESIDENT.store(64 << 20, Ordering::Relaxed);
@@ -315,8 +418,46 @@ mod tests {
     }
 
     #[test]
+    fn room_the_exporters_will_take_again_is_not_given_to_requests() {
+        static EXPECTED: AtomicUsize = AtomicUsize::new(0);
+        let b = Arc::new(MemoryBudget::with_probes(
+            64 << 20,
+            || 40 << 20,
+            || 40 << 20,
+            || EXPECTED.load(Ordering::Relaxed),
+        ));
+        assert!(b.admit(Some(1 << 20)).is_some());
+        EXPECTED.store(20 << 20, Ordering::Relaxed);
+        assert!(
+            b.admit(Some(1 << 20)).is_none(),
+            "40 MiB held + 20 MiB the exporters will copy again + the request's share > 56 MiB"
+        );
+        EXPECTED.store(8 << 20, Ordering::Relaxed);
+        assert!(b.admit(Some(1 << 20)).is_some());
+    }
+
+    #[test]
+    fn near_the_limit_freed_pages_go_back_at_once_until_resident_memory_falls() {
+        static RESIDENT: AtomicUsize = AtomicUsize::new(0);
+        static SWITCHED: std::sync::Mutex<Vec<bool>> = std::sync::Mutex::new(Vec::new());
+        let mut b =
+            MemoryBudget::with_probes(64 << 20, || 0, || RESIDENT.load(Ordering::Relaxed), || 0);
+        b.purge_at_once = |on| SWITCHED.lock().unwrap().push(on);
+        let b = Arc::new(b);
+        for mib in [10, 47, 48, 60, 48, 41, 40, 39, 47, 48] {
+            RESIDENT.store(mib << 20, Ordering::Relaxed);
+            let _ = b.admit(None);
+        }
+        assert_eq!(
+            *SWITCHED.lock().unwrap(),
+            [true, false, true],
+            "on at 48 MiB (6/8), off below 40 MiB (5/8), once per change"
+        );
+    }
+
+    #[test]
     fn the_reservation_follows_what_requests_weigh() {
-        let b = Arc::new(MemoryBudget::with_probes(64 << 20, || 0, || 0));
+        let b = Arc::new(MemoryBudget::with_probes(64 << 20, || 0, || 0, || 0));
         for _ in 0..64 {
             b.observe(4 << 20);
         }
@@ -324,6 +465,27 @@ mod tests {
         assert!(typical > 3 << 20 && typical <= 4 << 20, "{typical}");
         let admitted: Vec<_> = (0..32).map_while(|_| b.admit(None)).collect();
         assert!((15..=21).contains(&admitted.len()), "{}", admitted.len());
+    }
+
+    #[test]
+    fn the_sending_prior_counts_otlp_forwarders_by_their_settings_and_is_capped() {
+        let config = |exporters: &str| {
+            weir_config::parse(&format!("exporters:\n{exporters}"), "test", |_| None).unwrap()
+        };
+        let grpc = config(
+            "  up:\n    otlp: {endpoints: [\"a:4317\"], protocol: grpc, compression: none}\n    batch: {max_bytes: 2MiB}\n    max_in_flight: 3\n",
+        );
+        // Three signals, (3 + 1) requests of 2 MiB each, held and copied once per attempt.
+        assert_eq!(sending_prior(&grpc, 1 << 30), 3 * 4 * (2 << 20) * 2);
+        assert_eq!(
+            sending_prior(&grpc, 64 << 20),
+            32 << 20,
+            "half the limit at most"
+        );
+        let others = config(
+            "  ch:\n    clickhouse: {endpoint: \"http://a:8123\"}\n  bh:\n    blackhole: {}\n",
+        );
+        assert_eq!(sending_prior(&others, 1 << 30), 0);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use weir_faults::{Fault, Proxy};
 use weir_loadtest::transport::{Connection, Outcome, Protocol, Target};
-use weir_loadtest::workload::{LoadSignal, Workload};
+use weir_loadtest::workload::{LoadSignal, Profile, Workload};
 
 const LIMIT_MIB: u64 = 128;
 /// One flood at a time: two would share the two cores and neither would reach the limit.
@@ -29,15 +29,36 @@ struct Flood {
     late: u64,
 }
 
-/// Sends `signal` from `connections` clients for `duration` (each backs off 20 ms when refused)
-/// while sampling the target's RSS.
+/// Records with ten 40-byte attributes and a 200-byte body.
+fn light(signal: LoadSignal) -> Workload {
+    Workload {
+        signal,
+        attributes: 10,
+        attribute_bytes: 40,
+        body_bytes: 200,
+        ..Workload::default()
+    }
+}
+
+/// What the OpenTelemetry SDKs send: 500 records of about 640 bytes per request (320 KB).
+fn sdk(signal: LoadSignal) -> Workload {
+    Workload {
+        signal,
+        profile: Profile::Sdk,
+        ..Workload::default()
+    }
+}
+
+/// Sends `workload` from `connections` clients with `in_flight` requests each for `duration` (each
+/// request backs off 20 ms when refused) while sampling the target's RSS.
 fn flood(
     weir: &Weir,
     protocol: Protocol,
-    signal: LoadSignal,
-    connections: usize,
+    workload: Workload,
+    (connections, in_flight): (usize, usize),
     duration: Duration,
 ) -> Flood {
+    let signal = workload.signal;
     let endpoint = match protocol {
         Protocol::Grpc => weir.grpc_url(),
         Protocol::Http => format!("http://{}", weir.http),
@@ -47,13 +68,6 @@ fn flood(
         protocol,
         compression: weir_loadtest::transport::Compression::None,
         timeout: 30.0,
-    };
-    let workload = Workload {
-        signal,
-        attributes: 10,
-        attribute_bytes: 40,
-        body_bytes: 200,
-        ..Workload::default()
     };
     let stop = Arc::new(AtomicBool::new(false));
     let pid = weir.child.id();
@@ -95,8 +109,13 @@ fn flood(
         ]);
         let start = Instant::now();
         let mut tasks = Vec::new();
-        for c in 0..connections {
-            let mut client = Connection::connect(&target, signal).await.unwrap();
+        let mut connection = None;
+        for c in 0..connections * in_flight {
+            // gRPC multiplexes the requests of one connection; OTLP/HTTP pools connections.
+            if c % in_flight == 0 {
+                connection = Some(Connection::connect(&target, signal).await.unwrap());
+            }
+            let mut client = connection.clone().unwrap();
             let payloads = client.prepare(payloads.clone()).unwrap();
             let counts = counts.clone();
             tasks.push(tokio::spawn(async move {
@@ -186,11 +205,13 @@ fn a_hung_upstream_fills_memory_to_the_limit_and_no_further_and_loses_nothing() 
         ),
         ..Options::default()
     });
+    // What SDKs send, as many of them do: the forwarder's requests are megabytes, and each attempt
+    // behind the hung upstream copies them again after the receivers admitted the data.
     let f = flood(
         &edge,
         Protocol::Grpc,
-        LoadSignal::Logs,
-        8,
+        sdk(LoadSignal::Logs),
+        (8, 8),
         Duration::from_secs(10),
     );
     assert_held(&edge, &f, "hung upstream");
@@ -228,8 +249,8 @@ fn tail_sampling_holding_spans_stays_within_the_limit_and_keeps_ingesting() {
     let f = flood(
         &weir,
         Protocol::Http,
-        LoadSignal::Traces,
-        8,
+        light(LoadSignal::Traces),
+        (8, 1),
         Duration::from_secs(10),
     );
     assert_held(&weir, &f, "tail sampling");

@@ -18,6 +18,7 @@ impl<S: Signal> Exporter<S> for Blackhole {
         Ok(vec![Encoded {
             request: (),
             items: batch.items(),
+            bytes: 0,
         }])
     }
 

@@ -16,6 +16,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use weir_config::ExporterConfig;
+use weir_pipeline::memory::sending::Held;
 use weir_pipeline::metrics::{Counter, Histogram, Registry, ITEM_BUCKETS, SECONDS_BUCKETS};
 use weir_pipeline::{Batch, Receiver, RecvError, Signal};
 
@@ -275,7 +276,12 @@ impl<S: Signal, E: Exporter<S>> DeliveryLoop<S, E> {
         }
         // The batch leaves the in-flight gauge when its last request finishes.
         let unfinished = Arc::new(AtomicUsize::new(requests.len()));
-        for encoded in requests {
+        // Charged from now, while waiting for a slot too: the receivers keep room for it.
+        let requests: Vec<_> = requests
+            .into_iter()
+            .map(|e| (Held::new(e.bytes), e))
+            .collect();
+        for (held, encoded) in requests {
             // Waiting here is the backpressure: the queue fills while every slot is busy.
             let Ok(permit) = self.permits.clone().acquire_owned().await else {
                 return;
@@ -300,6 +306,7 @@ impl<S: Signal, E: Exporter<S>> DeliveryLoop<S, E> {
                 } else {
                     drop(tickets);
                 }
+                drop(held);
                 if unfinished.fetch_sub(1, Ordering::AcqRel) == 1 {
                     outstanding.fetch_sub(items, Ordering::AcqRel);
                 }

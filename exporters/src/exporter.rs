@@ -32,6 +32,9 @@ pub trait Exporter<S: Signal>: Send + Sync + 'static {
 pub struct Encoded<R> {
     pub request: R,
     pub items: usize,
+    /// Memory the request holds (its encoded body), charged to the memory budget while it waits
+    /// for a slot, is in flight or between retries.
+    pub bytes: usize,
 }
 
 /// Whether a failed attempt is worth repeating.

@@ -148,6 +148,7 @@ impl<S: Signal> Exporter<S> for JsonLines {
         })?;
         line.push(b'\n');
         Ok(vec![Encoded {
+            bytes: line.len(),
             request: Bytes::from(line),
             items,
         }])

@@ -35,6 +35,7 @@ impl Exporter<Logs> for Recorder {
         Ok(vec![Encoded {
             request: batch.items(),
             items: batch.items(),
+            bytes: 0,
         }])
     }
     async fn send(&self, request: &usize) -> Result<(), ExportError> {
@@ -305,6 +306,7 @@ impl Exporter<Logs> for Panicker {
         Ok(vec![Encoded {
             request: batch.items(),
             items: batch.items(),
+            bytes: 0,
         }])
     }
     async fn send(&self, _: &usize) -> Result<(), ExportError> {

@@ -94,6 +94,7 @@ impl Exporter<Logs> for Loki {
             .into_iter()
             .map(|p| Encoded {
                 items: p.entries,
+                bytes: p.body.len(),
                 request: p,
             })
             .collect())

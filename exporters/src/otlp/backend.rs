@@ -14,6 +14,18 @@ use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, En
 use tonic::codegen::http::uri::PathAndQuery;
 use tonic_types::StatusExt;
 use weir_config::{OtlpCompression, OtlpExporter, OtlpProtocol, SignalKind};
+use weir_pipeline::memory::sending::Held;
+
+/// Copies of a request's body each send attempt makes: over gRPC tonic copies it into its frame
+/// buffer, and compresses from there into another when compression is on; hyper sends the body
+/// over HTTP as it is.
+pub fn attempt_copies(protocol: OtlpProtocol, compression: OtlpCompression) -> usize {
+    match (protocol, compression) {
+        (OtlpProtocol::Grpc, OtlpCompression::None) => 1,
+        (OtlpProtocol::Grpc, _) => 2,
+        (OtlpProtocol::Http, _) => 0,
+    }
+}
 
 /// Sends bytes encoded by the exporter; reads only `partial_success.rejected_*` of the answer.
 #[derive(Clone, Copy)]
@@ -77,6 +89,8 @@ enum Upstream {
         grpc: tonic::client::Grpc<tonic::transport::Channel>,
         path: PathAndQuery,
         metadata: tonic::metadata::MetadataMap,
+        /// Copies of the body each attempt makes ([`attempt_copies`]).
+        copies: usize,
     },
     Http {
         client: HttpClient,
@@ -160,6 +174,7 @@ impl Backend {
                     grpc,
                     path: PathAndQuery::from_static(path),
                     metadata,
+                    copies: attempt_copies(cfg.protocol, cfg.compression),
                 }
             }
             OtlpProtocol::Http => {
@@ -201,19 +216,19 @@ impl Backend {
 
     /// Compresses a protobuf body for the wire when this backend speaks HTTP (gRPC compresses inside
     /// tonic).
-    pub fn wire_body(&self, body: Vec<u8>) -> Result<Bytes, ExportError> {
+    pub fn wire_body(&self, body: &Bytes) -> Result<Bytes, ExportError> {
         let Upstream::Http {
             encoding: Some(encoding),
             ..
         } = &self.client
         else {
-            return Ok(Bytes::from(body));
+            return Ok(body.clone());
         };
         let compressed = match *encoding {
             "gzip" => {
                 use std::io::Write;
                 let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-                e.write_all(&body)
+                e.write_all(body)
                     .and_then(|()| e.finish())
                     .map_err(|e| ExportError::permanent("encode", e.to_string()))?
             }
@@ -297,7 +312,10 @@ impl Backend {
                 grpc,
                 path,
                 metadata,
+                copies,
             } => {
+                // Allocated after the receivers admitted the data, and alive until the attempt ends.
+                let _copies = Held::new(body.len() * copies);
                 let mut grpc = grpc.clone();
                 grpc.ready().await.map_err(|e| {
                     ExportError::retryable("network", format!("{} unreachable: {e}", self.addr))

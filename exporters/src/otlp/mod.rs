@@ -31,27 +31,43 @@ pub struct Otlp<S: OtlpRoute> {
 
 /// One request: what each backend still owes.
 pub struct Forward<S: OtlpRoute> {
-    state: tokio::sync::Mutex<Owed<S>>,
+    state: tokio::sync::Mutex<Owed>,
+    _signal: std::marker::PhantomData<fn() -> S>,
 }
 
 /// What a request still owes, and what it gave up on.
-struct Owed<S: OtlpRoute> {
-    parts: Vec<Part<S>>,
+struct Owed {
+    parts: Vec<Part>,
     /// Items of parts a backend refused for good.
     refused_items: usize,
     refused: Option<ExportError>,
 }
 
-struct Part<S: OtlpRoute> {
+struct Part {
     /// `None` until split (no backend was known when the batch was encoded).
     backend: Option<Arc<Backend>>,
-    resources: Vec<S::Resource>,
+    /// The part as an uncompressed OTLP request: kept instead of the decoded resources, which take
+    /// several times the memory, and decoded again only if the part has to be split anew.
+    raw: Bytes,
     items: usize,
+    /// What goes on the wire: `raw` itself, or compressed for the backend.
     body: Bytes,
     /// The backend took it during an attempt that was then cancelled (the delivery loop's timeout
     /// fired while other parts were still out): it stays until the attempt's bookkeeping runs, but is
     /// never sent again.
     delivered: bool,
+}
+
+impl Part {
+    /// Memory the part holds: its request, and the compressed copy when there is one.
+    fn bytes(&self) -> usize {
+        let compressed = if self.body.as_ptr() == self.raw.as_ptr() {
+            0
+        } else {
+            self.body.len()
+        };
+        self.raw.len() + compressed
+    }
 }
 
 impl<S: OtlpRoute> Otlp<S> {
@@ -123,7 +139,7 @@ impl<S: OtlpRoute> Otlp<S> {
         &self,
         resources: Vec<S::Resource>,
         backends: &[Arc<Backend>],
-    ) -> Result<Vec<Part<S>>, ExportError> {
+    ) -> Result<Vec<Part>, ExportError> {
         if backends.is_empty() {
             return Err(self.no_backend());
         }
@@ -134,12 +150,13 @@ impl<S: OtlpRoute> Otlp<S> {
             .zip(backends)
             .filter(|(r, _)| !r.is_empty())
             .map(|(resources, backend)| {
-                let body = backend.wire_body(S::to_request(resources.clone()).encode_to_vec())?;
+                let items = resources.iter().map(S::count).sum();
+                let raw = Bytes::from(S::to_request(resources).encode_to_vec());
                 Ok(Part {
                     backend: Some(backend.clone()),
-                    items: resources.iter().map(S::count).sum(),
-                    resources,
-                    body,
+                    items,
+                    body: backend.wire_body(&raw)?,
+                    raw,
                     delivered: false,
                 })
             })
@@ -162,13 +179,14 @@ impl<S: OtlpRoute> Exporter<S> for Otlp<S> {
             vec![Part {
                 backend: None,
                 items,
-                resources: batch.resources,
+                raw: Bytes::from(S::to_request(batch.resources).encode_to_vec()),
                 body: Bytes::new(),
                 delivered: false,
             }]
         } else {
             self.split(batch.resources, &backends)?
         };
+        let bytes = parts.iter().map(Part::bytes).sum();
         Ok(vec![Encoded {
             request: Forward {
                 state: tokio::sync::Mutex::new(Owed {
@@ -176,8 +194,10 @@ impl<S: OtlpRoute> Exporter<S> for Otlp<S> {
                     refused_items: 0,
                     refused: None,
                 }),
+                _signal: std::marker::PhantomData,
             },
             items,
+            bytes,
         }])
     }
 
@@ -198,7 +218,10 @@ impl<S: OtlpRoute> Exporter<S> for Otlp<S> {
                 continue;
             }
             let items = part.items;
-            match self.split(part.resources, &serving) {
+            let resources = S::decode(&part.raw).map(S::into_resources).map_err(|e| {
+                ExportError::permanent("encode", format!("cannot split a part again: {e}"))
+            });
+            match resources.and_then(|r| self.split(r, &serving)) {
                 Ok(parts) => state.parts.extend(parts),
                 Err(e) => {
                     tracing::error!(exporter = %self.name, error = %e, items, "cannot encode part of a request; that part is dropped");

@@ -284,6 +284,7 @@ impl ClickHouse {
             method => Bytes::from(compress(rows, method)),
         };
         Encoded {
+            bytes: body.len(),
             request: Insert {
                 table,
                 database: None,
