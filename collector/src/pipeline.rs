@@ -78,7 +78,8 @@ pub async fn start<S: Destinations>(
             )
             .await?,
         );
-        let mut route = Route::new(tx.clone(), cfg.queue.overflow, name, registry);
+        let mut route = Route::new(tx.clone(), cfg.queue.overflow, name, registry)
+            .with_memory_share(memory_share(config));
         // A spill log left by an earlier config is fed to the exporter too, whatever its overflow now.
         let spilling = |d: &weir_config::DurableConfig| {
             cfg.queue.overflow == Overflow::Spill || spill::dir(d, name, signal).exists()
@@ -110,6 +111,23 @@ pub async fn start<S: Destinations>(
             spills,
         },
     )))
+}
+
+/// What each exporter queue that may drop or spill can hold while memory is short: together they
+/// take a quarter of `memory_limit`, leaving the rest to queues that push back and to requests.
+fn memory_share(config: &Config) -> usize {
+    let queues: usize = config
+        .exporters
+        .values()
+        .filter(|e| e.queue.overflow != Overflow::Block)
+        .map(|e| {
+            weir_config::SignalKind::ALL
+                .iter()
+                .filter(|&&s| e.receives(s))
+                .count()
+        })
+        .sum();
+    weir_pipeline::memory::limit() / 4 / queues.max(1)
 }
 
 /// Where the stage workers send, and the thread of the component behind it, if any.

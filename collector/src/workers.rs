@@ -15,8 +15,22 @@ pub struct Route<S: Signal> {
     pub overflow: Overflow,
     /// The exporter's spill log, with `overflow: spill`.
     spill: Option<Arc<Spill<S>>>,
+    /// Bytes this queue may hold while memory is short, if it may drop or spill ([`Route::crowding`]).
+    memory_share: usize,
+    memory_short: fn() -> bool,
     dropped_full: Counter,
+    dropped_memory: Counter,
     dropped_closed: Counter,
+}
+
+/// Whether the heap has reached a quarter of `memory_limit`. Below that, queues fill up to their
+/// own limits. Above it, what one stuck exporter's queue keeps taking is taken from every other
+/// exporter: under full load RSS runs far above the heap (120 MiB over a 74 MiB heap with a
+/// 128 MiB limit: requests being decoded, exporters' attempts, allocator slack), and the receivers
+/// refuse from seven eighths of the limit in RSS.
+fn memory_short() -> bool {
+    use weir_pipeline::memory;
+    memory::heap_bytes() >= memory::limit() / 4
 }
 
 /// The last route gone means no worker writes to the spill log any more.
@@ -38,7 +52,7 @@ impl<S: Signal> Route<S> {
         let dropped = |reason| {
             registry.counter(
                 "weir_exporter_dropped_items_total",
-                "Items that never reached an exporter's queue, by reason (queue_full under overflow: drop_newest).",
+                "Items that never reached an exporter's queue, by reason: queue_full (overflow: drop_newest), memory_limit (drop_newest with memory short and the queue over its share), exporter_stopped.",
                 &[("exporter", exporter), ("signal", S::KIND.as_str()), ("reason", reason)],
             )
         };
@@ -46,9 +60,25 @@ impl<S: Signal> Route<S> {
             queue,
             overflow,
             spill: None,
+            memory_share: usize::MAX,
+            memory_short,
             dropped_full: dropped("queue_full"),
+            dropped_memory: dropped("memory_limit"),
             dropped_closed: dropped("exporter_stopped"),
         }
+    }
+
+    /// While memory is short, this queue (if it may drop or spill) counts as full once it holds
+    /// `share` bytes: a stuck exporter's queue would otherwise grow until the receivers refuse
+    /// everything, starving the exporters that keep up.
+    pub fn with_memory_share(mut self, share: usize) -> Self {
+        self.memory_share = share;
+        self
+    }
+
+    /// Whether this queue holds its share of memory while memory is short.
+    fn crowding(&self) -> bool {
+        self.queue.bytes() >= self.memory_share && (self.memory_short)()
     }
 
     /// Batches the queue has no room for go to `spill` (for `overflow: spill`).
@@ -60,14 +90,16 @@ impl<S: Signal> Route<S> {
     fn push(&self, batch: Batch<S>) {
         let items = batch.items() as u64;
         match (self.overflow, &self.spill) {
+            (Overflow::DropNewest, _) if self.crowding() => self.dropped_memory.add(items),
             (Overflow::DropNewest, _) => match self.queue.try_send(batch) {
                 Ok(()) => {}
                 Err(TrySendError::Full(_)) => self.dropped_full.add(items),
                 Err(TrySendError::Closed(_)) => self.dropped_closed.add(items),
             },
             (Overflow::Spill, Some(spill)) => {
-                // Behind a backlog on disk, a batch joins it rather than overtake it.
-                let batch = if spill.backlog() {
+                // Behind a backlog on disk, a batch joins it rather than overtake it; with memory
+                // short, a queue over its share sends it to disk too.
+                let batch = if spill.backlog() || self.crowding() {
                     batch
                 } else {
                     match self.queue.try_send(batch) {
@@ -184,7 +216,7 @@ pub fn register_queue(registry: &Registry, queue: &str, signal: &str, stats: Que
     let s = stats;
     registry.gauge_fn(
         "weir_queue_bytes",
-        "Encoded bytes waiting in a queue.",
+        "Memory held by what waits in a queue (what decoding it allocated).",
         labels,
         move || s.bytes() as f64,
     );
@@ -196,7 +228,7 @@ pub fn register_queue(registry: &Registry, queue: &str, signal: &str, stats: Que
     );
     registry.gauge_fn(
         "weir_queue_capacity_bytes",
-        "Most encoded bytes a queue holds.",
+        "Most memory a queue holds (its max_bytes).",
         labels,
         move || limits.max_bytes as f64,
     );
@@ -205,6 +237,7 @@ pub fn register_queue(registry: &Registry, queue: &str, signal: &str, stats: Que
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
     use weir_pipeline::queue::Limits;
     use weir_pipeline::{bounded, fixtures, Logs};
 
@@ -254,5 +287,58 @@ mod tests {
             a_rx.recv_blocking().is_none(),
             "exporter queues close when workers end"
         );
+    }
+
+    #[test]
+    fn with_memory_short_a_queue_over_its_share_drops_and_the_others_still_take() {
+        static SHORT: AtomicBool = AtomicBool::new(false);
+        let registry = Registry::new();
+        let lim = Limits {
+            max_items: 1000,
+            max_bytes: usize::MAX,
+        };
+        let batch = || Batch::<Logs>::measured(fixtures::resource_logs(1, 8));
+        let one = batch().bytes();
+        let batches = |rx: &Receiver<Batch<Logs>>| rx.stats().items() / 8;
+        let (stuck_tx, stuck_rx) = bounded(lim);
+        let (healthy_tx, healthy_rx) = bounded(lim);
+        let mut routes = vec![
+            Route::new(stuck_tx, Overflow::DropNewest, "stuck", &registry)
+                .with_memory_share(2 * one),
+            Route::new(healthy_tx, Overflow::Block, "healthy", &registry).with_memory_share(0),
+        ];
+        for r in &mut routes {
+            r.memory_short = || SHORT.load(Ordering::Relaxed);
+        }
+        for _ in 0..4 {
+            fan_out(&routes, batch());
+        }
+        assert_eq!(
+            batches(&stuck_rx),
+            4,
+            "memory is not short: queues fill to their own limits"
+        );
+        SHORT.store(true, Ordering::Relaxed);
+        for _ in 0..3 {
+            fan_out(&routes, batch());
+        }
+        assert_eq!(
+            batches(&stuck_rx),
+            4,
+            "over its share with memory short: dropped"
+        );
+        assert_eq!(
+            batches(&healthy_rx),
+            7,
+            "a queue that pushes back is not held to a share"
+        );
+        while batches(&stuck_rx) > 1 {
+            stuck_rx.try_recv();
+        }
+        fan_out(&routes, batch());
+        assert_eq!(batches(&stuck_rx), 2, "under its share again: it takes");
+        assert!(registry.render().contains(
+            "weir_exporter_dropped_items_total{exporter=\"stuck\",signal=\"logs\",reason=\"memory_limit\"} 24"
+        ));
     }
 }

@@ -157,7 +157,18 @@ fn flood(
     }
 }
 
+/// RSS stayed within 1.25 × the limit, the limit pushed clients back, and no request failed.
 fn assert_held(weir: &Weir, f: &Flood, what: &str) {
+    let refused_memory = assert_within_limit(weir, f, what);
+    assert!(
+        refused_memory > 0.0,
+        "{what}: the limit never pushed back (the test did not reach it)"
+    );
+}
+
+/// RSS stayed within 1.25 × the limit and no request failed; returns the requests refused at the
+/// memory limit.
+fn assert_within_limit(weir: &Weir, f: &Flood, what: &str) -> f64 {
     let refused_memory = weir.metric(
         "weir_receiver_refused_requests_total",
         &["reason=\"memory_limit\""],
@@ -177,14 +188,11 @@ fn assert_held(weir: &Weir, f: &Flood, what: &str) {
         weir.log()
     );
     assert_eq!(f.failed, 0, "{what}: requests failed; log:\n{}", weir.log());
-    assert!(
-        refused_memory > 0.0,
-        "{what}: the limit never pushed back (the test did not reach it)"
-    );
     assert_eq!(
         weir.metric("weir_memory_limit_bytes", &[]),
         (LIMIT_MIB << 20) as f64
     );
+    refused_memory
 }
 
 #[test]
@@ -263,5 +271,58 @@ fn tail_sampling_holding_spans_stays_within_the_limit_and_keeps_ingesting() {
         f.late > 0,
         "ingest stalled: the tail buffer must decide early rather than leave the receivers refusing; log:\n{}",
         weir.log()
+    );
+}
+
+/// A gateway's exporters are isolated: one whose upstream hangs, and whose queue may drop
+/// (`overflow: drop_newest`) but is configured far larger than the limit, must not fill memory
+/// until the receivers refuse everything, starving the exporter that keeps up.
+#[test]
+fn a_stuck_exporter_that_may_drop_does_not_starve_the_one_that_keeps_up() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let hung = Proxy::start("127.0.0.1:9".parse().unwrap(), Fault::Hang);
+    let weir = Weir::start_with(Options {
+        destination: Some(format!(
+            "    otlp: {{endpoints: [\"{}\"], protocol: grpc}}\n    timeout: 2s\n    queue: {{max_items: 10000000, max_bytes: 1280MiB, overflow: drop_newest}}",
+            hung.addr()
+        )),
+        exporter_extra: "  healthy:\n    blackhole: {}\n".into(),
+        pipeline: format!(
+            "pipeline: {{workers: 2, intake_queue: {HUGE_QUEUES}}}\nmemory_limit: {LIMIT_MIB}MiB\n"
+        ),
+        ..Options::default()
+    });
+    let f = flood(
+        &weir,
+        Protocol::Grpc,
+        sdk(LoadSignal::Logs),
+        (8, 8),
+        Duration::from_secs(10),
+    );
+    assert_within_limit(&weir, &f, "a stuck exporter that may drop");
+    assert!(
+        f.late > f.acknowledged / 20,
+        "ingest stalled: {} of {} items acknowledged in the last 2 s; log:\n{}",
+        f.late,
+        f.acknowledged,
+        weir.log()
+    );
+    let sent = || weir.metric("weir_exporter_sent_items_total", &["exporter=\"healthy\""]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sent() < f.acknowledged as f64 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        sent(),
+        f.acknowledged as f64,
+        "the healthy exporter got everything acknowledged"
+    );
+    let shed = weir.metric(
+        "weir_exporter_dropped_items_total",
+        &["exporter=\"out\"", "reason=\"memory_limit\""],
+    );
+    assert!(
+        shed > 0.0,
+        "the stuck exporter's queue shed what it had no room for, counted"
     );
 }

@@ -333,6 +333,11 @@ impl<T: Weighted> Sender<T> {
     {
         QueueStats(self.shared.clone())
     }
+
+    /// Bytes waiting in the queue now.
+    pub fn bytes(&self) -> usize {
+        unpack(self.shared.level.load(Ordering::Relaxed)).1
+    }
 }
 
 impl<T: Weighted> Receiver<T> {
