@@ -64,6 +64,7 @@ pub async fn run(
         tail: crate::tail::TailLink::new(&config, &registry, &policies)
             .map_err(anyhow::Error::msg)?,
         pipelines: Vec::new(),
+        connect_by: tokio::time::Instant::now() + pipeline::CONNECT_AT_START,
     };
     let auth = match &config.receivers.auth {
         Some(a) => Some(Arc::new(
@@ -196,6 +197,8 @@ struct Build<'a> {
     policies: &'a Policies,
     tail: Option<crate::tail::TailLink>,
     pipelines: Vec<SignalPipeline>,
+    /// Shared by every exporter that connects at start (see [`pipeline::CONNECT_AT_START`]).
+    connect_by: tokio::time::Instant,
 }
 
 impl Build<'_> {
@@ -208,6 +211,7 @@ impl Build<'_> {
             self.abort,
             self.policies,
             self.tail.as_ref(),
+            self.connect_by,
         )
         .await?;
         let queue = started.map(|(tx, p)| {

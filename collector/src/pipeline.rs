@@ -41,6 +41,7 @@ pub async fn start<S: Destinations>(
     abort: &ShutdownSignal,
     policies: &Policies,
     tail: Option<&TailLink>,
+    connect_by: tokio::time::Instant,
 ) -> anyhow::Result<Option<(Sender<Batch<S>>, SignalPipeline)>> {
     let signal = S::KIND.as_str();
     let exporters: Vec<_> = config
@@ -75,6 +76,7 @@ pub async fn start<S: Destinations>(
                 rx,
                 registry,
                 abort.clone(),
+                connect_by,
             )
             .await?,
         );
@@ -261,11 +263,19 @@ impl<S: Wire> Delivery<S> {
     }
 }
 
+/// How long start-up (receivers not yet listening) waits for destinations that must answer before
+/// they are used, all of them together: a black-holed server never answers, a healthy one does in
+/// milliseconds, and one that has not by then is connected to in the background. Waiting per
+/// exporter and signal instead made one black-holed ClickHouse delay readiness by 9 s.
+pub const CONNECT_AT_START: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Destinations that take only some signals: each signal says which it can build.
 pub trait Destinations: Stages + OtlpRoute {
+    /// Connects by `connect_by` or goes on connecting in the background.
     fn clickhouse(
         cfg: &ClickHouseConfig,
         delivery: Delivery<Self>,
+        connect_by: tokio::time::Instant,
     ) -> impl std::future::Future<Output = anyhow::Result<TaskHandle<()>>> + Send;
 
     /// Loki takes logs only; validation keeps other signals away from it.
@@ -279,18 +289,14 @@ pub trait Destinations: Stages + OtlpRoute {
 macro_rules! destinations {
     ($($signal:ty => $loki:expr),*) => {$(
         impl Destinations for $signal {
-            async fn clickhouse(cfg: &ClickHouseConfig, delivery: Delivery<Self>) -> anyhow::Result<TaskHandle<()>> {
+            async fn clickhouse(cfg: &ClickHouseConfig, delivery: Delivery<Self>, connect_by: tokio::time::Instant) -> anyhow::Result<TaskHandle<()>> {
                 let kind = <Self as weir_pipeline::Signal>::KIND;
-                // A black-holed server never answers: start-up (receivers not yet listening) waits
-                // only this long before treating it as unreachable; a healthy one answers in
-                // milliseconds, and a slow one is connected to in the background all the same.
-                const START_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
-                let first = tokio::time::timeout(START_WAIT, ClickHouse::connect(cfg, kind))
+                let first = tokio::time::timeout_at(connect_by, ClickHouse::connect(cfg, kind))
                     .await
                     .unwrap_or_else(|_| {
                         Err(weir_exporters::ExportError::retryable(
                             "timeout",
-                            format!("no answer within {START_WAIT:?}"),
+                            format!("no answer within {CONNECT_AT_START:?} of starting"),
                         ))
                     });
                 match first {
@@ -348,6 +354,7 @@ async fn spawn_exporter<S: Destinations>(
     queue: Receiver<Batch<S>>,
     registry: &Arc<Registry>,
     abort: ShutdownSignal,
+    connect_by: tokio::time::Instant,
 ) -> anyhow::Result<TaskHandle<()>> {
     let delivery = Delivery {
         name: name.to_string(),
@@ -363,7 +370,7 @@ async fn spawn_exporter<S: Destinations>(
             Ok(delivery.spawn(exporter))
         }
         Some(ExporterKind::Blackhole(_)) => Ok(delivery.spawn(Blackhole)),
-        Some(ExporterKind::ClickHouse(c)) => S::clickhouse(c, delivery).await,
+        Some(ExporterKind::ClickHouse(c)) => S::clickhouse(c, delivery, connect_by).await,
         Some(ExporterKind::Loki(l)) => S::loki(l, delivery, registry),
         Some(ExporterKind::Otlp(o)) => {
             let exporter = Otlp::<S>::new(o, name, cfg.timeout.0)

@@ -478,6 +478,7 @@ fn clickhouse_down_at_start_does_not_stop_weir_and_loses_nothing() {
 fn clickhouse_down_at_start(server: SocketAddr, fault: Fault, n: usize) {
     let db = format!("weir_down_at_start_{}_{n}", std::process::id());
     let proxy = Proxy::start(server, fault.clone());
+    let starting = Instant::now();
     let edge = Weir::start_with(Options {
         destination: Some(format!(
             "    clickhouse: {{endpoint: \"http://{}\", database: {db}}}",
@@ -486,6 +487,12 @@ fn clickhouse_down_at_start(server: SocketAddr, fault: Fault, n: usize) {
         exporter_extra: "    timeout: 2s\n    batch: {max_age: 20ms}\n".into(),
         ..Options::default()
     });
+    // The exporter takes all three signals; a server that never answers is waited for once.
+    assert!(
+        starting.elapsed() < Duration::from_secs(6),
+        "{fault:?}: ready after {:?}",
+        starting.elapsed()
+    );
     send_logs(&edge, 0, RECORDS);
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(
