@@ -81,8 +81,10 @@ extern "C" {
 pub fn purge_at_once(on: bool) {
     use std::sync::atomic::{AtomicI64, Ordering};
     // The delays in force before the first switch, restored when pressure passes (`c_long` is
-    // `i64` on the 64-bit targets the crate builds for).
-    static DEFAULTS: [AtomicI64; 2] = [AtomicI64::new(-1), AtomicI64::new(-1)];
+    // `i64` on the 64-bit targets the crate builds for). Not yet read: `UNREAD`, which no option
+    // takes (-1 is one: "never purge").
+    const UNREAD: i64 = i64::MIN;
+    static DEFAULTS: [AtomicI64; 2] = [AtomicI64::new(UNREAD), AtomicI64::new(UNREAD)];
     for (option, default) in [OPTION_PURGE_DELAY, OPTION_ARENA_PURGE_MULT]
         .into_iter()
         .zip(&DEFAULTS)
@@ -90,7 +92,7 @@ pub fn purge_at_once(on: bool) {
         // SAFETY: reading and setting an option are plain calls into mimalloc's option table,
         // safe from any thread.
         unsafe {
-            if default.load(Ordering::Relaxed) < 0 {
+            if default.load(Ordering::Relaxed) == UNREAD {
                 default.store(mi_option_get(option), Ordering::Relaxed);
             }
             let value = if on {

@@ -46,29 +46,37 @@ fn u128s_and_strings_live_under_it() {
 /// variables for them must read back those values, which holds only if the numbers are right.
 #[test]
 fn purge_options_are_the_ones_the_environment_sets_and_switch_back() {
-    if std::env::var_os("WEIR_MI_CHILD").is_some() {
-        assert_eq!(weir_alloc::purge_delays(), (37, 3));
+    if let Ok(set) = std::env::var("WEIR_MI_CHILD") {
+        let (delay, mult) = set.split_once(',').unwrap();
+        let set = (delay.parse().unwrap(), mult.parse().unwrap());
+        assert_eq!(weir_alloc::purge_delays(), set);
         weir_alloc::purge_at_once(true);
         assert_eq!(weir_alloc::purge_delays(), (0, 1));
         weir_alloc::purge_at_once(false);
-        assert_eq!(weir_alloc::purge_delays(), (37, 3), "restored");
+        assert_eq!(weir_alloc::purge_delays(), set, "restored");
+        weir_alloc::purge_at_once(true);
+        weir_alloc::purge_at_once(false);
+        assert_eq!(weir_alloc::purge_delays(), set, "restored again");
         return;
     }
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "purge_options_are_the_ones_the_environment_sets_and_switch_back",
-            "--nocapture",
-        ])
-        .env("WEIR_MI_CHILD", "1")
-        .env("MIMALLOC_PURGE_DELAY", "37")
-        .env("MIMALLOC_ARENA_PURGE_MULT", "3")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed"),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // -1 is "never purge", a setting of its own.
+    for (delay, mult) in [("37", "3"), ("-1", "3")] {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "purge_options_are_the_ones_the_environment_sets_and_switch_back",
+                "--nocapture",
+            ])
+            .env("WEIR_MI_CHILD", format!("{delay},{mult}"))
+            .env("MIMALLOC_PURGE_DELAY", delay)
+            .env("MIMALLOC_ARENA_PURGE_MULT", mult)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+            "{delay},{mult}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
