@@ -12,6 +12,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 static HELD: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
+/// What the configuration says exporters may hold, before they have shown it; decays like `PEAK`.
+static PRIOR: AtomicUsize = AtomicUsize::new(0);
 static DECAYED_AT_SECOND: AtomicU64 = AtomicU64::new(0);
 
 /// A peak not reached again loses this fraction of itself each second (a half-life of about 45 s):
@@ -40,7 +42,7 @@ impl Drop for Held {
 /// before they have shown it. Without it, requests admitted in the first moments of an overload
 /// (before any batch was encoded) would take the room the exporters' first attempts then need.
 pub fn expect_at_least(bytes: usize) {
-    PEAK.fetch_max(bytes, Ordering::Relaxed);
+    PRIOR.fetch_max(bytes, Ordering::Relaxed);
 }
 
 /// Bytes the exporters hold for sending now.
@@ -48,16 +50,23 @@ pub fn held() -> usize {
     HELD.load(Ordering::Relaxed)
 }
 
-/// The most the exporters held at once recently.
+/// The most the exporters held at once recently, or the configuration's estimate if higher.
 pub fn peak() -> usize {
     decay(now_second());
     PEAK.load(Ordering::Relaxed)
+        .max(PRIOR.load(Ordering::Relaxed))
 }
 
-/// What the exporters are expected to allocate again soon: their recent peak less what they hold
-/// now (which is on the heap already).
+/// What the exporters are expected to allocate again soon: their recent peak (or the estimate)
+/// less what they hold now (which is on the heap already).
 pub fn expected() -> usize {
     peak().saturating_sub(held())
+}
+
+/// [`expected`] from what the exporters were seen to hold, without the configuration's estimate.
+pub fn seen_expected() -> usize {
+    decay(now_second());
+    PEAK.load(Ordering::Relaxed).saturating_sub(held())
 }
 
 fn now_second() -> u64 {
@@ -79,12 +88,14 @@ fn decay(second: u64) {
     }
     // A first call (last == 0) only starts the clock.
     let seconds = if last == 0 { 0 } else { second - last };
-    let mut peak = PEAK.load(Ordering::Relaxed);
-    for _ in 0..seconds.min(1024) {
-        peak -= peak / DECAY;
-    }
     let floor = HELD.load(Ordering::Relaxed);
-    PEAK.store(peak.max(floor), Ordering::Relaxed);
+    for mark in [&PEAK, &PRIOR] {
+        let mut value = mark.load(Ordering::Relaxed);
+        for _ in 0..seconds.min(1024) {
+            value -= value / DECAY;
+        }
+        mark.store(value.max(floor), Ordering::Relaxed);
+    }
 }
 
 #[cfg(test)]

@@ -64,7 +64,7 @@ pub async fn run(
         tail: crate::tail::TailLink::new(&config, &registry, &policies)
             .map_err(anyhow::Error::msg)?,
         pipelines: Vec::new(),
-        connect_by: tokio::time::Instant::now() + pipeline::CONNECT_AT_START,
+        start_wait: pipeline::StartWait::default(),
     };
     let auth = match &config.receivers.auth {
         Some(a) => Some(Arc::new(
@@ -198,7 +198,7 @@ struct Build<'a> {
     tail: Option<crate::tail::TailLink>,
     pipelines: Vec<SignalPipeline>,
     /// Shared by every exporter that connects at start (see [`pipeline::CONNECT_AT_START`]).
-    connect_by: tokio::time::Instant,
+    start_wait: pipeline::StartWait,
 }
 
 impl Build<'_> {
@@ -211,7 +211,7 @@ impl Build<'_> {
             self.abort,
             self.policies,
             self.tail.as_ref(),
-            self.connect_by,
+            &self.start_wait,
         )
         .await?;
         let queue = started.map(|(tx, p)| {

@@ -37,11 +37,21 @@ pub struct MemoryBudget {
     typical: AtomicUsize,
     heap: fn() -> usize,
     resident: fn() -> usize,
-    /// What the exporters will allocate again soon (see [`memory::sending`]).
-    sending: fn() -> usize,
+    /// What the exporters will allocate again soon (see [`memory::sending`]): with the
+    /// configuration's estimate, and as seen.
+    sending: fn() -> (usize, usize),
     /// Whether resident memory is near the limit, where freed pages are given back at once.
     pressed: AtomicBool,
-    purge_at_once: fn(bool),
+    /// Told when pressure starts (`true`) and passes.
+    on_pressure: fn(bool),
+}
+
+static UNDER_PRESSURE: AtomicBool = AtomicBool::new(false);
+
+/// Whether the process's resident memory is near `memory_limit` (from six eighths of it until it
+/// falls below five eighths): where the receivers are about to refuse.
+pub fn under_pressure() -> bool {
+    UNDER_PRESSURE.load(Ordering::Relaxed)
 }
 
 /// Resident memory from which freed pages go back to the system at once ([`memory::purge_at_once`]),
@@ -66,13 +76,16 @@ impl Drop for Admission {
 
 impl MemoryBudget {
     pub fn new(limit: usize) -> Self {
-        let mut budget = Self::with_probes(
-            limit,
-            memory::heap_bytes,
-            resident_bytes,
-            memory::sending::expected,
-        );
-        budget.purge_at_once = memory::purge_at_once;
+        let mut budget = Self::with_probes(limit, memory::heap_bytes, resident_bytes, || {
+            (
+                memory::sending::expected(),
+                memory::sending::seen_expected(),
+            )
+        });
+        budget.on_pressure = |on| {
+            memory::purge_at_once(on);
+            UNDER_PRESSURE.store(on, Ordering::Relaxed);
+        };
         budget
     }
 
@@ -80,7 +93,7 @@ impl MemoryBudget {
         limit: usize,
         heap: fn() -> usize,
         resident: fn() -> usize,
-        sending: fn() -> usize,
+        sending: fn() -> (usize, usize),
     ) -> Self {
         MemoryBudget {
             limit,
@@ -90,7 +103,7 @@ impl MemoryBudget {
             resident,
             sending,
             pressed: AtomicBool::new(false),
-            purge_at_once: |_| {},
+            on_pressure: |_| {},
         }
     }
 
@@ -104,7 +117,7 @@ impl MemoryBudget {
             resident >= self.limit / 8 * PRESSURE_ON
         };
         if now != pressed && self.pressed.swap(now, Ordering::Relaxed) == pressed {
-            (self.purge_at_once)(now);
+            (self.on_pressure)(now);
             tracing::debug!(
                 resident,
                 limit = self.limit,
@@ -125,22 +138,28 @@ impl MemoryBudget {
             .min(self.limit);
         // Room the exporters will take again soon counts as taken: filled by requests now, it would
         // be exceeded at their next attempt, after admission.
-        let sending = (self.sending)();
-        let heap = (self.heap)().saturating_add(sending);
-        let resident = (self.resident)();
-        self.follow_pressure(resident);
-        let resident = resident.saturating_add(sending);
+        // The escape hatches (one request at a time, a mostly free heap) count only the room the
+        // exporters were seen to take, not the configuration's estimate: a generous estimate (as
+        // for a sidecar's small limit) would otherwise refuse every request until it decays.
+        let (sending, seen) = (self.sending)();
+        let heap_now = (self.heap)();
+        let resident_now = (self.resident)();
+        self.follow_pressure(resident_now);
+        let heap = heap_now.saturating_add(sending);
+        let resident = resident_now.saturating_add(sending);
+        let heap_seen = heap_now.saturating_add(seen);
+        let resident_seen = resident_now.saturating_add(seen);
         let mut reserved = self.reserved.load(Ordering::Relaxed);
         loop {
             let fits = heap.saturating_add(reserved).saturating_add(need) <= self.limit
-                || (reserved == 0 && heap < self.limit);
+                || (reserved == 0 && heap_seen < self.limit);
             // Free pages the allocator keeps count as resident but are reused before it asks the
             // system for more; with the heap this low, refusing would wait for memory that is
             // never given back.
-            let mostly_free = heap.saturating_add(reserved) < self.limit / 4;
+            let mostly_free = heap_seen.saturating_add(reserved) < self.limit / 4;
             let resident_target = self.limit - self.limit / RESIDENT_HEADROOM;
             let resident_fits = resident.saturating_add(need) <= resident_target
-                || (reserved == 0 && resident < resident_target)
+                || (reserved == 0 && resident_seen < resident_target)
                 || mostly_free;
             if !fits || !resident_fits {
                 warn_refused(heap, reserved, need, resident, sending, self.limit);
@@ -372,7 +391,7 @@ mod tests {
     #[test]
     fn admits_while_heap_and_reservations_fit_and_releases_on_drop() {
         HEAP.store(0, Ordering::Relaxed);
-        let b = Arc::new(MemoryBudget::with_probes(1 << 20, heap, || 0, || 0));
+        let b = Arc::new(MemoryBudget::with_probes(1 << 20, heap, || 0, || (0, 0)));
         let first = b.admit(Some(600 << 10)).expect("fits");
         assert!(b.admit(Some(600 << 10)).is_none(), "600K + 600K > 1M");
         drop(first);
@@ -395,7 +414,7 @@ mod tests {
             64 << 20,
             || LOW_HEAP.load(Ordering::Relaxed),
             || RESIDENT.load(Ordering::Relaxed),
-            || 0,
+            || (0, 0),
         ));
         LOW_HEAP.store(40 << 20, Ordering::Relaxed);
         RESIDENT.store(64 << 20, Ordering::Relaxed);
@@ -424,7 +443,12 @@ mod tests {
             64 << 20,
             || 40 << 20,
             || 40 << 20,
-            || EXPECTED.load(Ordering::Relaxed),
+            || {
+                (
+                    EXPECTED.load(Ordering::Relaxed),
+                    EXPECTED.load(Ordering::Relaxed),
+                )
+            },
         ));
         assert!(b.admit(Some(1 << 20)).is_some());
         EXPECTED.store(20 << 20, Ordering::Relaxed);
@@ -437,12 +461,40 @@ mod tests {
     }
 
     #[test]
+    fn a_generous_estimate_of_the_exporters_room_does_not_refuse_the_only_request() {
+        // A small limit (a sidecar's cgroup) and the start-up estimate at half of it: the
+        // estimate alone must not refuse everything while it decays.
+        let b = Arc::new(MemoryBudget::with_probes(
+            48 << 20,
+            || 8 << 20,
+            || 20 << 20,
+            || (24 << 20, 0),
+        ));
+        let only = b.admit(Some(1 << 20));
+        assert!(only.is_some(), "nothing else admitted: the request goes in");
+        let b = Arc::new(MemoryBudget::with_probes(
+            48 << 20,
+            || 8 << 20,
+            || 20 << 20,
+            || (24 << 20, 24 << 20),
+        ));
+        assert!(
+            b.admit(Some(1 << 20)).is_none(),
+            "room the exporters were seen to take is kept even for the only request"
+        );
+    }
+
+    #[test]
     fn near_the_limit_freed_pages_go_back_at_once_until_resident_memory_falls() {
         static RESIDENT: AtomicUsize = AtomicUsize::new(0);
         static SWITCHED: std::sync::Mutex<Vec<bool>> = std::sync::Mutex::new(Vec::new());
-        let mut b =
-            MemoryBudget::with_probes(64 << 20, || 0, || RESIDENT.load(Ordering::Relaxed), || 0);
-        b.purge_at_once = |on| SWITCHED.lock().unwrap().push(on);
+        let mut b = MemoryBudget::with_probes(
+            64 << 20,
+            || 0,
+            || RESIDENT.load(Ordering::Relaxed),
+            || (0, 0),
+        );
+        b.on_pressure = |on| SWITCHED.lock().unwrap().push(on);
         let b = Arc::new(b);
         for mib in [10, 47, 48, 60, 48, 41, 40, 39, 47, 48] {
             RESIDENT.store(mib << 20, Ordering::Relaxed);
@@ -457,7 +509,7 @@ mod tests {
 
     #[test]
     fn the_reservation_follows_what_requests_weigh() {
-        let b = Arc::new(MemoryBudget::with_probes(64 << 20, || 0, || 0, || 0));
+        let b = Arc::new(MemoryBudget::with_probes(64 << 20, || 0, || 0, || (0, 0)));
         for _ in 0..64 {
             b.observe(4 << 20);
         }

@@ -40,6 +40,7 @@ mod ops;
 mod pipeline;
 mod receive;
 mod reload;
+mod share;
 mod shutdown;
 mod span_metrics;
 mod spill;

@@ -2,6 +2,7 @@
 //! loop per exporter. Adding an exporter kind means one arm in [`spawn_exporter`].
 
 use crate::reload::Policies;
+use crate::share::MemoryShare;
 use crate::shutdown::ShutdownSignal;
 use crate::spill::{self, Spill};
 use crate::tail::TailLink;
@@ -41,7 +42,7 @@ pub async fn start<S: Destinations>(
     abort: &ShutdownSignal,
     policies: &Policies,
     tail: Option<&TailLink>,
-    connect_by: tokio::time::Instant,
+    start_wait: &StartWait,
 ) -> anyhow::Result<Option<(Sender<Batch<S>>, SignalPipeline)>> {
     let signal = S::KIND.as_str();
     let exporters: Vec<_> = config
@@ -76,12 +77,12 @@ pub async fn start<S: Destinations>(
                 rx,
                 registry,
                 abort.clone(),
-                connect_by,
+                start_wait,
             )
             .await?,
         );
         let mut route = Route::new(tx.clone(), cfg.queue.overflow, name, registry)
-            .with_memory_share(memory_share(config));
+            .with_memory_share(MemoryShare::of(config));
         // A spill log left by an earlier config is fed to the exporter too, whatever its overflow now.
         let spilling = |d: &weir_config::DurableConfig| {
             cfg.queue.overflow == Overflow::Spill || spill::dir(d, name, signal).exists()
@@ -89,7 +90,7 @@ pub async fn start<S: Destinations>(
         if let Some(durable) = config.durable.as_ref().filter(|d| spilling(d)) {
             let max = cfg.queue.spill_max_bytes.0;
             let spill = Spill::<S>::open(durable, name, max, tx.clone(), registry)?;
-            feeders.push(spill.start_feeder(tx)?);
+            feeders.push(spill.start_feeder(tx, MemoryShare::of(config))?);
             spills.push(spill.clone());
             route = route.with_spill(spill);
         }
@@ -113,23 +114,6 @@ pub async fn start<S: Destinations>(
             spills,
         },
     )))
-}
-
-/// What each exporter queue that may drop or spill can hold while memory is short: together they
-/// take a quarter of `memory_limit`, leaving the rest to queues that push back and to requests.
-fn memory_share(config: &Config) -> usize {
-    let queues: usize = config
-        .exporters
-        .values()
-        .filter(|e| e.queue.overflow != Overflow::Block)
-        .map(|e| {
-            weir_config::SignalKind::ALL
-                .iter()
-                .filter(|&&s| e.receives(s))
-                .count()
-        })
-        .sum();
-    weir_pipeline::memory::limit() / 4 / queues.max(1)
 }
 
 /// Where the stage workers send, and the thread of the component behind it, if any.
@@ -269,6 +253,23 @@ impl<S: Wire> Delivery<S> {
 /// exporter and signal instead made one black-holed ClickHouse delay readiness by 9 s.
 pub const CONNECT_AT_START: std::time::Duration = std::time::Duration::from_secs(3);
 
+/// What each connect gets past the shared wait: enough for a server that answers at once to say
+/// it refuses (credentials, schema), which must still stop start-up.
+const CONNECT_AT_LEAST: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// The one wait of [`CONNECT_AT_START`], from the first connect at start.
+#[derive(Default)]
+pub struct StartWait(std::sync::OnceLock<tokio::time::Instant>);
+
+impl StartWait {
+    /// When a connect starting now must have answered.
+    pub fn deadline(&self) -> tokio::time::Instant {
+        let now = tokio::time::Instant::now();
+        let first = *self.0.get_or_init(|| now);
+        (first + CONNECT_AT_START).max(now + CONNECT_AT_LEAST)
+    }
+}
+
 /// Destinations that take only some signals: each signal says which it can build.
 pub trait Destinations: Stages + OtlpRoute {
     /// Connects by `connect_by` or goes on connecting in the background.
@@ -310,8 +311,9 @@ macro_rules! destinations {
                     Err(e) => {
                         tracing::warn!(exporter = %delivery.name, error = %e, "ClickHouse is unreachable at start; starting anyway: what arrives for it waits in its queue while Weir keeps trying");
                         let (cfg, name) = (cfg.clone(), delivery.name.clone());
+                        let attempt = delivery.settings.timeout;
                         Ok(delivery.spawn_once_ready(async move {
-                            Arc::new(ClickHouse::connect_retrying(&cfg, kind, &name).await)
+                            Arc::new(ClickHouse::connect_retrying(&cfg, kind, &name, attempt).await)
                         }))
                     }
                 }
@@ -354,7 +356,7 @@ async fn spawn_exporter<S: Destinations>(
     queue: Receiver<Batch<S>>,
     registry: &Arc<Registry>,
     abort: ShutdownSignal,
-    connect_by: tokio::time::Instant,
+    start_wait: &StartWait,
 ) -> anyhow::Result<TaskHandle<()>> {
     let delivery = Delivery {
         name: name.to_string(),
@@ -370,7 +372,9 @@ async fn spawn_exporter<S: Destinations>(
             Ok(delivery.spawn(exporter))
         }
         Some(ExporterKind::Blackhole(_)) => Ok(delivery.spawn(Blackhole)),
-        Some(ExporterKind::ClickHouse(c)) => S::clickhouse(c, delivery, connect_by).await,
+        Some(ExporterKind::ClickHouse(c)) => {
+            S::clickhouse(c, delivery, start_wait.deadline()).await
+        }
         Some(ExporterKind::Loki(l)) => S::loki(l, delivery, registry),
         Some(ExporterKind::Otlp(o)) => {
             let exporter = Otlp::<S>::new(o, name, cfg.timeout.0)

@@ -1,6 +1,7 @@
 //! Stage workers: plain threads that take batches from the intake queue, run the stage chain in place,
 //! and hand the result to every exporter's own queue, so a slow exporter never stalls another.
 
+use crate::share::MemoryShare;
 use crate::spill::Spill;
 use std::sync::Arc;
 use weir_config::Overflow;
@@ -15,22 +16,11 @@ pub struct Route<S: Signal> {
     pub overflow: Overflow,
     /// The exporter's spill log, with `overflow: spill`.
     spill: Option<Arc<Spill<S>>>,
-    /// Bytes this queue may hold while memory is short, if it may drop or spill ([`Route::crowding`]).
-    memory_share: usize,
-    memory_short: fn() -> bool,
+    /// What this queue may hold while memory is short, if it may drop or spill.
+    share: MemoryShare,
     dropped_full: Counter,
     dropped_memory: Counter,
     dropped_closed: Counter,
-}
-
-/// Whether the heap has reached a quarter of `memory_limit`. Below that, queues fill up to their
-/// own limits. Above it, what one stuck exporter's queue keeps taking is taken from every other
-/// exporter: under full load RSS runs far above the heap (120 MiB over a 74 MiB heap with a
-/// 128 MiB limit: requests being decoded, exporters' attempts, allocator slack), and the receivers
-/// refuse from seven eighths of the limit in RSS.
-fn memory_short() -> bool {
-    use weir_pipeline::memory;
-    memory::heap_bytes() >= memory::limit() / 4
 }
 
 /// The last route gone means no worker writes to the spill log any more.
@@ -60,8 +50,7 @@ impl<S: Signal> Route<S> {
             queue,
             overflow,
             spill: None,
-            memory_share: usize::MAX,
-            memory_short,
+            share: MemoryShare::unlimited(),
             dropped_full: dropped("queue_full"),
             dropped_memory: dropped("memory_limit"),
             dropped_closed: dropped("exporter_stopped"),
@@ -69,16 +58,15 @@ impl<S: Signal> Route<S> {
     }
 
     /// While memory is short, this queue (if it may drop or spill) counts as full once it holds
-    /// `share` bytes: a stuck exporter's queue would otherwise grow until the receivers refuse
+    /// its share: a stuck exporter's queue would otherwise grow until the receivers refuse
     /// everything, starving the exporters that keep up.
-    pub fn with_memory_share(mut self, share: usize) -> Self {
-        self.memory_share = share;
+    pub fn with_memory_share(mut self, share: MemoryShare) -> Self {
+        self.share = share;
         self
     }
 
-    /// Whether this queue holds its share of memory while memory is short.
     fn crowding(&self) -> bool {
-        self.queue.bytes() >= self.memory_share && (self.memory_short)()
+        self.share.crowded(&self.queue)
     }
 
     /// Batches the queue has no room for go to `spill` (for `overflow: spill`).
@@ -302,14 +290,13 @@ mod tests {
         let batches = |rx: &Receiver<Batch<Logs>>| rx.stats().items() / 8;
         let (stuck_tx, stuck_rx) = bounded(lim);
         let (healthy_tx, healthy_rx) = bounded(lim);
-        let mut routes = vec![
+        let short = || SHORT.load(Ordering::Relaxed);
+        let routes = vec![
             Route::new(stuck_tx, Overflow::DropNewest, "stuck", &registry)
-                .with_memory_share(2 * one),
-            Route::new(healthy_tx, Overflow::Block, "healthy", &registry).with_memory_share(0),
+                .with_memory_share(MemoryShare::for_test(2 * one, short)),
+            Route::new(healthy_tx, Overflow::Block, "healthy", &registry)
+                .with_memory_share(MemoryShare::for_test(0, short)),
         ];
-        for r in &mut routes {
-            r.memory_short = || SHORT.load(Ordering::Relaxed);
-        }
         for _ in 0..4 {
             fan_out(&routes, batch());
         }
@@ -340,5 +327,64 @@ mod tests {
         assert!(registry.render().contains(
             "weir_exporter_dropped_items_total{exporter=\"stuck\",signal=\"logs\",reason=\"memory_limit\"} 24"
         ));
+    }
+
+    #[test]
+    fn with_memory_short_a_spilling_queue_over_its_share_sends_to_disk_and_is_not_fed_back() {
+        static SHORT: AtomicBool = AtomicBool::new(true);
+        let dir = tempfile::tempdir().unwrap();
+        let durable: weir_config::DurableConfig = serde_yaml_ng::from_str(&format!(
+            "{{dir: \"{}\", compress: false}}",
+            dir.path().display()
+        ))
+        .unwrap();
+        let registry = Registry::new();
+        let (tx, rx) = bounded(Limits {
+            max_items: 1000,
+            max_bytes: usize::MAX,
+        });
+        let batch = || Batch::<Logs>::measured(fixtures::resource_logs(1, 10));
+        let share = MemoryShare::for_test(2 * batch().bytes(), || SHORT.load(Ordering::Relaxed));
+        let spill = Spill::<Logs>::open(&durable, "slow", 1 << 20, tx.clone(), &registry).unwrap();
+        let feeder = spill.start_feeder(tx.clone(), share).unwrap();
+        let route = Route::new(tx, Overflow::Spill, "slow", &registry)
+            .with_spill(spill.clone())
+            .with_memory_share(share);
+        for _ in 0..4 {
+            route.push(batch());
+        }
+        // Counted once the spill log has committed it, on its own thread.
+        let metric = |name: &str| {
+            registry
+                .render()
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        let until = |what: &str, done: &dyn Fn() -> bool| {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while !done() {
+                assert!(std::time::Instant::now() < deadline, "{what}");
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        };
+        until("two batches went to disk", &|| {
+            metric("weir_spill_written_items_total") == 20.0
+        });
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert_eq!(
+            rx.stats().items(),
+            20,
+            "the queue holds its share; the feeder does not read the rest back while memory is short"
+        );
+        SHORT.store(false, Ordering::Relaxed);
+        until("fed back once memory is not short", &|| {
+            rx.stats().items() == 40
+        });
+        drop(route);
+        while rx.try_recv().is_some() {}
+        feeder.join().unwrap();
+        spill.finish();
     }
 }

@@ -475,6 +475,59 @@ fn clickhouse_down_at_start_does_not_stop_weir_and_loses_nothing() {
     }
 }
 
+/// A server that refuses (credentials) stops start-up even when another exporter's black-holed
+/// server used up the wait at start: each connect still gets long enough to hear the refusal.
+#[test]
+fn a_refusing_clickhouse_stops_start_up_after_a_hung_one_used_the_wait() {
+    let nowhere: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let hung = Proxy::start(nowhere, Fault::Hang);
+    let refusing = Proxy::start(
+        nowhere,
+        Fault::http(
+            403,
+            &[],
+            b"Code: 516. DB::Exception: default: Authentication failed",
+        ),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let [grpc, http, admin] = common::free_addrs();
+    let config = dir.path().join("weir.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "receivers:\n  grpc: {{endpoint: \"{grpc}\"}}\n  http: {{endpoint: \"{http}\"}}\nexporters:\n  a_hung:\n    clickhouse: {{endpoint: \"http://{}\"}}\n  b_refusing:\n    clickhouse: {{endpoint: \"http://{}\"}}\nadmin: {{endpoint: \"{admin}\"}}\n",
+            hung.addr(),
+            refusing.addr()
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+        .arg("--config")
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("Weir started with a ClickHouse that refuses its credentials");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut log = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut log).unwrap();
+    assert!(!status.success());
+    assert!(
+        log.contains("exporters.b_refusing.clickhouse") && log.contains("Authentication failed"),
+        "the error names the exporter and the server's reason:\n{log}"
+    );
+}
+
 fn clickhouse_down_at_start(server: SocketAddr, fault: Fault, n: usize) {
     let db = format!("weir_down_at_start_{}_{n}", std::process::id());
     let proxy = Proxy::start(server, fault.clone());

@@ -1,8 +1,10 @@
 //! The thread that reads a spill log back, in order, into the exporter's queue, each batch with a
 //! ticket that completes its record once delivered. It blocks while the queue is full — that is the
-//! exporter's pace — and checks for shutdown while it waits.
+//! exporter's pace — or holds its memory share while memory is short, and checks for shutdown while
+//! it waits.
 
 use super::Counters;
+use crate::share::MemoryShare;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
@@ -10,6 +12,9 @@ use weir_pipeline::ticket::{Completion, Ticket};
 pub use weir_pipeline::wal::follower::IDLE;
 use weir_pipeline::wal::{self, Follower, LogState, Step};
 use weir_pipeline::{Batch, SendError, Sender, Signal};
+
+/// How often a feeder held back by its memory share looks again.
+const CROWDED_POLL: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Bound on a spilled batch once decompressed: a batch is at most one queue's worth, far below this.
 const MAX_BATCH_BYTES: usize = 1 << 30;
@@ -20,6 +25,7 @@ pub struct Feeder<S: Signal> {
     state: Arc<LogState>,
     counters: Arc<Counters>,
     exporter: String,
+    share: MemoryShare,
     _signal: std::marker::PhantomData<S>,
 }
 
@@ -29,12 +35,14 @@ impl<S: Signal> Feeder<S> {
         state: Arc<LogState>,
         counters: Arc<Counters>,
         exporter: &str,
+        share: MemoryShare,
     ) -> Self {
         Feeder {
             follower,
             state,
             counters,
             exporter: exporter.to_string(),
+            share,
             _signal: std::marker::PhantomData,
         }
     }
@@ -61,6 +69,7 @@ impl<S: Signal> Feeder<S> {
                 queue,
                 batch.with_ticket(Ticket::new(seq, sink)),
                 &self.state,
+                &self.share,
             ) {
                 // Not fed: its record stays incomplete and is fed again next start.
                 return;
@@ -82,8 +91,21 @@ impl<S: Signal> Feeder<S> {
     }
 }
 
-/// Waits for room in the queue; false if the queue closed or the shutdown deadline passed first.
-fn feed<S: Signal>(queue: &Sender<Batch<S>>, mut batch: Batch<S>, state: &LogState) -> bool {
+/// Waits for room in the queue (and, while memory is short, for the queue to hold less than its
+/// share); false if the queue closed or the shutdown deadline passed first.
+fn feed<S: Signal>(
+    queue: &Sender<Batch<S>>,
+    mut batch: Batch<S>,
+    state: &LogState,
+    share: &MemoryShare,
+) -> bool {
+    // The queue signals room, not memory: the share is polled, at the pace of a delivery.
+    while share.crowded(queue) {
+        if state.abandoned() || queue.is_closed() {
+            return false;
+        }
+        std::thread::sleep(CROWDED_POLL);
+    }
     loop {
         match queue.send_blocking_until(batch, Instant::now() + IDLE) {
             Ok(()) => return true,

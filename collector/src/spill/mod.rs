@@ -14,6 +14,7 @@
 mod feeder;
 mod writer;
 
+use crate::share::MemoryShare;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -143,10 +144,12 @@ impl<S: Signal> Spill<S> {
 
     /// Starts the thread that feeds spilled batches into the exporter's queue; it ends after
     /// [`close`](Lifecycle::close) once everything committed is fed, or at
-    /// [`abandon`](Lifecycle::abandon).
+    /// [`abandon`](Lifecycle::abandon). While memory is short it feeds no more than the queue's
+    /// `share`: a stuck exporter's batches wait on disk, not in memory.
     pub fn start_feeder(
         self: &Arc<Self>,
         queue: Sender<Batch<S>>,
+        share: MemoryShare,
     ) -> std::io::Result<JoinHandle<()>> {
         let resume = self
             .resume
@@ -156,8 +159,13 @@ impl<S: Signal> Spill<S> {
             .unwrap_or_default();
         let state = self.log.state().clone();
         let follower = wal::Follower::new(state.clone(), self.dir.clone(), resume);
-        let feeder =
-            feeder::Feeder::<S>::new(follower, state, self.counters.clone(), &self.exporter);
+        let feeder = feeder::Feeder::<S>::new(
+            follower,
+            state,
+            self.counters.clone(),
+            &self.exporter,
+            share,
+        );
         std::thread::Builder::new()
             .name(format!("weir-spill-r-{}", S::KIND.as_str()))
             .spawn(move || feeder.run(&queue))

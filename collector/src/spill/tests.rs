@@ -34,7 +34,11 @@ fn started(dir: &Path, max_bytes: u64, feeding: bool) -> Started {
     });
     let registry = Registry::new();
     let spill = Spill::<Logs>::open(&cfg, "slow", max_bytes, tx.clone(), &registry).unwrap();
-    let feeder = feeding.then(|| spill.start_feeder(tx).unwrap());
+    let feeder = feeding.then(|| {
+        spill
+            .start_feeder(tx, crate::share::MemoryShare::unlimited())
+            .unwrap()
+    });
     Started {
         spill,
         rx,

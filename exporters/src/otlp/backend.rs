@@ -314,12 +314,13 @@ impl Backend {
                 metadata,
                 copies,
             } => {
-                // Allocated after the receivers admitted the data, and alive until the attempt ends.
-                let _copies = Held::new(body.len() * copies);
                 let mut grpc = grpc.clone();
                 grpc.ready().await.map_err(|e| {
                     ExportError::retryable("network", format!("{} unreachable: {e}", self.addr))
                 })?;
+                // Made as the request is framed, after the receivers admitted the data, and alive
+                // until the attempt ends (not while waiting for a connection).
+                let _copies = Held::new(body.len() * copies);
                 let mut request = tonic::Request::new(body);
                 *request.metadata_mut() = metadata.clone();
                 grpc.unary(request, path.clone(), BytesCodec)

@@ -232,8 +232,15 @@ impl ClickHouse {
 
     /// [`ClickHouse::connect`], again and again with backoff until it succeeds, for a server that
     /// was unreachable at start: meanwhile what arrives for this exporter waits in its queue (or
-    /// the durable log), as it would behind a server that went down later.
-    pub async fn connect_retrying(cfg: &Config, signal: SignalKind, exporter: &str) -> Self {
+    /// the durable log), as it would behind a server that went down later. Each attempt gets
+    /// `attempt` at most: a server that answers `SELECT version()` and then hangs on the schema's
+    /// DDL would otherwise hold the exporter unready after it recovered.
+    pub async fn connect_retrying(
+        cfg: &Config,
+        signal: SignalKind,
+        exporter: &str,
+        attempt: std::time::Duration,
+    ) -> Self {
         let mut backoff = crate::backoff::Backoff::new(
             std::time::Duration::from_secs(1),
             std::time::Duration::from_secs(30),
@@ -241,7 +248,15 @@ impl ClickHouse {
         loop {
             let delay = backoff.next_delay(None);
             tokio::time::sleep(delay).await;
-            match Self::connect(cfg, signal).await {
+            let connected = tokio::time::timeout(attempt, Self::connect(cfg, signal))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(ExportError::retryable(
+                        "timeout",
+                        format!("setting up took longer than {attempt:?}"),
+                    ))
+                });
+            match connected {
                 Ok(ch) => {
                     tracing::info!(exporter, "ClickHouse is reachable again; delivering");
                     return ch;
