@@ -138,10 +138,14 @@ impl MemoryBudget {
             .min(self.limit);
         // Room the exporters will take again soon counts as taken: filled by requests now, it would
         // be exceeded at their next attempt, after admission.
-        // The escape hatches (one request at a time, a mostly free heap) count only the room the
-        // exporters were seen to take, not the configuration's estimate: a generous estimate (as
-        // for a sidecar's small limit) would otherwise refuse every request until it decays.
+        // The escape hatches (one request at a time, a mostly free heap) count the room the
+        // exporters were seen to take, and of the configuration's estimate at most a quarter of
+        // the limit: the estimate can reach half of it, and a sidecar's small limit would then
+        // refuse every request until it decays. Counting none of it let one request at a time
+        // fill memory behind a hung upstream before its first attempt was seen (RSS 98-111 ->
+        // 120-127 MiB in tests/memory_limit.rs).
         let (sending, seen) = (self.sending)();
+        let seen = seen.max(sending.min(self.limit / 4));
         let heap_now = (self.heap)();
         let resident_now = (self.resident)();
         self.follow_pressure(resident_now);
@@ -472,6 +476,16 @@ mod tests {
         ));
         let only = b.admit(Some(1 << 20));
         assert!(only.is_some(), "nothing else admitted: the request goes in");
+        let b = Arc::new(MemoryBudget::with_probes(
+            48 << 20,
+            || 8 << 20,
+            || 31 << 20,
+            || (24 << 20, 0),
+        ));
+        assert!(
+            b.admit(Some(1 << 20)).is_none(),
+            "a quarter of the limit of the estimate still counts: 31 + 12 MiB > 42 MiB"
+        );
         let b = Arc::new(MemoryBudget::with_probes(
             48 << 20,
             || 8 << 20,

@@ -347,7 +347,8 @@ fn abandon_queue<S: Signal>(
 
 /// [`deliver`] for an exporter still being set up (its destination was unreachable at start):
 /// the queue holds what arrives meanwhile, pushing back when full, and delivery starts once `ready`
-/// yields the exporter. If `abort` comes first, what the queue holds is counted as not delivered.
+/// yields the exporter. If `abort` comes first, what the queue holds is counted as not delivered;
+/// if the queue closes empty (shutdown with nothing for this exporter), there is nothing to wait for.
 pub async fn deliver_once_ready<S: Signal, E: Exporter<S>>(
     name: String,
     ready: impl Future<Output = Arc<E>>,
@@ -357,12 +358,20 @@ pub async fn deliver_once_ready<S: Signal, E: Exporter<S>>(
     abort: impl Future<Output = ()>,
 ) {
     let mut abort = std::pin::pin!(abort);
+    let drained = async {
+        // The queue wakes receivers for items, not for closing while empty: polled, only while
+        // the destination is unreachable.
+        while !queue.is_drained() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
     let exporter = tokio::select! {
         exporter = ready => exporter,
         () = &mut abort => {
             abandon_queue(&name, &queue, &metrics, 0);
             return;
         }
+        () = drained => return,
     };
     deliver(name, exporter, queue, settings, metrics, abort).await;
 }

@@ -345,6 +345,11 @@ impl<T: Weighted> Receiver<T> {
         self.shared.try_pop()
     }
 
+    /// Closed, and nothing queued: nothing will ever arrive.
+    pub fn is_drained(&self) -> bool {
+        self.shared.is_drained()
+    }
+
     /// Waits for a value; `None` once the queue is closed and drained.
     pub async fn recv(&self) -> Option<T> {
         loop {

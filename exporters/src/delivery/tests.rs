@@ -241,6 +241,31 @@ async fn an_exporter_not_ready_by_the_deadline_leaves_its_queue_counted_as_undel
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_exporter_never_ready_with_nothing_queued_does_not_hold_up_shutdown() {
+    let (tx, rx) = bounded::<Batch<Logs>>(limits());
+    let m = DeliveryMetrics::new(&Registry::new(), "r", "logs");
+    drop(tx);
+    let never = std::future::pending::<Arc<Recorder>>();
+    let done = tokio::time::timeout(
+        Duration::from_secs(5),
+        deliver_once_ready(
+            "r".into(),
+            never,
+            rx,
+            settings(),
+            m.clone(),
+            std::future::pending(),
+        ),
+    )
+    .await;
+    assert!(
+        done.is_ok(),
+        "still waiting for an exporter with nothing to deliver"
+    );
+    assert_eq!(m.failed("shutdown_deadline").get(), 0);
+}
+
+#[tokio::test(start_paused = true)]
 async fn an_exporter_ready_late_delivers_what_waited_for_it() {
     let rec = Recorder::new(0, ExportError::retryable("io", "down"));
     let (tx, rx) = bounded(limits());
