@@ -65,6 +65,7 @@ pub async fn start<S: Destinations>(
     let mut deliveries = Vec::new();
     let mut spills: Vec<Arc<dyn weir_pipeline::wal::Lifecycle>> = Vec::new();
     let mut feeders = Vec::new();
+    let share = MemoryShare::of(config);
     for (name, cfg) in exporters {
         let (tx, rx) = bounded::<Batch<S>>(Limits::from(cfg.queue.limits()));
         register_queue(registry, name, signal, tx.stats());
@@ -81,8 +82,8 @@ pub async fn start<S: Destinations>(
             )
             .await?,
         );
-        let mut route = Route::new(tx.clone(), cfg.queue.overflow, name, registry)
-            .with_memory_share(MemoryShare::of(config));
+        let mut route =
+            Route::new(tx.clone(), cfg.queue.overflow, name, registry).with_memory_share(share);
         // A spill log left by an earlier config is fed to the exporter too, whatever its overflow now.
         let spilling = |d: &weir_config::DurableConfig| {
             cfg.queue.overflow == Overflow::Spill || spill::dir(d, name, signal).exists()
@@ -90,7 +91,7 @@ pub async fn start<S: Destinations>(
         if let Some(durable) = config.durable.as_ref().filter(|d| spilling(d)) {
             let max = cfg.queue.spill_max_bytes.0;
             let spill = Spill::<S>::open(durable, name, max, tx.clone(), registry)?;
-            feeders.push(spill.start_feeder(tx, MemoryShare::of(config))?);
+            feeders.push(spill.start_feeder(tx, share)?);
             spills.push(spill.clone());
             route = route.with_spill(spill);
         }
