@@ -137,33 +137,32 @@ impl MemoryBudget {
             .max(self.typical.load(Ordering::Relaxed))
             .min(self.limit);
         // Room the exporters will take again soon counts as taken: filled by requests now, it would
-        // be exceeded at their next attempt, after admission.
-        // The escape hatches (one request at a time, a mostly free heap) count the room the
-        // exporters were seen to take, and of the configuration's estimate at most a quarter of
-        // the limit: the estimate can reach half of it, and a sidecar's small limit would then
-        // refuse every request until it decays. Counting none of it let one request at a time
-        // fill memory behind a hung upstream before its first attempt was seen (RSS 98-111 ->
-        // 120-127 MiB in tests/memory_limit.rs).
+        // be exceeded at their next attempt, after admission. The escape hatches (one request at a
+        // time, a mostly free heap) count the room the exporters were seen to take, and of the
+        // configuration's estimate at most a quarter of the limit: the estimate can reach half of
+        // it, and a sidecar's small limit would then refuse every request until it decays.
+        // Counting none of it let one request at a time fill memory behind a hung upstream before
+        // its first attempt was seen (RSS 98-111 -> 120-127 MiB in tests/memory_limit.rs).
         let (sending, seen) = (self.sending)();
-        let seen = seen.max(sending.min(self.limit / 4));
+        let hatch_sending = seen.max(sending.min(self.limit / 4));
         let heap_now = (self.heap)();
         let resident_now = (self.resident)();
         self.follow_pressure(resident_now);
         let heap = heap_now.saturating_add(sending);
         let resident = resident_now.saturating_add(sending);
-        let heap_seen = heap_now.saturating_add(seen);
-        let resident_seen = resident_now.saturating_add(seen);
+        let hatch_heap = heap_now.saturating_add(hatch_sending);
+        let hatch_resident = resident_now.saturating_add(hatch_sending);
         let mut reserved = self.reserved.load(Ordering::Relaxed);
         loop {
             let fits = heap.saturating_add(reserved).saturating_add(need) <= self.limit
-                || (reserved == 0 && heap_seen < self.limit);
+                || (reserved == 0 && hatch_heap < self.limit);
             // Free pages the allocator keeps count as resident but are reused before it asks the
             // system for more; with the heap this low, refusing would wait for memory that is
             // never given back.
-            let mostly_free = heap_seen.saturating_add(reserved) < self.limit / 4;
+            let mostly_free = hatch_heap.saturating_add(reserved) < self.limit / 4;
             let resident_target = self.limit - self.limit / RESIDENT_HEADROOM;
             let resident_fits = resident.saturating_add(need) <= resident_target
-                || (reserved == 0 && resident_seen < resident_target)
+                || (reserved == 0 && hatch_resident < resident_target)
                 || mostly_free;
             if !fits || !resident_fits {
                 warn_refused(heap, reserved, need, resident, sending, self.limit);
